@@ -1,0 +1,142 @@
+// Package ansibletest runs collection modules through real ansible-playbook on localhost, the way a
+// user's task runs them, and returns the task result as JSON.
+package ansibletest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Result is one task's result as Ansible reports it.
+type Result map[string]any
+
+// Failed reports the task's failed flag.
+func (r Result) Failed() bool { b, _ := r["failed"].(bool); return b }
+
+// Changed reports the task's changed flag.
+func (r Result) Changed() bool { b, _ := r["changed"].(bool); return b }
+
+// Msg is the task's msg.
+func (r Result) Msg() string { s, _ := r["msg"].(string); return s }
+
+// Decode re-decodes the result into a typed struct.
+func (r Result) Decode(t testing.TB, dst any) {
+	t.Helper()
+	b, _ := json.Marshal(r)
+	if err := json.Unmarshal(b, dst); err != nil {
+		t.Fatalf("decode result: %v\n%s", err, b)
+	}
+}
+
+// Opts select Ansible's task modes.
+type Opts struct {
+	Check bool
+	Diff  bool
+	NoLog bool
+	Env   map[string]string // environment for the ansible process (and so the module)
+}
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// Root is the repository root (the directory holding galaxy.yml).
+func Root(t testing.TB) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "galaxy.yml")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("galaxy.yml not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// Install builds the modules and links the checkout as etcdops.etcd once per test binary, and
+// returns the environment that makes Ansible find it.
+func Install(t testing.TB) []string {
+	t.Helper()
+	root := Root(t)
+	buildOnce.Do(func() {
+		out, err := exec.Command("make", "-C", root, "-s", "install").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("make install: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		t.Fatal("ansible-playbook not found: run `make deps` (installs ansible-core)")
+	}
+	return append(os.Environ(),
+		"ANSIBLE_COLLECTIONS_PATH="+filepath.Join(root, "build", "collections"),
+		"ANSIBLE_STDOUT_CALLBACK=ansible.posix.json",
+		"ANSIBLE_LOAD_CALLBACK_PLUGINS=1",
+		"ANSIBLE_NOCOLOR=1",
+		"ANSIBLE_RETRY_FILES_ENABLED=0",
+		"ANSIBLE_LOCALHOST_WARNING=0",
+		"ANSIBLE_INVENTORY_UNPARSED_WARNING=0",
+		"ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3",
+	)
+}
+
+// Module runs `module` (short name, e.g. "etcd_cluster_info") with args on localhost and returns its
+// result. It fails the test only when Ansible itself could not run the task.
+func Module(t testing.TB, module string, args map[string]any, o Opts) Result {
+	t.Helper()
+	env := Install(t)
+	for k, v := range o.Env {
+		env = append(env, k+"="+v)
+	}
+	task := map[string]any{
+		"name":                  "module under test",
+		"etcdops.etcd." + module: args,
+		"ignore_errors":         true,
+		"check_mode":            o.Check,
+		"diff":                  o.Diff,
+		"no_log":                o.NoLog,
+	}
+	play := []map[string]any{{"hosts": "localhost", "gather_facts": false, "connection": "local",
+		"tasks": []any{task}}}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "play.yml")
+	b, _ := json.Marshal(play) // JSON is YAML
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ansible-playbook", "-i", "localhost,", path)
+	cmd.Env = env
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("ansible-playbook: %v", err)
+		}
+	}
+	var report struct {
+		Plays []struct {
+			Tasks []struct {
+				Hosts map[string]Result `json:"hosts"`
+			} `json:"tasks"`
+		} `json:"plays"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil || len(report.Plays) == 0 || len(report.Plays[0].Tasks) == 0 {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("ansible-playbook produced no task result: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+	}
+	return report.Plays[0].Tasks[0].Hosts["localhost"]
+}

@@ -1,0 +1,81 @@
+package etcdconn
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	clientv2 "go.etcd.io/etcd/client/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// V3 connects a v3 client to all endpoints. It fails (explained) when no endpoint answers within
+// dial_timeout. The caller closes it.
+func (o *Options) V3() (*clientv3.Client, error) {
+	return o.v3(o.Endpoints)
+}
+
+// V3Single connects to one endpoint only, for per-member questions (status, health).
+func (o *Options) V3Single(endpoint string) (*clientv3.Client, error) {
+	return o.v3([]string{endpoint})
+}
+
+func (o *Options) v3(endpoints []string) (*clientv3.Client, error) {
+	tlsCfg, err := o.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: o.DialTimeout,
+		TLS:         tlsCfg,
+		Username:    o.User,
+		Password:    o.Password,
+		// The gRPC default of 4 MiB is below what a 1.5 MiB-value txn batch or a large range needs.
+		MaxCallRecvMsgSize: 64 << 20,
+		MaxCallSendMsgSize: 64 << 20,
+		// Module stdout must hold only the result JSON; the client's zap logs would corrupt it.
+		Logger:           zap.NewNop(),
+		AutoSyncInterval: 0,
+	})
+	if err != nil {
+		return nil, o.Explain(strings.Join(endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// Ctx returns a context bounded by command_timeout.
+func (o *Options) Ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, o.CommandTimeout)
+}
+
+// V2 returns a v2 API client (etcd 3.4/3.5 with --enable-v2). It does not sync the member list, so
+// it talks only to the endpoints given.
+func (o *Options) V2() (clientv2.Client, error) {
+	tlsCfg, err := o.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: o.DialTimeout,
+		TLSClientConfig:     tlsCfg,
+		MaxIdleConnsPerHost: 64,
+	}
+	cli, err := clientv2.New(clientv2.Config{
+		Endpoints:               o.Endpoints,
+		Transport:               tr,
+		Username:                o.User,
+		Password:                o.Password,
+		HeaderTimeoutPerRequest: o.CommandTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("v2 client: %w", err)
+	}
+	return cli, nil
+}
