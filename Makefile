@@ -60,6 +60,7 @@ test: deps install lint unit modtest $(EXTRA_TEST_TARGETS)
 	@echo "make test: all layers passed"
 
 clean:
-	rm -rf build plugins/modules/etcd_*[!.yml]
+	rm -rf build
+	find plugins/modules -type f ! -name '*.yml' -delete
 
 -include mk/*.mk
