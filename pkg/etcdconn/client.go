@@ -11,6 +11,7 @@ import (
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // V3 connects a v3 client to all endpoints. It fails (explained) when no endpoint answers within
@@ -41,6 +42,11 @@ func (o *Options) v3(endpoints []string) (*clientv3.Client, error) {
 		// Module stdout must hold only the result JSON; the client's zap logs would corrupt it.
 		Logger:           zap.NewNop(),
 		AutoSyncInterval: 0,
+		// Without a blocking dial the client connects lazily and an unreachable endpoint or a TLS
+		// mismatch surfaces only as "context deadline exceeded" after command_timeout; blocking
+		// with the last connection error makes New fail within dial_timeout with the real cause
+		// (connection refused, unknown authority, ...), which Explain can turn into a fix.
+		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithReturnConnectionError()},
 	})
 	if err != nil {
 		return nil, o.Explain(strings.Join(endpoints, ","), err)
