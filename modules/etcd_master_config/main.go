@@ -1,0 +1,23 @@
+// etcd_master_config switches an OpenShift 3.x master-config.yaml between the etcd2 and etcd3 storage
+// backends, keeping its comments and order, and reports the token/lease lifetimes it configures.
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/masterconfig"
+	"github.com/etcdops/etcd/pkg/module"
+)
+
+type params struct {
+	Path           string `arg:"path" default:"/etc/origin/master/master-config.yaml"`
+	StorageBackend string `arg:"storage_backend" choices:"etcd3,etcd2"`
+}
+
+func main() {
+	var p params
+	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
+		return masterconfig.Ensure(t, masterconfig.Spec{Path: p.Path, StorageBackend: p.StorageBackend, Now: time.Now()})
+	})
+}

@@ -1,0 +1,234 @@
+// Package masterconfig reads and edits an OpenShift 3.x master-config.yaml as a yaml.v3 node tree, so
+// the file keeps its comments, key order and quoting: the migration only touches the two
+// apiServerArguments that select the API server's storage backend.
+package masterconfig
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The apiServerArguments that switch an OpenShift 3.6/3.7 API server to etcd3 (seed 001, 7.4 step 4).
+const (
+	StorageBackendArg = "storage-backend"
+	MediaTypeArg      = "storage-media-type"
+	Etcd3Backend      = "etcd3"
+	ProtobufMediaType = "application/vnd.kubernetes.protobuf"
+)
+
+// TokenTTLs are the lifetimes the master configures for keys that carried a v2 TTL; nil when the file
+// does not set them (the caller falls back to OpenShift's defaults).
+type TokenTTLs struct {
+	AccessTokenMaxAgeSeconds    *int64 `json:"access_token_max_age_seconds"`
+	AuthorizeTokenMaxAgeSeconds *int64 `json:"authorize_token_max_age_seconds"`
+	ControllerLeaseTTL          *int64 `json:"controller_lease_ttl"`
+}
+
+// Config is a parsed master-config.yaml.
+type Config struct {
+	Path string
+	doc  yaml.Node
+	mode os.FileMode
+}
+
+// Load parses path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{Path: path, mode: st.Mode().Perm()}
+	if err := yaml.Unmarshal(data, &c.doc); err != nil {
+		return nil, fmt.Errorf("%s is not YAML: %v", path, err)
+	}
+	if c.root() == nil {
+		return nil, fmt.Errorf("%s does not hold a YAML mapping (is it a master-config.yaml?)", path)
+	}
+	return c, nil
+}
+
+func (c *Config) root() *yaml.Node {
+	if c.doc.Kind != yaml.DocumentNode || len(c.doc.Content) == 0 || c.doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	return c.doc.Content[0]
+}
+
+// StorageBackend returns the configured storage-backend ("" when unset, which OpenShift 3.6/3.7 reads
+// as etcd2).
+func (c *Config) StorageBackend() string {
+	args := lookup(c.root(), "kubernetesMasterConfig", "apiServerArguments")
+	v := lookup(args, StorageBackendArg)
+	if v == nil {
+		return ""
+	}
+	if v.Kind == yaml.SequenceNode && len(v.Content) > 0 {
+		return v.Content[0].Value
+	}
+	return v.Value
+}
+
+// TTLs reads the token and lease lifetimes.
+func (c *Config) TTLs() (TokenTTLs, error) {
+	var t TokenTTLs
+	var err error
+	tokens := lookup(c.root(), "oauthConfig", "tokenConfig")
+	if t.AccessTokenMaxAgeSeconds, err = intAt(tokens, "accessTokenMaxAgeSeconds"); err != nil {
+		return t, err
+	}
+	if t.AuthorizeTokenMaxAgeSeconds, err = intAt(tokens, "authorizeTokenMaxAgeSeconds"); err != nil {
+		return t, err
+	}
+	t.ControllerLeaseTTL, err = intAt(c.root(), "controllerLeaseTTL")
+	return t, err
+}
+
+// SetEtcd3 sets storage-backend: [etcd3] and storage-media-type: [protobuf]; it reports whether the
+// tree changed.
+func (c *Config) SetEtcd3() bool {
+	args := ensureMap(ensureMap(c.root(), "kubernetesMasterConfig"), "apiServerArguments")
+	a := setList(args, StorageBackendArg, Etcd3Backend)
+	b := setList(args, MediaTypeArg, ProtobufMediaType)
+	return a || b
+}
+
+// UnsetEtcd3 removes both arguments (the documented rollback, seed 001 7.5 step 2); it reports whether
+// the tree changed.
+func (c *Config) UnsetEtcd3() bool {
+	args := lookup(c.root(), "kubernetesMasterConfig", "apiServerArguments")
+	a := remove(args, StorageBackendArg)
+	b := remove(args, MediaTypeArg)
+	return a || b
+}
+
+// Bytes renders the tree with the indentation OpenShift's installer writes (two spaces).
+func (c *Config) Bytes() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&c.doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Save writes the tree back atomically (temp file + rename, same mode), after copying the current file
+// to PATH.YYYYMMDDTHHMMSS; it returns the backup's path.
+func (c *Config) Save(now time.Time) (string, error) {
+	out, err := c.Bytes()
+	if err != nil {
+		return "", err
+	}
+	backup := c.Path + "." + now.UTC().Format("20060102T150405Z")
+	old, err := os.ReadFile(c.Path)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(backup, old, c.mode); err != nil {
+		return "", fmt.Errorf("backup %s: %v", backup, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(c.Path), ".master-config-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(out); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Chmod(c.mode); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	return backup, os.Rename(tmp.Name(), c.Path)
+}
+
+// lookup follows mapping keys; nil when any is missing or not a mapping.
+func lookup(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+// ensureMap returns the mapping under key, appending an empty one when the key is missing or null.
+func ensureMap(n *yaml.Node, key string) *yaml.Node {
+	if v := lookup(n, key); v != nil {
+		if v.Kind == yaml.MappingNode {
+			return v
+		}
+		if v.Tag == "!!null" || (v.Kind == yaml.ScalarNode && v.Value == "") {
+			*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			return v
+		}
+	}
+	v := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+	return v
+}
+
+// setList makes key a one-element list holding value, keeping the key's position and comments.
+func setList(n *yaml.Node, key, value string) bool {
+	if v := lookup(n, key); v != nil {
+		if v.Kind == yaml.SequenceNode && len(v.Content) == 1 && v.Content[0].Value == value {
+			return false
+		}
+		*v = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", HeadComment: v.HeadComment, LineComment: v.LineComment,
+			Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}}}
+		return true
+	}
+	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
+		&yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}}})
+	return true
+}
+
+func remove(n *yaml.Node, key string) bool {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content = append(n.Content[:i], n.Content[i+2:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func intAt(n *yaml.Node, key string) (*int64, error) {
+	v := lookup(n, key)
+	if v == nil || v.Tag == "!!null" {
+		return nil, nil
+	}
+	i, err := strconv.ParseInt(v.Value, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %q is not a whole number of seconds (line %d)", key, v.Value, v.Line)
+	}
+	return &i, nil
+}

@@ -1,0 +1,122 @@
+package masterconfig
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/module"
+)
+
+const sample = `# OpenShift master configuration (managed by openshift-ansible)
+apiVersion: v1
+controllerLeaseTTL: 30
+kind: MasterConfig
+kubernetesMasterConfig:
+  # keep: API server flags
+  apiServerArguments:
+    event-ttl:
+    - "1h" # events live an hour
+  masterCount: 3
+oauthConfig:
+  tokenConfig:
+    accessTokenMaxAgeSeconds: 86400
+    authorizeTokenMaxAgeSeconds: 500
+`
+
+func write(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "master-config.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSwitchKeepsCommentsAndOrderAndBacksUp(t *testing.T) {
+	p := write(t, sample)
+	task := &module.Task{}
+	r, err := Ensure(task, Spec{Path: p, StorageBackend: "etcd3", Now: time.Unix(0, 0)})
+	if err != nil || !task.IsChanged() {
+		t.Fatalf("changed=%v err=%v", task.IsChanged(), err)
+	}
+	got, _ := os.ReadFile(p)
+	// yaml.v3 re-indents block sequences by two spaces; everything else keeps its text and place.
+	want := strings.Replace(sample, "    - \"1h\" # events live an hour\n",
+		"      - \"1h\" # events live an hour\n    storage-backend:\n      - etcd3\n    storage-media-type:\n      - application/vnd.kubernetes.protobuf\n", 1)
+	if string(got) != want {
+		t.Fatalf("file after switch:\n%s\nwant:\n%s", got, want)
+	}
+	old, err := os.ReadFile(r.BackupFile)
+	if err != nil || string(old) != sample {
+		t.Fatalf("backup %s: %v\n%s", r.BackupFile, err, old)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode changed to %v", st.Mode().Perm())
+	}
+	if r.PreviousStorageBackend != "etcd2" || r.StorageBackend != "etcd3" {
+		t.Fatalf("backends: %+v", r)
+	}
+	if *r.TTLs.AccessTokenMaxAgeSeconds != 86400 || *r.TTLs.AuthorizeTokenMaxAgeSeconds != 500 || *r.TTLs.ControllerLeaseTTL != 30 {
+		t.Fatalf("ttls: %+v", r.TTLs)
+	}
+}
+
+func TestSecondSwitchChangesNothing(t *testing.T) {
+	p := write(t, sample)
+	if _, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd3", Now: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(p)
+	task := &module.Task{}
+	r, err := Ensure(task, Spec{Path: p, StorageBackend: "etcd3", Now: time.Unix(1, 0)})
+	after, _ := os.ReadFile(p)
+	if err != nil || task.IsChanged() || r.BackupFile != "" || string(before) != string(after) {
+		t.Fatalf("second run: changed=%v backup=%q err=%v", task.IsChanged(), r.BackupFile, err)
+	}
+}
+
+func TestRevertRestoresOriginalText(t *testing.T) {
+	p := write(t, sample)
+	if _, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd3", Now: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd2", Now: time.Unix(1, 0)})
+	got, _ := os.ReadFile(p)
+	want := strings.Replace(sample, "    - \"1h\"", "      - \"1h\"", 1)
+	if err != nil || string(got) != want || r.StorageBackend != "etcd2" {
+		t.Fatalf("revert: %v\n%s", err, got)
+	}
+}
+
+func TestCheckModeWritesNothing(t *testing.T) {
+	p := write(t, sample)
+	task := &module.Task{CheckMode: true}
+	r, err := Ensure(task, Spec{Path: p, StorageBackend: "etcd3", Now: time.Unix(0, 0)})
+	got, _ := os.ReadFile(p)
+	if err != nil || !task.IsChanged() || string(got) != sample || r.BackupFile != "" {
+		t.Fatalf("check mode: changed=%v err=%v", task.IsChanged(), err)
+	}
+}
+
+func TestMissingFileReadOnlyIsFineButSwitchNamesPath(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "absent.yaml")
+	if r, err := Ensure(&module.Task{}, Spec{Path: p}); err != nil || r.Exists {
+		t.Fatalf("read: %+v %v", r, err)
+	}
+	_, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd3"})
+	if err == nil || !strings.Contains(err.Error(), "parameter path") {
+		t.Fatalf("switch on missing file: %v", err)
+	}
+}
+
+func TestBadTTLNamesKeyAndChangesNothing(t *testing.T) {
+	p := write(t, strings.Replace(sample, "controllerLeaseTTL: 30", "controllerLeaseTTL: soon", 1))
+	_, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd3"})
+	got, _ := os.ReadFile(p)
+	if err == nil || !strings.Contains(err.Error(), "controllerLeaseTTL") || strings.Contains(string(got), "etcd3") {
+		t.Fatalf("err=%v", err)
+	}
+}
