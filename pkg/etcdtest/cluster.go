@@ -57,6 +57,9 @@ type Options struct {
 	Bin string
 	// EnableV2 turns on the v2 API (default on; needs etcd ≤ 3.5).
 	DisableV2 bool
+	// Extra is added to every member's configuration (etcd flag names without the leading --, e.g.
+	// "strict-reconfig-check": "false").
+	Extra map[string]string
 }
 
 // Binary returns the etcd binary tests should run as processes, or "" for embedded servers.
@@ -101,6 +104,9 @@ func NewCluster(t testing.TB, n int, opts ...Options) *Cluster {
 		m.InitialCluster = strings.Join(ic, ",")
 		if o.DisableV2 {
 			m.Extra["enable-v2"] = "false"
+		}
+		for k, v := range o.Extra {
+			m.Extra[k] = v
 		}
 	}
 	t.Cleanup(c.Close)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,7 +44,36 @@ func (c *Cluster) flags(m *Member) map[string]string {
 	for k, v := range m.Extra {
 		f[k] = v
 	}
+	// etcd 3.6 removed the v2 API and its flag: passing --enable-v2 at all (even false) is an error.
+	if c.bin != "" && !hasV2Flag(c.bin) {
+		delete(f, "enable-v2")
+	}
 	return f
+}
+
+var (
+	v2FlagMu    sync.Mutex
+	v2FlagCache = map[string]bool{}
+)
+
+// hasV2Flag reports whether an etcd binary still knows --enable-v2 (3.4, 3.5; not 3.6+), from its
+// --version output, once per binary.
+func hasV2Flag(bin string) bool {
+	v2FlagMu.Lock()
+	defer v2FlagMu.Unlock()
+	if has, ok := v2FlagCache[bin]; ok {
+		return has
+	}
+	out, _ := exec.Command(bin, "--version").Output()
+	var major, minor int
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "etcd Version: "); ok {
+			fmt.Sscanf(v, "%d.%d", &major, &minor)
+		}
+	}
+	has := major < 3 || (major == 3 && minor < 6)
+	v2FlagCache[bin] = has
+	return has
 }
 
 type processRunner struct {
