@@ -1,0 +1,375 @@
+// Package backup takes and restores the pre-migration backup of one etcd member: a v3 snapshot read
+// through the client (a consistent copy of the v3 store) and a copy of the member's data directory
+// (the only place the v2 store and the member's identity live, and what a rollback puts back).
+// Both are verified before the backup counts: the snapshot's trailing SHA-256 and bolt integrity, the
+// copy's SHA-256 per file against the source read again after copying. A MANIFEST.json records the
+// hashes so a later run (or the rollback) can check the backup without trusting a previous process.
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/etcdconn"
+	"github.com/etcdops/etcd/pkg/module"
+	"go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.uber.org/zap"
+)
+
+const (
+	manifestName = "MANIFEST.json"
+	snapshotName = "snapshot.db"
+	memberDir    = "member"
+	copyAttempts = 3
+)
+
+// Spec is one member's backup request.
+type Spec struct {
+	Conn etcdconn.Options
+	// DataDir holds the member's "member" directory (OpenShift 3.x: /var/lib/etcd).
+	DataDir string
+	// Dir is the backup root; the backup is Dir/Name (0700, files 0600).
+	Dir  string
+	Name string
+	// Snapshot and CopyDataDir select the two parts; both default to on.
+	Snapshot    bool
+	CopyDataDir bool
+	Timeout     time.Duration
+	Now         time.Time
+}
+
+// Manifest describes a verified backup.
+type Manifest struct {
+	Created          string            `json:"created"`
+	Endpoint         string            `json:"endpoint,omitempty"`
+	DataDir          string            `json:"data_dir"`
+	SnapshotRevision int64             `json:"snapshot_revision"`
+	SnapshotKeys     int               `json:"snapshot_keys"`
+	V2Snapshots      []string          `json:"v2_snapshots"`
+	Files            map[string]string `json:"files"` // relative path → sha256
+	Bytes            int64             `json:"bytes"`
+}
+
+// Result is what etcd_backup returns.
+type Result struct {
+	Path     string   `json:"path"`
+	Verified bool     `json:"verified"`
+	Manifest Manifest `json:"manifest"`
+	Actions  []string `json:"actions"`
+}
+
+// Take makes (or, when Dir/Name already holds a backup whose files match its manifest, keeps) the
+// backup. A partial directory from an interrupted run is moved aside, never reused or deleted.
+func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
+	path := filepath.Join(s.Dir, s.Name)
+	r := Result{Path: path}
+	if m, err := Verify(path); err == nil {
+		r.Verified, r.Manifest = true, m
+		r.Actions = append(r.Actions, "kept the verified backup "+path)
+		return r, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		r.Actions = append(r.Actions, fmt.Sprintf("moved aside the unverifiable %s (%v)", path, err))
+		if !t.CheckMode {
+			if err := os.Rename(path, path+".incomplete-"+stamp(s.Now)); err != nil {
+				return r, err
+			}
+		}
+	}
+	src := filepath.Join(s.DataDir, memberDir)
+	if s.CopyDataDir {
+		if _, err := os.Stat(filepath.Join(src, "wal")); err != nil {
+			return r, &module.ParamError{Param: "data_dir", Msg: fmt.Sprintf("%s holds no etcd member (no %s/wal); "+
+				"set data_dir to the member's data directory (OpenShift 3.x: /var/lib/etcd)", s.DataDir, memberDir)}
+		}
+		if err := checkSpace(s.Dir, src); err != nil {
+			return r, err
+		}
+	}
+	t.Changed()
+	if t.CheckMode {
+		r.Actions = append(r.Actions, "would back up into "+path)
+		return r, nil
+	}
+	tmp := path + ".partial-" + stamp(s.Now)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return r, err
+	}
+	m := Manifest{Created: s.Now.UTC().Format(time.RFC3339), DataDir: s.DataDir, Files: map[string]string{}}
+	if s.Snapshot {
+		if err := saveSnapshot(ctx, s, filepath.Join(tmp, snapshotName), &m); err != nil {
+			return r, fmt.Errorf("v3 snapshot: %w (the partial backup stays in %s)", err, tmp)
+		}
+		r.Actions = append(r.Actions, fmt.Sprintf("saved and verified a v3 snapshot at revision %d (%d keys)", m.SnapshotRevision, m.SnapshotKeys))
+	}
+	if s.CopyDataDir {
+		if err := copyVerified(src, filepath.Join(tmp, memberDir), &m); err != nil {
+			return r, fmt.Errorf("data dir copy: %w (the partial backup stays in %s)", err, tmp)
+		}
+		r.Actions = append(r.Actions, fmt.Sprintf("copied and verified %s (%d files, %d bytes)", src, len(m.Files), m.Bytes))
+	}
+	if err := writeManifest(tmp, m); err != nil {
+		return r, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return r, err
+	}
+	r.Verified, r.Manifest = true, m
+	return r, nil
+}
+
+// Verify checks every file of a backup against its manifest and returns the manifest.
+func Verify(path string) (Manifest, error) {
+	var m Manifest
+	b, err := os.ReadFile(filepath.Join(path, manifestName))
+	if err != nil {
+		if _, dirErr := os.Stat(path); errors.Is(dirErr, fs.ErrNotExist) {
+			return m, dirErr
+		}
+		return m, fmt.Errorf("no manifest: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("manifest: %w", err)
+	}
+	for rel, want := range m.Files {
+		got, _, err := hashFile(filepath.Join(path, rel))
+		if err != nil {
+			return m, err
+		}
+		if got != want {
+			return m, fmt.Errorf("%s does not match its recorded SHA-256", rel)
+		}
+	}
+	return m, nil
+}
+
+func saveSnapshot(ctx context.Context, s Spec, dst string, m *Manifest) error {
+	cli, err := s.Conn.V3()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	m.Endpoint = s.Conn.Endpoints[0]
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	rc, err := cli.Snapshot(ctx)
+	if err != nil {
+		return s.Conn.Explain(m.Endpoint, err)
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return s.Conn.Explain(m.Endpoint, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := checkSnapshotHash(dst); err != nil {
+		return err
+	}
+	st, err := snapshot.NewV3(zap.NewNop()).Status(dst)
+	if err != nil {
+		return fmt.Errorf("the snapshot does not open as an etcd database: %w", err)
+	}
+	m.SnapshotRevision, m.SnapshotKeys = st.Revision, st.TotalKey
+	sum, _, err := hashFile(dst)
+	m.Files[snapshotName] = sum
+	return err
+}
+
+// checkSnapshotHash verifies the SHA-256 etcd appends to a snapshot stream (the bolt file is a
+// multiple of 512 bytes; the 32 bytes after it are the hash of what precedes them).
+func checkSnapshotHash(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size()%512 != sha256.Size {
+		return fmt.Errorf("%s carries no trailing SHA-256 (size %d); the stream was cut short", path, st.Size())
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, st.Size()-sha256.Size); err != nil {
+		return err
+	}
+	want := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(f, want); err != nil {
+		return err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != hex.EncodeToString(want) {
+		return fmt.Errorf("%s: SHA-256 mismatch; the snapshot is corrupt", path)
+	}
+	return nil
+}
+
+// copyVerified copies src to dst and checks every copied file against the source hashed again after
+// the copy; a source that changed in between (a live writer) is copied again, up to copyAttempts.
+func copyVerified(src, dst string, m *Manifest) error {
+	var lastErr error
+	for attempt := 0; attempt < copyAttempts; attempt++ {
+		if attempt > 0 {
+			if err := os.RemoveAll(dst); err != nil { // our own partial copy, never user data
+				return err
+			}
+		}
+		files, bytes, err := copyTree(src, dst)
+		if err != nil {
+			return err
+		}
+		lastErr = nil
+		for rel, sum := range files {
+			again, _, err := hashFile(filepath.Join(src, rel))
+			if err != nil || again != sum {
+				lastErr = fmt.Errorf("%s changed while it was copied; stop the clients writing to etcd "+
+					"(the consumers) before the backup", filepath.Join(src, rel))
+				break
+			}
+		}
+		if lastErr == nil {
+			for rel, sum := range files {
+				m.Files[filepath.Join(memberDir, rel)] = sum
+				if strings.HasPrefix(rel, "snap/") && strings.HasSuffix(rel, ".snap") {
+					m.V2Snapshots = append(m.V2Snapshots, filepath.Base(rel))
+				}
+			}
+			sort.Strings(m.V2Snapshots)
+			m.Bytes += bytes
+			return nil
+		}
+	}
+	return lastErr
+}
+
+// copyTree copies regular files (0600) and directories (0700), returning each file's SHA-256 as
+// written. Sockets, lock files of other tools and the like do not occur in a member dir.
+func copyTree(src, dst string) (map[string]string, int64, error) {
+	files := map[string]string{}
+	var total int64
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		sum, n, err := copyFile(p, out)
+		if err != nil {
+			return err
+		}
+		files[rel] = sum
+		total += n
+		return nil
+	})
+	return files, total, err
+}
+
+func copyFile(src, dst string) (string, int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cErr := out.Close(); err == nil {
+		err = cErr
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+func hashFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+func writeManifest(dir string, m Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, manifestName), b, 0o600)
+}
+
+// checkSpace wants twice the member dir free where the backups go (the copy, plus room for the
+// snapshot and for the migrated data dir growing).
+func checkSpace(dir, src string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return &module.ParamError{Param: "backup_dir", Msg: fmt.Sprintf("cannot create %s: %v", dir, err)}
+	}
+	need, err := DirSize(src)
+	if err != nil {
+		return err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return err
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if free < 2*need {
+		return fmt.Errorf("%s has %d MiB free, the backup needs at least %d MiB (2× %s); free space or set backup_dir "+
+			"to a larger filesystem", dir, free>>20, (2*need)>>20, src)
+	}
+	return nil
+}
+
+// DirSize sums the sizes of the regular files under dir.
+func DirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
