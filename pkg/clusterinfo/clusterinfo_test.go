@@ -1,0 +1,166 @@
+package clusterinfo
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/etcdtest"
+	clientv2 "go.etcd.io/etcd/client/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// One 3-member TLS cluster with client-cert auth: facts while all members run, then with one
+// stopped (reported, not fatal).
+func TestGatherThreeMembers(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	ctx := context.Background()
+	o := c.ConnOptions()
+
+	t.Run("empty v2 keyspace", func(t *testing.T) {
+		info, err := Gather(ctx, &o, Spec{V2: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v2 := info.V2; !v2.Enabled || v2.HasData || len(v2.TopLevelDirs) != 0 || v2.Error != "" {
+			t.Fatalf("fresh cluster v2 = %+v, want enabled and empty", v2)
+		}
+		if info.V3 != nil {
+			t.Fatalf("v3 counts without v3_prefixes: %+v", info.V3)
+		}
+	})
+
+	cli := c.Client(t)
+	var last *clientv3.PutResponse
+	for _, k := range []string{"/kubernetes.io/pods/p0", "/kubernetes.io/pods/p1", "/kubernetes.io/pods/p2",
+		"/openshift.io/images/i0", "/other"} {
+		var err error
+		if last, err = cli.Put(ctx, k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v2cli, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kapi := clientv2.NewKeysAPI(v2cli)
+	for _, k := range []string{"/kubernetes.io/minions/n1", "/openshift.io/users/u1"} {
+		if _, err := kapi.Set(ctx, k, "v", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := kapi.Set(ctx, "/flag", "1", nil); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("all members up", func(t *testing.T) {
+		info, err := Gather(ctx, &o, Spec{V2: true, V3Prefixes: []string{"/kubernetes.io/", "/openshift.io/", "/none/"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.ClusterID != HexID(list.Header.ClusterId) {
+			t.Errorf("cluster_id %s, want %x", info.ClusterID, list.Header.ClusterId)
+		}
+		if len(info.Members) != 3 {
+			t.Fatalf("members: %+v", info.Members)
+		}
+		names := map[string]string{}
+		for _, m := range list.Members {
+			names[HexID(m.ID)] = m.Name
+		}
+		for _, m := range info.Members {
+			if names[m.ID] != m.Name || !m.Started || m.IsLearner || len(m.ClientURLs) != 1 || len(m.PeerURLs) != 1 {
+				t.Errorf("member %+v does not match the member list %v", m, names)
+			}
+		}
+		if !info.AllHealthy || len(info.EndpointStatus) != 3 {
+			t.Fatalf("endpoint status: %+v", info.EndpointStatus)
+		}
+		leaders := 0
+		for _, st := range info.EndpointStatus {
+			if !st.Reachable || !st.Healthy || st.Error != "" || st.Version == "" || st.DBSize <= 0 ||
+				st.RaftIndex == 0 || st.RaftAppliedIndex == 0 || st.RaftTerm == 0 || st.Leader != info.Leader {
+				t.Errorf("status %+v (cluster leader %s)", st, info.Leader)
+			}
+			if names[st.MemberID] == "" {
+				t.Errorf("status member id %s is not in the member list", st.MemberID)
+			}
+			if st.IsLeader {
+				leaders++
+			}
+		}
+		if leaders != 1 || info.LeaderName != names[info.Leader] {
+			t.Errorf("%d endpoints claim leadership; leader %s (%s)", leaders, info.Leader, info.LeaderName)
+		}
+		if len(info.Alarms) != 0 {
+			t.Errorf("alarms: %+v", info.Alarms)
+		}
+		want := map[string]int64{"/kubernetes.io/": 3, "/openshift.io/": 1, "/none/": 0}
+		for p, n := range want {
+			if info.V3.KeyCounts[p] != n {
+				t.Errorf("key count %s = %d, want %d", p, info.V3.KeyCounts[p], n)
+			}
+		}
+		if info.V3.Revision != last.Header.Revision || info.V3.TotalKeys != 5 {
+			t.Errorf("v3 = %+v, want revision %d and 5 keys", info.V3, last.Header.Revision)
+		}
+		v2 := info.V2
+		if !v2.HasData || strings.Join(v2.TopLevelDirs, ",") != "/kubernetes.io,/openshift.io" ||
+			strings.Join(v2.TopLevelKeys, ",") != "/flag" || v2.Index == 0 {
+			t.Errorf("v2 = %+v", v2)
+		}
+	})
+
+	t.Run("one member stopped", func(t *testing.T) {
+		c.Stop(c.Members[2])
+		o := o
+		o.DialTimeout = time.Second
+		info, err := Gather(ctx, &o, Spec{V3Prefixes: []string{"/kubernetes.io/"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AllHealthy || len(info.Members) != 3 || info.V3.KeyCounts["/kubernetes.io/"] != 3 {
+			t.Fatalf("info: %+v", info)
+		}
+		for i, st := range info.EndpointStatus {
+			if i == 2 {
+				if st.Reachable || st.Healthy || !strings.Contains(st.Error, "nothing listens there") {
+					t.Errorf("stopped member: %+v", st)
+				}
+				continue
+			}
+			if !st.Healthy || st.Leader == "" {
+				t.Errorf("running member: %+v", st)
+			}
+		}
+	})
+
+	t.Run("no endpoint answers", func(t *testing.T) {
+		o := o
+		o.DialTimeout = time.Second
+		o.Endpoints = c.Endpoints(c.Members[2])
+		_, err := Gather(ctx, &o, Spec{})
+		if err == nil || !strings.Contains(err.Error(), "no etcd endpoint answered") ||
+			!strings.Contains(err.Error(), c.Members[2].ClientURL) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// A cluster without the v2 API: v2 facts say so instead of claiming the keyspace is empty.
+func TestGatherV2Disabled(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1, etcdtest.Options{DisableV2: true})
+	o := c.ConnOptions()
+	info, err := Gather(context.Background(), &o, Spec{V2: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2 := info.V2; v2.Enabled || v2.HasData || !strings.Contains(v2.Error, "--enable-v2") {
+		t.Fatalf("v2 = %+v", v2)
+	}
+}

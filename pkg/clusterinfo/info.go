@@ -1,0 +1,154 @@
+package clusterinfo
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/etcdops/etcd/pkg/etcdconn"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Spec says what to gather besides members, statuses and alarms.
+type Spec struct {
+	// V3Prefixes are counted (count only, no values read), all at one store revision.
+	V3Prefixes []string
+	// V2 asks the v2 API whether the v2 keyspace holds data and which top-level nodes it has.
+	V2 bool
+}
+
+// Info is the module result. Its keys are the interface other roles rely on (the migration's
+// preflight reads v2.has_data, v3.key_counts, v3.revision and endpoint_status[].healthy).
+type Info struct {
+	ClusterID      string           `json:"cluster_id"`
+	Leader         string           `json:"leader"` // hex id; "" when no endpoint knows a leader
+	LeaderName     string           `json:"leader_name"`
+	Members        []Member         `json:"members"`
+	EndpointStatus []EndpointStatus `json:"endpoint_status"`
+	// AllHealthy is true when every given endpoint passed the health read.
+	AllHealthy bool    `json:"all_healthy"`
+	Alarms     []Alarm `json:"alarms"`
+	V3         *V3Keys `json:"v3,omitempty"`
+	V2         *V2Info `json:"v2,omitempty"`
+}
+
+// Alarm is one raised alarm (`etcdctl alarm list`).
+type Alarm struct {
+	MemberID string `json:"member_id"`
+	Alarm    string `json:"alarm"` // NOSPACE, CORRUPT
+}
+
+// V3Keys holds key counts per prefix, all read at Revision.
+type V3Keys struct {
+	Revision  int64            `json:"revision"`
+	TotalKeys int64            `json:"total_keys"`
+	KeyCounts map[string]int64 `json:"key_counts"`
+}
+
+// Gather reads the cluster through the given endpoints. An endpoint that does not answer is
+// reported in EndpointStatus; Gather fails only when none answers.
+func Gather(ctx context.Context, o *etcdconn.Options, s Spec) (*Info, error) {
+	prober := NewProber(o)
+	defer prober.Close()
+	statuses := prober.ProbeAll(ctx, o.Endpoints, true)
+	var reachable []string
+	var failures []string
+	for _, st := range statuses {
+		if st.Reachable {
+			reachable = append(reachable, st.Endpoint)
+		} else {
+			failures = append(failures, st.Error)
+		}
+	}
+	if len(reachable) == 0 {
+		return nil, fmt.Errorf("no etcd endpoint answered: %s", strings.Join(failures, "; "))
+	}
+
+	// Cluster-wide questions go through the endpoints that answered, so a dead one costs no
+	// second dial_timeout.
+	cluster := *o
+	cluster.Endpoints = reachable
+	cli, err := cluster.V3()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+
+	info := &Info{EndpointStatus: statuses, Alarms: []Alarm{}, AllHealthy: true}
+	for _, st := range statuses {
+		info.AllHealthy = info.AllHealthy && st.Healthy
+	}
+	rctx, cancel := o.Ctx(ctx)
+	defer cancel()
+	if info.Members, info.ClusterID, err = Members(rctx, cli); err != nil {
+		return nil, o.Explain(strings.Join(reachable, ","), fmt.Errorf("member list: %w", err))
+	}
+	info.Leader = leaderOf(statuses)
+	for _, m := range info.Members {
+		if m.ID == info.Leader {
+			info.LeaderName = m.Name
+		}
+	}
+	if info.Alarms, err = alarms(rctx, cli); err != nil {
+		return nil, o.Explain(strings.Join(reachable, ","), fmt.Errorf("alarm list: %w", err))
+	}
+	if len(s.V3Prefixes) > 0 {
+		if info.V3, err = countKeys(rctx, cli, s.V3Prefixes); err != nil {
+			return nil, o.Explain(strings.Join(reachable, ","), fmt.Errorf("v3 key counts: %w", err))
+		}
+	}
+	if s.V2 {
+		if info.V2, err = gatherV2(ctx, &cluster); err != nil {
+			return nil, err
+		}
+	}
+	return info, nil
+}
+
+// leaderOf returns the leader known at the highest raft term: after an election a member that
+// has not heard of it yet still reports the old leader at the old term.
+func leaderOf(statuses []EndpointStatus) string {
+	var leader string
+	var term uint64
+	for _, st := range statuses {
+		if st.Reachable && st.Leader != "" && st.RaftTerm >= term {
+			leader, term = st.Leader, st.RaftTerm
+		}
+	}
+	return leader
+}
+
+func alarms(ctx context.Context, cli *clientv3.Client) ([]Alarm, error) {
+	resp, err := cli.AlarmList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Alarm{}
+	for _, a := range resp.Alarms {
+		out = append(out, Alarm{MemberID: HexID(a.MemberID), Alarm: pb.AlarmType_name[int32(a.Alarm)]})
+	}
+	return out, nil
+}
+
+// countKeys counts keys per prefix. The first request (all keys) fixes the revision; the prefixes
+// are counted at that same revision, so the counts form one consistent picture even while
+// something writes.
+func countKeys(ctx context.Context, cli *clientv3.Client, prefixes []string) (*V3Keys, error) {
+	all, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := &V3Keys{Revision: all.Header.Revision, TotalKeys: all.Count, KeyCounts: map[string]int64{}}
+	sorted := append([]string(nil), prefixes...)
+	sort.Strings(sorted)
+	for _, p := range sorted {
+		resp, err := cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(out.Revision))
+		if err != nil {
+			return nil, fmt.Errorf("prefix %q: %w", p, err)
+		}
+		out.KeyCounts[p] = resp.Count
+	}
+	return out, nil
+}

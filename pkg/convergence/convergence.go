@@ -1,0 +1,216 @@
+// Package convergence waits until an etcd cluster has settled: every member answers, they agree on
+// a leader and their raft indexes are within a tolerance of each other for several polls in a row.
+// The v2→v3 migration guide asks for this after stopping the API servers and before stopping etcd
+// ("the raft index values must not differ by more than one").
+package convergence
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/clusterinfo"
+	"github.com/etcdops/etcd/pkg/etcdconn"
+	"github.com/etcdops/etcd/pkg/module"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Spec tunes the wait; the module's defaults are in its params.
+type Spec struct {
+	Tolerance      uint64        // allowed max − min raft index
+	StablePolls    int           // consecutive converged polls needed
+	Interval       time.Duration // time between the starts of two polls
+	Timeout        time.Duration // give up (and fail) after this long
+	RequireHealthy bool          // also require a linearizable read through every member
+}
+
+// MemberIndex is one member's state in a poll.
+type MemberIndex struct {
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	Endpoint         string `json:"endpoint"`
+	RaftTerm         uint64 `json:"raft_term"`
+	RaftIndex        uint64 `json:"raft_index"`
+	RaftAppliedIndex uint64 `json:"raft_applied_index"`
+	Leader           string `json:"leader"`
+	IsLeader         bool   `json:"is_leader"`
+	IsLearner        bool   `json:"is_learner"`
+	Healthy          bool   `json:"healthy"` // only checked with require_healthy
+	Error            string `json:"error"`
+}
+
+// Result is the module result.
+type Result struct {
+	Converged bool    `json:"converged"`
+	Elapsed   float64 `json:"elapsed"` // seconds
+	Polls     int     `json:"polls"`
+	Leader    string  `json:"leader"`
+	// Spread is max − min raft index in the last poll (over the members that answered).
+	Spread  uint64        `json:"spread"`
+	Members []MemberIndex `json:"members"` // the last poll
+	// Reason says why the last poll did not count as converged ("" when it did).
+	Reason string `json:"reason"`
+}
+
+// Wait polls until the cluster converges or the timeout passes. On timeout it returns a
+// *module.Error whose message holds a table of the last poll and whose result is the Result.
+// A poll that is under way when the timeout passes is finished (it is bounded by dial_timeout and
+// command_timeout), so the table always shows a complete look at the cluster.
+func Wait(ctx context.Context, o *etcdconn.Options, s Spec) (*Result, error) {
+	start := time.Now()
+	w := &waiter{opts: o, spec: s, prober: clusterinfo.NewProber(o)}
+	defer w.close()
+
+	res := &Result{Members: []MemberIndex{}}
+	stable := 0
+	for {
+		pollStart := time.Now()
+		res.Polls++
+		res.Members, res.Leader, res.Spread, res.Reason = w.poll(ctx)
+		if res.Reason == "" {
+			stable++
+		} else {
+			stable = 0
+		}
+		res.Elapsed = math.Round(time.Since(start).Seconds()*1000) / 1000
+		if stable >= s.StablePolls {
+			res.Converged = true
+			return res, nil
+		}
+		if time.Since(start)+s.Interval > s.Timeout {
+			return res, &module.Error{Err: timeoutError(res, s), Result: res}
+		}
+		select {
+		case <-ctx.Done():
+			return res, &module.Error{Err: ctx.Err(), Result: res}
+		case <-time.After(s.Interval - time.Since(pollStart)):
+		}
+	}
+}
+
+// waiter keeps its clients across polls; one that failed is redialled on the next poll, so a
+// member that comes back is seen again.
+type waiter struct {
+	opts   *etcdconn.Options
+	spec   Spec
+	cli    *clientv3.Client
+	prober *clusterinfo.Prober
+}
+
+func (w *waiter) close() {
+	if w.cli != nil {
+		w.cli.Close()
+	}
+	w.prober.Close()
+}
+
+func (w *waiter) members(ctx context.Context) ([]clusterinfo.Member, error) {
+	o := w.opts
+	if w.cli == nil {
+		cli, err := o.V3()
+		if err != nil {
+			return nil, err
+		}
+		w.cli = cli
+	}
+	rctx, cancel := o.Ctx(ctx)
+	defer cancel()
+	list, _, err := clusterinfo.Members(rctx, w.cli)
+	if err != nil {
+		w.cli.Close()
+		w.cli = nil
+		return nil, o.Explain(strings.Join(o.Endpoints, ","), fmt.Errorf("member list: %w", err))
+	}
+	return list, nil
+}
+
+// poll takes one look at every member and returns why it is not converged ("" when it is).
+func (w *waiter) poll(ctx context.Context) (members []MemberIndex, leader string, spread uint64, reason string) {
+	list, err := w.members(ctx)
+	if err != nil {
+		return []MemberIndex{}, "", 0, err.Error()
+	}
+	// Members are asked through their own first client URL: the endpoints given may not cover
+	// every member, and convergence is about all of them.
+	endpoints := make([]string, len(list))
+	for i, m := range list {
+		if len(m.ClientURLs) > 0 {
+			endpoints[i] = m.ClientURLs[0]
+		}
+	}
+	statuses := w.prober.ProbeAll(ctx, endpoints, w.spec.RequireHealthy)
+	members = make([]MemberIndex, 0, len(list))
+
+	var problems []string
+	var lo, hi uint64 = math.MaxUint64, 0
+	leaders := map[string]bool{}
+	for i, m := range list {
+		st := statuses[i]
+		mi := MemberIndex{ID: m.ID, Name: m.Name, Endpoint: endpoints[i], Healthy: st.Healthy, Error: st.Error}
+		switch {
+		case endpoints[i] == "":
+			mi.Error = "member has not started (no client URLs)"
+			problems = append(problems, fmt.Sprintf("member %s has not started", m.ID))
+		case !st.Reachable:
+			problems = append(problems, fmt.Sprintf("member %s (%s) reports no status", m.Name, m.ID))
+		default:
+			mi.RaftTerm, mi.RaftIndex, mi.RaftAppliedIndex = st.RaftTerm, st.RaftIndex, st.RaftAppliedIndex
+			mi.Leader, mi.IsLeader, mi.IsLearner = st.Leader, st.IsLeader, st.IsLearner
+			lo, hi = min(lo, st.RaftIndex), max(hi, st.RaftIndex)
+			if st.Leader == "" {
+				problems = append(problems, fmt.Sprintf("member %s (%s) knows no leader", m.Name, m.ID))
+			} else {
+				leaders[st.Leader] = true
+			}
+			if w.spec.RequireHealthy && !st.Healthy {
+				problems = append(problems, fmt.Sprintf("member %s (%s) is not healthy", m.Name, m.ID))
+			}
+		}
+		members = append(members, mi)
+	}
+	if hi >= lo {
+		spread = hi - lo
+	}
+	for l := range leaders {
+		leader = l
+	}
+	if len(leaders) > 1 {
+		leader = ""
+		problems = append(problems, "members name different leaders")
+	}
+	if spread > w.spec.Tolerance {
+		problems = append(problems, fmt.Sprintf("raft indexes differ by %d (tolerance %d)", spread, w.spec.Tolerance))
+	}
+	return members, leader, spread, strings.Join(problems, "; ")
+}
+
+func timeoutError(res *Result, s Spec) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "etcd did not converge within %s (%d polls; needed raft index spread <= %d and a leader "+
+		"for %d consecutive polls): %s\n", s.Timeout, res.Polls, s.Tolerance, s.StablePolls, res.Reason)
+	b.WriteString(Table(res.Members))
+	return fmt.Errorf("%s", strings.TrimRight(b.String(), "\n"))
+}
+
+// Table renders members like `etcdctl endpoint status -w table`, one line per member.
+func Table(members []MemberIndex) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "MEMBER\tNAME\tENDPOINT\tLEADER\tRAFT TERM\tRAFT INDEX\tAPPLIED INDEX\tERROR")
+	for _, m := range members {
+		isLeader := "no"
+		if m.IsLeader {
+			isLeader = "yes"
+		}
+		if m.Error != "" && m.RaftIndex == 0 {
+			isLeader = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", m.ID, m.Name, m.Endpoint, isLeader,
+			m.RaftTerm, m.RaftIndex, m.RaftAppliedIndex, m.Error)
+	}
+	w.Flush()
+	return b.String()
+}
