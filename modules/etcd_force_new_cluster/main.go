@@ -1,0 +1,40 @@
+// etcd_force_new_cluster turns the member on this host into a one-member cluster keeping its data:
+// one start with force-new-cluster from a runtime systemd drop-in that is always removed, then a
+// normal restart.
+package main
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/etcdconn"
+	"github.com/etcdops/etcd/pkg/forcenew"
+	"github.com/etcdops/etcd/pkg/module"
+)
+
+type params struct {
+	etcdconn.Options
+	Service string        `arg:"service" default:"etcd"`
+	RunDir  string        `arg:"runtime_unit_dir" default:"/run/systemd/system"`
+	Timeout time.Duration `arg:"timeout" default:"2m"`
+}
+
+func (p *params) Validate() error {
+	if len(p.Endpoints) != 1 {
+		return &module.ParamError{Param: "endpoints", Msg: "give exactly one endpoint: this member's own client URL"}
+	}
+	return p.Options.Validate()
+}
+
+func main() {
+	var p params
+	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
+		unit := p.Service
+		if !strings.Contains(unit, ".") {
+			unit += ".service"
+		}
+		return forcenew.Run(ctx, t, forcenew.Spec{Conn: p.Options, Unit: unit, RunDir: p.RunDir, Timeout: p.Timeout,
+			Systemctl: forcenew.SystemctlExec})
+	})
+}
