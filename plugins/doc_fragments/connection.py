@@ -19,12 +19,12 @@ options:
     type: path
   client_cert:
     description:
-      - Client certificate for client-certificate auth (e.g. C(/etc/etcd/peer.crt)); goes with O(client_key).
+      - Client certificate for client-certificate auth (e.g. C(/etc/etcd/peer.crt)); goes with I(client_key).
       - Falls back to C(ETCDCTL_CERT).
     type: path
   client_key:
     description:
-      - Key of O(client_cert). Falls back to C(ETCDCTL_KEY).
+      - Key of I(client_cert). Falls back to C(ETCDCTL_KEY).
     type: path
   user:
     description:
@@ -32,7 +32,8 @@ options:
     type: str
   password:
     description:
-      - Password of O(user). Never printed in any result or error.
+      - Password of I(user). Never printed in any result or error.
+      - Falls back to C(ETCDCTL_PASSWORD).
     type: str
   dial_timeout:
     description:
