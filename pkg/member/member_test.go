@@ -1,0 +1,325 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/pkg/module"
+)
+
+// ensure runs one task against the cluster (through the endpoints of the given members, or all).
+func ensure(t *testing.T, c *etcdtest.Cluster, spec Spec, check bool, via ...*etcdtest.Member) (*Result, *module.Task, error) {
+	t.Helper()
+	if spec.Timeout == 0 {
+		spec.Timeout = 60 * time.Second
+	}
+	conn := c.ConnOptions(via...)
+	task := &module.Task{CheckMode: check, Diff: true}
+	res, err := Ensure(context.Background(), task, &conn, spec)
+	return res, task, err
+}
+
+func mustEnsure(t *testing.T, c *etcdtest.Cluster, spec Spec, check bool, wantChanged bool, via ...*etcdtest.Member) *Result {
+	t.Helper()
+	res, task, err := ensure(t, c, spec, check, via...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", spec.State, spec.Name, err)
+	}
+	if task.IsChanged() != wantChanged {
+		t.Fatalf("%s %s (check=%t): changed=%t, want %t; result %+v", spec.State, spec.Name, check, task.IsChanged(), wantChanged, res)
+	}
+	return res
+}
+
+// liveMembers reads the member list straight from etcd, not from the code under test.
+func liveMembers(t *testing.T, c *etcdtest.Cluster, via ...*etcdtest.Member) map[string]Info {
+	t.Helper()
+	cli := c.Client(t, via...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Info{}
+	for _, m := range resp.Members {
+		i := info(m)
+		out[i.ID] = i
+	}
+	return out
+}
+
+func voters(ms map[string]Info) int {
+	n := 0
+	for _, m := range ms {
+		if !m.IsLearner {
+			n++
+		}
+	}
+	return n
+}
+
+// The migration's flow: add a learner, write its env into the new host's config, start it, promote it.
+func TestAddLearnerStartPromote(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	newM := c.NewMember("m3")
+	spec := Spec{State: Present, Name: "m3", PeerURLs: []string{newM.PeerURL}, Learner: true}
+
+	pred := mustEnsure(t, c, spec, true, true)
+	if pred.Action != "added" || len(pred.Members) != 4 || pred.Member.ID != "" {
+		t.Fatalf("check mode prediction: %+v", pred)
+	}
+	if n := len(liveMembers(t, c)); n != 3 {
+		t.Fatalf("check mode changed the cluster: %d members", n)
+	}
+
+	res := mustEnsure(t, c, spec, false, true)
+	live := liveMembers(t, c)
+	got, ok := live[res.Member.ID]
+	if !ok || len(live) != 4 || !got.IsLearner || got.Started || res.Member.Started {
+		t.Fatalf("after add: member %+v, live %+v", res.Member, live)
+	}
+	var want []string
+	for _, m := range append(c.Members, newM) {
+		want = append(want, m.Name+"="+m.PeerURL)
+	}
+	gotIC := strings.Split(res.Env["ETCD_INITIAL_CLUSTER"], ",")
+	sort.Strings(want)
+	sort.Strings(gotIC)
+	if strings.Join(gotIC, ",") != strings.Join(want, ",") || res.InitialCluster != res.Env["ETCD_INITIAL_CLUSTER"] ||
+		res.Env["ETCD_NAME"] != "m3" || res.Env["ETCD_INITIAL_CLUSTER_STATE"] != "existing" ||
+		res.Env["ETCD_INITIAL_ADVERTISE_PEER_URLS"] != newM.PeerURL || len(res.Env) != 4 {
+		t.Fatalf("env: %v\nwant initial cluster %v", res.Env, want)
+	}
+
+	// Interrupted before the start: the re-run finds the nameless member by its peer URLs.
+	again := mustEnsure(t, c, spec, false, false)
+	if again.Member.ID != res.Member.ID || again.Member.Started || again.Env["ETCD_INITIAL_CLUSTER"] != res.InitialCluster {
+		t.Fatalf("re-run: %+v", again)
+	}
+	if n := len(liveMembers(t, c)); n != 4 {
+		t.Fatalf("re-run added a duplicate: %d members", n)
+	}
+
+	// One change at a time: a second member cannot be added while m3 is pending.
+	other := c.NewMember("m4")
+	if _, _, err := ensure(t, c, Spec{State: Present, Name: "m4", PeerURLs: []string{other.PeerURL}, Learner: true}, false); err == nil ||
+		!strings.Contains(err.Error(), "never started") {
+		t.Fatalf("second add while m3 is unstarted: %v", err)
+	}
+
+	newM.InitialCluster, newM.State = res.Env["ETCD_INITIAL_CLUSTER"], "existing"
+	c.Members = append(c.Members, newM)
+	if err := c.Start(newM); err != nil {
+		t.Fatal(err)
+	}
+
+	pspec := Spec{State: Promoted, Name: "m3"}
+	if p := mustEnsure(t, c, pspec, true, true); p.Action != "promoted" {
+		t.Fatalf("check-mode promote: %+v", p)
+	}
+	p := mustEnsure(t, c, pspec, false, true)
+	live = liveMembers(t, c)
+	if p.Member.IsLearner || live[res.Member.ID].IsLearner || !live[res.Member.ID].Started || voters(live) != 4 {
+		t.Fatalf("after promote: %+v live %+v", p.Member, live)
+	}
+	mustEnsure(t, c, pspec, false, false)
+	if st := mustEnsure(t, c, spec, false, false); !st.Member.Started || st.Member.IsLearner {
+		t.Fatalf("present after start: %+v", st.Member)
+	}
+
+	// The promoted member serves linearizable reads and writes as a voter.
+	cli := c.Client(t, newM)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, "/member-test", "voter"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := cli.Get(ctx, "/member-test"); err != nil || string(r.Kvs[0].Value) != "voter" {
+		t.Fatalf("read back through m3: %v %v", r, err)
+	}
+}
+
+// learner: false adds a voter directly (the seeds' etcd 3.x-v2 flow).
+func TestAddVoterAndRemoveByID(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	newM := c.NewMember("m1")
+	res := mustEnsure(t, c, Spec{State: Present, Name: "m1", PeerURLs: []string{newM.PeerURL}, Learner: false}, false, true)
+	if res.Member.IsLearner || res.Member.Started {
+		t.Fatalf("voter add: %+v", res.Member)
+	}
+	newM.InitialCluster, newM.State = res.Env["ETCD_INITIAL_CLUSTER"], "existing"
+	c.Members = append(c.Members, newM)
+	if err := c.Start(newM); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitReady(t)
+	live := liveMembers(t, c, c.Members[0])
+	if voters(live) != 2 {
+		t.Fatalf("after voter add: %+v", live)
+	}
+
+	rm := Spec{State: Absent, ID: res.Member.ID}
+	mustEnsure(t, c, rm, false, true, c.Members[0])
+	if live := liveMembers(t, c, c.Members[0]); len(live) != 1 {
+		t.Fatalf("after remove by id: %+v", live)
+	}
+	mustEnsure(t, c, rm, false, false, c.Members[0])
+	mustEnsure(t, c, Spec{State: Absent, PeerURLs: []string{newM.PeerURL}}, false, false, c.Members[0])
+}
+
+// With one of three members down, removing a healthy one would leave no quorum; the down one may go.
+func TestRemoveKeepsQuorum(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	m0, m1, m2 := c.Members[0], c.Members[1], c.Members[2]
+	c.Stop(m2)
+
+	_, _, err := ensure(t, c, Spec{State: Absent, Name: m0.Name}, false, m0, m1)
+	if err == nil || !strings.Contains(err.Error(), "refusing to remove m0") || !strings.Contains(err.Error(), "force: true") {
+		t.Fatalf("removing a healthy member with one down: %v", err)
+	}
+	if n := len(liveMembers(t, c, m0, m1)); n != 3 {
+		t.Fatalf("refused removal changed the cluster: %d members", n)
+	}
+
+	rm := Spec{State: Absent, PeerURLs: []string{strings.Replace(m2.PeerURL, "https", "HTTPS", 1) + "/"}}
+	if p := mustEnsure(t, c, rm, true, true, m0, m1); p.Action != "removed" || len(p.Members) != 2 {
+		t.Fatalf("check-mode remove: %+v", p)
+	}
+	if n := len(liveMembers(t, c, m0, m1)); n != 3 {
+		t.Fatalf("check mode removed a member: %d", n)
+	}
+	res := mustEnsure(t, c, rm, false, true, m0, m1)
+	live := liveMembers(t, c, m0, m1)
+	if res.Member.Name != "m2" || len(live) != 2 {
+		t.Fatalf("remove the stopped member: %+v, live %+v", res.Member, live)
+	}
+	mustEnsure(t, c, Spec{State: Absent, Name: "m2"}, false, false, m0, m1)
+}
+
+// force skips the module's quorum check; etcd's strict reconfiguration check still has the last word.
+func TestRemoveForce(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	m0, m1, m2 := c.Members[0], c.Members[1], c.Members[2]
+	c.Stop(m2)
+	_, _, err := ensure(t, c, Spec{State: Absent, Name: m1.Name, Force: true, Timeout: 3 * time.Second}, false, m0, m1)
+	if err == nil || !strings.Contains(err.Error(), "etcd refused to remove m1") {
+		t.Fatalf("forced removal against etcd's strict check: %v", err)
+	}
+	if n := len(liveMembers(t, c, m0, m1)); n != 3 {
+		t.Fatalf("refused removal changed the cluster: %d members", n)
+	}
+}
+
+// With etcd's strict check off (as some old clusters run), force is the only guard, and the
+// operator's word that the down member returns.
+func TestRemoveForceStrictCheckOff(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3, etcdtest.Options{Extra: map[string]string{"strict-reconfig-check": "false"}})
+	m0, m1, m2 := c.Members[0], c.Members[1], c.Members[2]
+	c.Stop(m2)
+	if _, _, err := ensure(t, c, Spec{State: Absent, Name: m1.Name}, false, m0); err == nil {
+		t.Fatal("removal without force succeeded with one member down")
+	}
+	res := mustEnsure(t, c, Spec{State: Absent, Name: m1.Name, Force: true}, false, true, m0)
+	if len(res.Members) != 2 || res.Member.Name != "m1" {
+		t.Fatalf("forced removal: %+v", res)
+	}
+	c.Stop(m1)
+	if err := c.Start(m2); err != nil {
+		t.Fatal(err)
+	}
+	c.Members = []*etcdtest.Member{m0, m2}
+	c.WaitReady(t)
+	if live := liveMembers(t, c); len(live) != 2 || voters(live) != 2 {
+		t.Fatalf("after m2 returned: %+v", live)
+	}
+}
+
+// Seed 000: after a force-new-cluster the first member still advertises its old peer URL.
+func TestUpdatePeerURLByName(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	m0 := c.Members[0]
+	// Same port, other spelling of the host: the member keeps working and the URL visibly changes.
+	newURL := strings.Replace(m0.PeerURL, "127.0.0.1", "localhost", 1)
+	spec := Spec{State: Present, Name: "m0", PeerURLs: []string{newURL}}
+	if p := mustEnsure(t, c, spec, true, true); p.Action != "updated" || p.Member.PeerURLs[0] != newURL {
+		t.Fatalf("check-mode update: %+v", p)
+	}
+	if live := liveMembers(t, c); firstPeerURL(live) != m0.PeerURL {
+		t.Fatalf("check mode updated the member: %+v", live)
+	}
+	res := mustEnsure(t, c, spec, false, true)
+	if live := liveMembers(t, c); res.Action != "updated" || firstPeerURL(live) != newURL {
+		t.Fatalf("after update: %+v live %+v", res, live)
+	}
+	// Normalised comparison: case and a trailing slash are the same URL.
+	spec.PeerURLs = []string{strings.ToUpper(newURL[:5]) + newURL[5:] + "/"}
+	mustEnsure(t, c, spec, false, false)
+}
+
+func firstPeerURL(ms map[string]Info) string {
+	for _, m := range ms {
+		return m.PeerURLs[0]
+	}
+	return ""
+}
+
+// Another member's peer URLs under a new name is a conflict, not an update or a duplicate.
+func TestPeerURLsOfAnotherMember(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	_, _, err := ensure(t, c, Spec{State: Present, Name: "other", PeerURLs: []string{c.Members[0].PeerURL}, Learner: true}, false)
+	if err == nil || !strings.Contains(err.Error(), "already belong to member m0") {
+		t.Fatalf("add with m0's peer URL: %v", err)
+	}
+	if n := len(liveMembers(t, c)); n != 1 {
+		t.Fatalf("members: %d", n)
+	}
+}
+
+// Bad input fails before anything is contacted, naming the parameter.
+func TestBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		spec  Spec
+		param string
+	}{
+		{Spec{State: Present, PeerURLs: []string{"https://10.0.0.4:2380"}}, "name"},
+		{Spec{State: Present, Name: "a"}, "peer_urls"},
+		{Spec{State: Present, Name: "a", PeerURLs: []string{"10.0.0.4:2380"}}, "peer_urls"},
+		{Spec{State: Present, Name: "a", PeerURLs: []string{"https://10.0.0.4"}}, "peer_urls"},
+		{Spec{State: Present, Name: "a", PeerURLs: []string{"https://10.0.0.4:2380/x"}}, "peer_urls"},
+		{Spec{State: Absent}, "name"},
+		{Spec{State: Absent, Name: "a", ID: "1f"}, "id, name"},
+		{Spec{State: Promoted, ID: "xyz"}, "id"},
+		{Spec{State: Absent, Name: "a", Timeout: -1}, "timeout"},
+	} {
+		if tc.spec.Timeout == 0 {
+			tc.spec.Timeout = time.Second
+		}
+		err := tc.spec.Validate()
+		var pe *module.ParamError
+		if !errors.As(err, &pe) || pe.Param != tc.param {
+			t.Errorf("%+v: got %v, want an error on %s", tc.spec, err, tc.param)
+		}
+	}
+}
+
+func TestNormalizeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://10.0.0.4:2380":           "https://10.0.0.4:2380",
+		"HTTPS://Etcd1.Example.COM:2380/": "https://etcd1.example.com:2380",
+		"http://[::1]:2380":               "http://[::1]:2380",
+		" https://10.0.0.4:2380 ":         "https://10.0.0.4:2380",
+	} {
+		if got, err := normalizeURL(in); err != nil || got != want {
+			t.Errorf("normalizeURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if sameURLs([]string{"https://10.0.0.4:2380"}, []string{"https://10.0.0.41:2380"}) {
+		t.Error("a URL that is a prefix of another matched it")
+	}
+}

@@ -1,0 +1,203 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// present adds the member, fixes its peer URLs, or finds it already there.
+func (c *cluster) present(ctx context.Context) (*Result, error) {
+	s := c.spec
+	if m := c.byPeerURLs(s.PeerURLs); m != nil {
+		// Same peer URLs: already added. Nameless means added but never started (an interrupted
+		// run); a different name means the URLs belong to another host's member.
+		if started(m) && m.Name != s.Name {
+			return nil, fmt.Errorf("peer URLs %s already belong to member %s (%x); give this member its own "+
+				"peer URLs, or remove %s first (state: absent, name: %s)", strings.Join(s.PeerURLs, ","), m.Name, m.ID, m.Name, m.Name)
+		}
+		if m.IsLearner && !s.Learner {
+			c.task.Warn("member %s (%x) is a learner; promote it with state: promoted", s.Name, m.ID)
+		}
+		return c.presentResult("none", m)
+	}
+	for _, m := range c.members {
+		if sharesURL(m.PeerURLs, s.PeerURLs) {
+			return nil, fmt.Errorf("member %s (%x) has peer URLs %s, which overlap %s; give the member's complete "+
+				"set of peer URLs in peer_urls, or remove it first", displayName(m), m.ID, strings.Join(m.PeerURLs, ","), strings.Join(s.PeerURLs, ","))
+		}
+	}
+	if m := c.byName(s.Name); m != nil {
+		return c.update(ctx, m)
+	}
+	if err := c.oneChangeAtATime(); err != nil {
+		return nil, err
+	}
+	return c.add(ctx)
+}
+
+// oneChangeAtATime refuses a second add while an earlier one is unfinished: a member that never
+// started (its host would be a second missing voter, or the new host would join with a stale initial
+// cluster) or a learner not yet promoted (etcd allows one learner by default).
+func (c *cluster) oneChangeAtATime() error {
+	for _, m := range c.members {
+		if !started(m) {
+			return fmt.Errorf("member %x (peer URLs %s) was added but never started; start etcd on that host "+
+				"(or remove it with state: absent, id: %x) before adding %s: membership changes go one at a time",
+				m.ID, strings.Join(m.PeerURLs, ","), m.ID, c.spec.Name)
+		}
+		if m.IsLearner {
+			return fmt.Errorf("learner %s (%x) is not promoted yet; promote it (state: promoted, name: %s) or remove it "+
+				"before adding %s: membership changes go one at a time", m.Name, m.ID, m.Name, c.spec.Name)
+		}
+	}
+	return nil
+}
+
+func (c *cluster) add(ctx context.Context) (*Result, error) {
+	s := c.spec
+	if c.task.CheckMode {
+		c.members = append(c.members, &etcdserverpb.Member{PeerURLs: s.PeerURLs, IsLearner: s.Learner})
+		return c.presentResult("added", c.members[len(c.members)-1])
+	}
+	var resp *clientv3.MemberAddResponse
+	err := c.retryTransient(ctx, func(cctx context.Context) (err error) {
+		if s.Learner {
+			resp, err = c.cli.MemberAddAsLearner(cctx, s.PeerURLs)
+		} else {
+			resp, err = c.cli.MemberAdd(cctx, s.PeerURLs)
+		}
+		return err
+	})
+	if err != nil {
+		// A timeout may hide an add that was applied: the member list decides.
+		if rerr := c.refresh(ctx); rerr == nil {
+			if m := c.byPeerURLs(s.PeerURLs); m != nil {
+				return c.presentResult("added", m)
+			}
+		}
+		return nil, c.explainAdd(err)
+	}
+	c.members = resp.Members
+	for _, m := range c.members {
+		if m.ID == resp.Member.ID {
+			return c.presentResult("added", m)
+		}
+	}
+	return c.presentResult("added", resp.Member)
+}
+
+func (c *cluster) explainAdd(err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrTooManyLearners):
+		return fmt.Errorf("etcd refused to add %s: %w; the server allows that many learners at most "+
+			"(--max-learners on etcd 3.6, 1 before): promote or remove the pending learner first", c.spec.Name, err)
+	case errors.Is(err, rpctypes.ErrUnhealthy), errors.Is(err, rpctypes.ErrMemberNotEnoughStarted):
+		return fmt.Errorf("etcd refused to add %s: %w (still after %s); adding a voter needs enough started, "+
+			"connected voting members for the new quorum: start the stopped members, or add it as a learner (learner: true)",
+			c.spec.Name, err, c.spec.Timeout)
+	case errors.Is(err, rpctypes.ErrPeerURLExist):
+		return fmt.Errorf("etcd refused to add %s: %w; another member uses one of %s", c.spec.Name, err, strings.Join(c.spec.PeerURLs, ","))
+	}
+	return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member add: %w", err))
+}
+
+// update changes the peer URLs of the member named like the spec (seed 000: after a
+// force-new-cluster the first member still advertises its old peer URL).
+func (c *cluster) update(ctx context.Context, m *etcdserverpb.Member) (*Result, error) {
+	if c.task.CheckMode {
+		m.PeerURLs = c.spec.PeerURLs
+		return c.presentResult("updated", m)
+	}
+	var resp *clientv3.MemberUpdateResponse
+	err := c.retryTransient(ctx, func(cctx context.Context) (err error) {
+		resp, err = c.cli.MemberUpdate(cctx, m.ID, c.spec.PeerURLs)
+		return err
+	})
+	if err != nil {
+		return nil, c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member update %s (%x): %w", m.Name, m.ID, err))
+	}
+	c.members = resp.Members
+	for _, u := range c.members {
+		if u.ID == m.ID {
+			return c.presentResult("updated", u)
+		}
+	}
+	return nil, fmt.Errorf("member %s (%x) is missing from the member list after its update; someone removed it meanwhile", m.Name, m.ID)
+}
+
+// presentResult reports the member with the etcd.conf settings its host needs, as `etcdctl member
+// add` prints them: the new member still has no name in etcd, so the spec's name stands in.
+func (c *cluster) presentResult(action string, target *etcdserverpb.Member) (*Result, error) {
+	var ic []string
+	for _, m := range c.members {
+		name := m.Name
+		if m == target || (m.ID != 0 && m.ID == target.ID) {
+			name = c.spec.Name
+		}
+		if name == "" {
+			c.task.Warn("member %x has not started and has no name yet; initial_cluster lists it without one", m.ID)
+		}
+		for _, u := range m.PeerURLs {
+			ic = append(ic, name+"="+u)
+		}
+	}
+	self := info(target)
+	self.Name = c.spec.Name
+	if target.ID == 0 {
+		self.ID = "" // check mode: etcd assigns the id when it adds the member
+	}
+	res := &Result{Action: action, Member: &self, Members: c.view(), InitialCluster: strings.Join(ic, ",")}
+	res.Env = map[string]string{
+		"ETCD_NAME":                        c.spec.Name,
+		"ETCD_INITIAL_CLUSTER":             res.InitialCluster,
+		"ETCD_INITIAL_ADVERTISE_PEER_URLS": strings.Join(target.PeerURLs, ","),
+		"ETCD_INITIAL_CLUSTER_STATE":       "existing",
+	}
+	return res, nil
+}
+
+func displayName(m *etcdserverpb.Member) string {
+	if m.Name == "" {
+		return "(unstarted)"
+	}
+	return m.Name
+}
+
+// retryTransient runs op until it succeeds, fails with an error that is not one of etcd's
+// transient refusals, or the spec's timeout passes. etcd 3.4+ answers "unhealthy cluster" to
+// membership changes until every voter has been connected for about 5 s, e.g. just after a start.
+func (c *cluster) retryTransient(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(c.spec.Timeout)
+	for {
+		cctx, cancel := c.conn.Ctx(ctx)
+		err := op(cctx)
+		cancel()
+		if err == nil || !transient(err) || time.Now().After(deadline) {
+			return err
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func transient(err error) bool {
+	return errors.Is(err, rpctypes.ErrUnhealthy) || errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) ||
+		errors.Is(err, rpctypes.ErrMemberLearnerNotReady)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
