@@ -1,0 +1,199 @@
+package modules
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/pkg/clusterinfo"
+	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/pkg/pki"
+	clientv2 "go.etcd.io/etcd/client/v2"
+)
+
+// clusterInfoResult is the module's output as a playbook sees it.
+type clusterInfoResult struct {
+	clusterinfo.Info
+	Changed bool   `json:"changed"`
+	Failed  bool   `json:"failed"`
+	Msg     string `json:"msg"`
+}
+
+func runClusterInfo(t *testing.T, args map[string]any, o ansibletest.Opts) (clusterInfoResult, ansibletest.Result) {
+	t.Helper()
+	raw := ansibletest.Module(t, "etcd_cluster_info", args, o)
+	var res clusterInfoResult
+	raw.Decode(t, &res)
+	return res, raw
+}
+
+// withArgs returns the cluster's connection args plus extra ones.
+func withArgs(base map[string]any, extra map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+// The module through real Ansible against a 3-member TLS cluster with client-cert auth.
+func TestClusterInfoModule(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	ctx := context.Background()
+	cli := c.Client(t)
+	for _, k := range []string{"/kubernetes.io/pods/a", "/kubernetes.io/pods/b", "/openshift.io/users/u"} {
+		if _, err := cli.Put(ctx, k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := c.ConnOptions()
+	v2, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientv2.NewKeysAPI(v2).Set(ctx, "/kubernetes.io/minions/n1", "v", nil); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := withArgs(c.Args(), map[string]any{"v2": "yes", "v3_prefixes": "/kubernetes.io/,/openshift.io/"})
+
+	assertFacts := func(t *testing.T, res clusterInfoResult) {
+		t.Helper()
+		if res.Failed || res.Changed {
+			t.Fatalf("failed=%v changed=%v msg=%s", res.Failed, res.Changed, res.Msg)
+		}
+		if res.ClusterID != clusterinfo.HexID(list.Header.ClusterId) || len(res.Members) != 3 {
+			t.Fatalf("cluster %s members %+v", res.ClusterID, res.Members)
+		}
+		ids := map[string]bool{}
+		for _, m := range list.Members {
+			ids[clusterinfo.HexID(m.ID)] = true
+		}
+		for _, m := range res.Members {
+			if !ids[m.ID] || !m.Started || len(m.ClientURLs) != 1 {
+				t.Errorf("member %+v", m)
+			}
+		}
+		if !res.AllHealthy || len(res.EndpointStatus) != 3 || !ids[res.Leader] || res.LeaderName == "" {
+			t.Fatalf("health %v leader %s (%s) statuses %+v", res.AllHealthy, res.Leader, res.LeaderName, res.EndpointStatus)
+		}
+		for i, st := range res.EndpointStatus {
+			if st.Endpoint != c.Members[i].ClientURL || !ids[st.MemberID] || st.RaftIndex == 0 || st.Leader != res.Leader {
+				t.Errorf("status %+v", st)
+			}
+		}
+		if res.V3.KeyCounts["/kubernetes.io/"] != 2 || res.V3.KeyCounts["/openshift.io/"] != 1 || res.V3.Revision < 4 {
+			t.Errorf("v3 %+v", res.V3)
+		}
+		if !res.V2.Enabled || !res.V2.HasData || strings.Join(res.V2.TopLevelDirs, ",") != "/kubernetes.io" {
+			t.Errorf("v2 %+v", res.V2)
+		}
+	}
+
+	t.Run("check mode reads the same facts", func(t *testing.T) {
+		res, _ := runClusterInfo(t, args, ansibletest.Opts{Check: true, Diff: true})
+		assertFacts(t, res)
+	})
+	t.Run("facts", func(t *testing.T) {
+		res, raw := runClusterInfo(t, args, ansibletest.Opts{})
+		assertFacts(t, res)
+		if _, ok := raw["diff"]; ok {
+			t.Errorf("read-only module returned a diff: %v", raw["diff"])
+		}
+	})
+	t.Run("etcdctl environment variables", func(t *testing.T) {
+		res, _ := runClusterInfo(t, map[string]any{"v2": true, "v3_prefixes": []any{"/kubernetes.io/", "/openshift.io/"}},
+			ansibletest.Opts{Env: map[string]string{
+				"ETCDCTL_ENDPOINTS": strings.Join(c.Endpoints(), ","),
+				"ETCDCTL_CACERT":    c.CACert, "ETCDCTL_CERT": c.Cert, "ETCDCTL_KEY": c.Key,
+			}})
+		assertFacts(t, res)
+	})
+	t.Run("a stopped member is reported, not fatal", func(t *testing.T) {
+		c.Stop(c.Members[1])
+		res, _ := runClusterInfo(t, withArgs(args, map[string]any{"dial_timeout": 1}), ansibletest.Opts{})
+		if res.Failed || res.AllHealthy || len(res.Members) != 3 || res.V3.KeyCounts["/kubernetes.io/"] != 2 {
+			t.Fatalf("failed=%v msg=%s info=%+v", res.Failed, res.Msg, res.Info)
+		}
+		st := res.EndpointStatus[1]
+		if st.Reachable || st.Healthy || !strings.Contains(st.Error, "nothing listens there") {
+			t.Errorf("stopped member status %+v", st)
+		}
+		if !res.EndpointStatus[0].Healthy || !res.EndpointStatus[2].Healthy {
+			t.Errorf("running members %+v", res.EndpointStatus)
+		}
+	})
+}
+
+// Bad input: the task fails with a message that names the parameter and the fix, and never
+// echoes the password.
+func TestClusterInfoBadInput(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	otherCA, err := pki.NewCA("some-other-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := otherCA.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := otherCA.Issue("stranger", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	strangerCert, strangerKey, err := stranger.Write(dir, "stranger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const password = "pw-Very-Secret-42"
+	base := withArgs(c.Args(), map[string]any{"user": "root", "password": password, "dial_timeout": "1s", "command_timeout": "3s"})
+
+	cases := []struct {
+		name  string
+		args  map[string]any
+		wants []string
+	}{
+		{"unknown parameter", withArgs(base, map[string]any{"v3_prefix": "/a"}),
+			[]string{"v3_prefix", "unsupported parameter", "valid parameters are", "v3_prefixes"}},
+		{"wrong type", withArgs(base, map[string]any{"v2": "perhaps"}),
+			[]string{"parameter v2", "expected a boolean"}},
+		{"wrong duration", withArgs(base, map[string]any{"dial_timeout": "soon"}),
+			[]string{"parameter dial_timeout", "duration such as 10s"}},
+		{"missing cert file", withArgs(base, map[string]any{"client_cert": "/nonexistent/peer.crt"}),
+			[]string{"parameter client_cert", "/nonexistent/peer.crt", "check the path"}},
+		{"wrong CA", withArgs(base, map[string]any{"ca_cert": filepath.Join(dir, "ca.crt")}),
+			[]string{"ca_cert does not sign the server's certificate", c.Members[0].ClientURL}},
+		{"client cert from another CA", withArgs(base, map[string]any{"client_cert": strangerCert, "client_key": strangerKey}),
+			[]string{"client_cert/client_key", "signed by the etcd client CA"}},
+		{"unreachable endpoints", withArgs(base, map[string]any{"endpoints": "https://127.0.0.1:1,https://127.0.0.2:1"}),
+			[]string{"no etcd endpoint answered", "https://127.0.0.1:1", "https://127.0.0.2:1", "nothing listens there"}},
+		{"http endpoint with TLS parameters", withArgs(base, map[string]any{"endpoints": strings.Replace(c.Members[0].ClientURL, "https", "http", 1)}),
+			[]string{"parameter endpoints", "uses http://", "use https://"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, raw := runClusterInfo(t, tc.args, ansibletest.Opts{})
+			if !res.Failed || res.Changed {
+				t.Fatalf("failed=%v changed=%v, want a failed task: %v", res.Failed, res.Changed, raw)
+			}
+			t.Logf("msg: %s", res.Msg)
+			for _, w := range tc.wants {
+				if !strings.Contains(res.Msg, w) {
+					t.Errorf("msg lacks %q: %s", w, res.Msg)
+				}
+			}
+			if b, _ := json.Marshal(raw); strings.Contains(string(b), password) {
+				t.Errorf("the password appears in the result: %s", b)
+			}
+		})
+	}
+}
