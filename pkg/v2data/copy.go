@@ -1,0 +1,238 @@
+package v2data
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/etcdops/etcd/pkg/etcdconn"
+	"github.com/etcdops/etcd/pkg/module"
+	clientv2 "go.etcd.io/etcd/client/v2"
+)
+
+// Spec describes one copy (or, with VerifyOnly, one comparison).
+type Spec struct {
+	Source, Dest etcdconn.Options
+	// TargetAPI is "v2" (node for node into a v2 store) or "v3" (leaves become v3 keys).
+	TargetAPI string
+	Scope     Scope
+	// SourceDataDir is a source member's data dir on this host, read for hidden key names ("" = none).
+	SourceDataDir string
+	Concurrency   int
+	// RequireEmptyDestination refuses to write when the destination holds data in scope.
+	RequireEmptyDestination bool
+	// Verify compares counts and digests after the copy; VerifyOnly does only that.
+	Verify, VerifyOnly bool
+	// InvalidUTF8: "fail" (default) or "skip" for values the v2 JSON API cannot return byte-exact.
+	InvalidUTF8 string
+	// v3 only: puts per transaction (≤ the server's --max-txn-ops), keys per lease, and the width
+	// of the deadline windows that share a lease.
+	MaxTxnOps        int
+	MaxKeysPerLease  int
+	LeaseGranularity time.Duration
+}
+
+// Result is what the module returns.
+type Result struct {
+	TargetAPI          string   `json:"target_api"`
+	Source             Counts   `json:"source"`
+	Destination        *Counts  `json:"destination,omitempty"`
+	Written            Written  `json:"written"`
+	Verified           bool     `json:"verified"`
+	Differences        []string `json:"differences,omitempty"`
+	HiddenKeyDiscovery string   `json:"hidden_key_discovery"`
+	InvalidUTF8Count   int      `json:"invalid_utf8_count"`
+	InvalidUTF8Keys    []string `json:"invalid_utf8_keys,omitempty"`
+	ElapsedSeconds     float64  `json:"elapsed_seconds"`
+	KeysPerSecond      float64  `json:"keys_per_second"`
+}
+
+// Written counts what the copy did to the destination (in check mode: would do).
+type Written struct {
+	Keys          int64 `json:"keys"`
+	Dirs          int64 `json:"dirs"`
+	Identical     int64 `json:"identical"`
+	Expired       int64 `json:"expired"`
+	LeasesGranted int64 `json:"leases_granted"`
+}
+
+// Copy copies (or compares) the v2 keyspace in scope from Source to Dest.
+func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
+	began := time.Now()
+	scope := s.Scope.Normalize()
+	res := &Result{TargetAPI: s.TargetAPI, HiddenKeyDiscovery: "none"}
+
+	srcCli, err := s.Source.V2()
+	if err != nil {
+		return nil, err
+	}
+	kapi := clientv2.NewKeysAPI(srcCli)
+	var hidden []string
+	if s.SourceDataDir != "" {
+		if hidden, err = HiddenPaths(s.SourceDataDir); err != nil {
+			return nil, err
+		}
+		res.HiddenKeyDiscovery = fmt.Sprintf("%d hidden names found in %s", len(hidden), s.SourceDataDir)
+	} else {
+		t.Warn("source_data_dir is not set: keys with a path segment starting with '_' (hidden keys) are never " +
+			"listed by the v2 API, so they are neither copied nor verified; set source_data_dir to the data dir " +
+			"of a source member on this host (e.g. /var/lib/etcd)")
+	}
+
+	rctx, cancel := s.Source.Ctx(ctx)
+	start, err := currentIndex(rctx, kapi)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", s.Source.Explain(strings.Join(s.Source.Endpoints, ","), err))
+	}
+	changes := watchChanges(ctx, kapi, scope, start)
+
+	dest, err := s.open()
+	if err != nil {
+		changes.finish(ctx, 0)
+		return nil, err
+	}
+	defer dest.Close()
+
+	empty, err := dest.Empty(ctx, scope)
+	if err == nil && s.RequireEmptyDestination && !empty && !s.VerifyOnly {
+		err = fmt.Errorf("require_empty_destination: the destination already holds data under %s; "+
+			"point destination at an empty etcd, or set require_empty_destination: false to resume a copy",
+			strings.Join(scope.Prefixes, ", "))
+	}
+	if err != nil {
+		changes.finish(ctx, 0)
+		return nil, err
+	}
+
+	src := &Tally{Dirs: s.TargetAPI == "v2"}
+	invalid := &keySet{}
+	w := &Walker{KAPI: kapi, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
+	err = w.Walk(ctx, func(ctx context.Context, dir Node, kids []Node) error {
+		readable := make([]Node, 0, len(kids))
+		for _, k := range kids {
+			// The v2 API is JSON: bytes that are not UTF-8 arrive as U+FFFD and cannot be copied exactly.
+			if !k.Dir && strings.ContainsRune(k.Value, utf8.RuneError) {
+				invalid.add(k.Key)
+				continue
+			}
+			src.Add(k)
+			readable = append(readable, k)
+		}
+		if s.VerifyOnly {
+			return nil
+		}
+		return dest.Apply(ctx, dir, readable, !empty, t.CheckMode)
+	})
+	if ferr := dest.Flush(ctx); err == nil {
+		err = ferr
+	}
+	res.fill(src, dest.Stats(), invalid, began)
+	if err != nil {
+		changes.finish(ctx, 0)
+		return res, &module.Error{Err: err, Result: res}
+	}
+	if res.Written.Keys+res.Written.Dirs > 0 {
+		t.Changed()
+	}
+	if t.CheckMode {
+		changes.finish(ctx, 0)
+		return res, nil
+	}
+
+	var diffs []string
+	if s.Verify || s.VerifyOnly {
+		dst := &Tally{Dirs: s.TargetAPI == "v2"}
+		if err := dest.Tally(ctx, scope, hidden, invalid.has, dst); err != nil {
+			changes.finish(ctx, 0)
+			return res, &module.Error{Err: err, Result: res}
+		}
+		c := dst.Counts()
+		res.Destination = &c
+		diffs = Compare(src, dst, time.Now(), changes.expiredKey)
+	}
+	if err := changes.finish(ctx, src.hiddenExpired(time.Now())); err != nil {
+		return res, &module.Error{Err: err, Result: res}
+	}
+	res.ElapsedSeconds = time.Since(began).Seconds()
+	if len(diffs) > 0 {
+		res.Differences = diffs
+		return res, &module.Error{Err: fmt.Errorf("verification failed: the destination differs from the source: %s",
+			strings.Join(diffs, "; ")), Result: res}
+	}
+	res.Verified = s.Verify || s.VerifyOnly
+	if res.InvalidUTF8Count > 0 {
+		msg := fmt.Sprintf("%d values are not valid UTF-8 and cannot be read byte-exact through the v2 API, so "+
+			"they were not copied or compared (see invalid_utf8_keys): %s", res.InvalidUTF8Count,
+			strings.Join(first(res.InvalidUTF8Keys, 5), ", "))
+		if s.InvalidUTF8 != "skip" {
+			return res, &module.Error{Err: fmt.Errorf("%s; copy them another way (from a snapshot) or set "+
+				"invalid_utf8: skip to accept leaving them out", msg), Result: res}
+		}
+		t.Warn("%s", msg)
+	}
+	return res, nil
+}
+
+func (s *Spec) open() (destination, error) {
+	if s.TargetAPI == "v2" {
+		cli, err := s.Dest.V2()
+		if err != nil {
+			return nil, err
+		}
+		return newV2Dest(clientv2.NewKeysAPI(cli), s.Dest.CommandTimeout, s.Concurrency), nil
+	}
+	cli, err := s.Dest.V3()
+	if err != nil {
+		return nil, err
+	}
+	return newV3Dest(cli, s.Dest.CommandTimeout, s.Concurrency, s.MaxTxnOps, s.MaxKeysPerLease, s.LeaseGranularity), nil
+}
+
+func (r *Result) fill(src *Tally, w *WriteStats, invalid *keySet, began time.Time) {
+	r.Source = src.Counts()
+	r.Written = Written{Keys: w.Keys.Load(), Dirs: w.Dirs.Load(), Identical: w.Identical.Load(),
+		Expired: w.Expired.Load(), LeasesGranted: w.LeasesGranted.Load()}
+	r.InvalidUTF8Count, r.InvalidUTF8Keys = invalid.list(20)
+	r.ElapsedSeconds = time.Since(began).Seconds()
+	if r.ElapsedSeconds > 0 {
+		r.KeysPerSecond = float64(r.Source.Keys) / r.ElapsedSeconds
+	}
+}
+
+// keySet is a concurrent set of keys.
+type keySet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (k *keySet) add(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]bool{}
+	}
+	k.m[key] = true
+}
+
+func (k *keySet) has(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.m[key]
+}
+
+// list returns the count and up to n keys, sorted.
+func (k *keySet) list(n int) (int, []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]string, 0, len(k.m))
+	for key := range k.m {
+		out = append(out, key)
+	}
+	sort.Strings(out)
+	return len(out), out[:min(n, len(out))]
+}

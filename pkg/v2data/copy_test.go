@@ -1,0 +1,223 @@
+package v2data
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/pkg/module"
+	clientv2 "go.etcd.io/etcd/client/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func keysAPI(t *testing.T, c *etcdtest.Cluster) clientv2.KeysAPI {
+	t.Helper()
+	o := c.ConnOptions()
+	cli, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientv2.NewKeysAPI(cli)
+}
+
+func set(t *testing.T, kapi clientv2.KeysAPI, key, value string, o *clientv2.SetOptions) {
+	t.Helper()
+	if _, err := kapi.Set(context.Background(), key, value, o); err != nil {
+		t.Fatalf("seed %s: %v", key, err)
+	}
+}
+
+var (
+	bigValue  = strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	oddNames  = []string{"/names/ünïcødé 日本/κλειδί", "/names/with space & more", "/names/per%cent+plus:colon=eq", "/names/quote\"s"}
+	hiddenSet = map[string]string{"/tokens/_hiddenA": "token-a", "/_hiddendir/k": "in a hidden dir",
+		"/_hiddendir/_deeper": "hidden in hidden", "/ttldir/_h": "hidden under ttl"}
+)
+
+// seed writes the awkward dataset: empty and TTL dirs, TTL keys, hidden keys (also nested and under
+// a TTL dir), a 1 MiB value, a binary value, odd names, a deep tree and a wide directory.
+// It returns the leaves whose values are valid UTF-8.
+func seed(t *testing.T, kapi clientv2.KeysAPI, wide int) map[string]string {
+	t.Helper()
+	leaves := map[string]string{}
+	put := func(k, v string, ttl time.Duration) {
+		set(t, kapi, k, v, &clientv2.SetOptions{TTL: ttl})
+		leaves[k] = v
+	}
+	set(t, kapi, "/empty", "", &clientv2.SetOptions{Dir: true})
+	set(t, kapi, "/ttldir", "", &clientv2.SetOptions{Dir: true, TTL: 300 * time.Second})
+	put("/ttldir/a", "under a ttl dir", 0)
+	put("/ttldir/sub/b", "deeper under a ttl dir", 0)
+	put("/ttlkeys/k1", "ttl 300", 300*time.Second)
+	put("/ttlkeys/k2", "ttl 600", 600*time.Second)
+	put("/tokens/visible", "token-v", 0)
+	for k, v := range hiddenSet {
+		put(k, v, 0)
+	}
+	put("/big/one", bigValue, 0)
+	for i, n := range oddNames {
+		put(n, fmt.Sprintf("odd %d ✓", i), 0)
+	}
+	put("/deep/a/b/c/d/e/f/g/h/i/j/k/l/leaf", "deep", 0)
+	for i := 0; i < wide; i++ {
+		put(fmt.Sprintf("/wide/key-%05d", i), fmt.Sprintf(`{"kind":"Event","n":%d}`, i), 0)
+	}
+	set(t, kapi, "/bin/raw", "\xff\xfe\x00binary", nil)
+	return leaves
+}
+
+func spec(src, dst *etcdtest.Cluster, target string) Spec {
+	return Spec{Source: src.ConnOptions(), Dest: dst.ConnOptions(), TargetAPI: target,
+		SourceDataDir: src.Members[0].DataDir, Concurrency: 8, Verify: true, InvalidUTF8: "skip",
+		MaxTxnOps: 128, MaxKeysPerLease: 1000, LeaseGranularity: 10 * time.Second}
+}
+
+func TestCopyToV2(t *testing.T) {
+	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
+	skapi, dkapi := keysAPI(t, src), keysAPI(t, dst)
+	leaves := seed(t, skapi, 300)
+	ctx := context.Background()
+
+	// Default invalid_utf8: fail — everything else is copied, the binary value is named.
+	s := spec(src, dst, "v2")
+	s.InvalidUTF8 = "fail"
+	res, err := Copy(ctx, &module.Task{}, s)
+	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") || res.InvalidUTF8Keys[0] != "/bin/raw" {
+		t.Fatalf("want an invalid UTF-8 failure naming /bin/raw, got %v", err)
+	}
+	if res.Source.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) ||
+		res.Source.TTLKeys != 2 || res.Source.TTLDirs != 1 || res.Written.Keys != int64(len(leaves)) {
+		t.Fatalf("counts: %+v written %+v (want %d keys, %d hidden)", res.Source, res.Written, len(leaves), len(hiddenSet))
+	}
+	if res.Destination == nil || res.Destination.Digest != res.Source.Digest || res.Destination.Dirs != res.Source.Dirs {
+		t.Fatalf("verification: source %+v destination %+v", res.Source, res.Destination)
+	}
+	for k, v := range leaves {
+		r, err := dkapi.Get(ctx, k, nil)
+		if err != nil || r.Node.Value != v {
+			t.Fatalf("%s: %v (value equal: %v)", k, err, err == nil && r.Node.Value == v)
+		}
+	}
+	if _, err := dkapi.Get(ctx, "/bin/raw", nil); !clientv2.IsKeyNotFound(err) {
+		t.Fatalf("the binary value must not be copied lossily: %v", err)
+	}
+	if r, err := dkapi.Get(ctx, "/empty", nil); err != nil || !r.Node.Dir || len(r.Node.Nodes) != 0 {
+		t.Fatalf("/empty: %v %+v", err, r)
+	}
+	for k, want := range map[string]int64{"/ttldir": 300, "/ttlkeys/k1": 300, "/ttlkeys/k2": 600} {
+		r, err := dkapi.Get(ctx, k, nil)
+		if err != nil || r.Node.TTL < want-30 || r.Node.TTL > want {
+			t.Fatalf("%s: ttl %v (%v), want about %d", k, r.Node.TTL, err, want)
+		}
+	}
+	if r, _ := dkapi.Get(ctx, "/ttldir/a", nil); r.Node.TTL != 0 {
+		t.Fatalf("/ttldir/a inherits its dir's TTL, it must not get its own: %d", r.Node.TTL)
+	}
+
+	// A re-run changes nothing; invalid_utf8: skip accepts the left-out value with a warning.
+	task := &module.Task{}
+	res, err = Copy(ctx, task, spec(src, dst, "v2"))
+	if err != nil || task.IsChanged() || res.Written.Keys+res.Written.Dirs != 0 || !res.Verified {
+		t.Fatalf("re-run: %v changed=%v %+v", err, task.IsChanged(), res.Written)
+	}
+}
+
+func TestCopyToV3(t *testing.T) {
+	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
+	leaves := seed(t, keysAPI(t, src), 2000)
+	ctx := context.Background()
+
+	// Check mode counts, writes nothing.
+	task := &module.Task{CheckMode: true}
+	res, err := Copy(ctx, task, spec(src, dst, "v3"))
+	cli := dst.Client(t)
+	if err != nil || !task.IsChanged() || res.Written.Keys != int64(len(leaves)) {
+		t.Fatalf("check mode: %v %+v", err, res.Written)
+	}
+	if r, _ := cli.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithCountOnly()); r.Count != 0 {
+		t.Fatalf("check mode wrote %d keys", r.Count)
+	}
+
+	res, err = Copy(ctx, &module.Task{}, spec(src, dst, "v3"))
+	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) {
+		t.Fatalf("copy: %v %+v", err, res)
+	}
+	expiring := []string{"/ttldir/a", "/ttldir/sub/b", "/ttldir/_h", "/ttlkeys/k1", "/ttlkeys/k2"}
+	if res.Destination.TTLKeys != int64(len(expiring)) || res.Written.LeasesGranted != 2 {
+		t.Fatalf("want %d leased keys on 2 leases (300s and 600s windows), got %+v / %d leases",
+			len(expiring), res.Destination, res.Written.LeasesGranted)
+	}
+	for k, v := range leaves {
+		r, err := cli.Get(ctx, k)
+		if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != v {
+			t.Fatalf("%s missing or different in v3: %v", k, err)
+		}
+	}
+	for _, k := range expiring {
+		r, _ := cli.Get(ctx, k)
+		ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(r.Kvs[0].Lease))
+		if err != nil || ttl.TTL < 250 || ttl.TTL > 610 {
+			t.Fatalf("%s: lease ttl %v %v", k, ttl, err)
+		}
+	}
+
+	// An interrupted copy leaves some keys missing or half-done: a re-run fills exactly those,
+	// including a key that lost its lease.
+	cli.Delete(ctx, "/wide/key-00007")
+	cli.Put(ctx, "/tokens/_hiddenA", "stale")
+	cli.Put(ctx, "/ttlkeys/k1", "ttl 300") // same value, no lease: as after `etcdctl migrate`
+	task = &module.Task{}
+	res, err = Copy(ctx, task, spec(src, dst, "v3"))
+	if err != nil || !task.IsChanged() || res.Written.Keys != 3 || !res.Verified {
+		t.Fatalf("resume: %v %+v", err, res.Written)
+	}
+	if r, _ := cli.Get(ctx, "/ttlkeys/k1"); r.Kvs[0].Lease == 0 {
+		t.Fatal("resume did not attach the lease")
+	}
+
+	// verify_only notices a destination that drifted, and names what differs.
+	cli.Put(ctx, "/wide/key-00001", "changed")
+	s := spec(src, dst, "v3")
+	s.VerifyOnly = true
+	res, err = Copy(ctx, &module.Task{}, s)
+	if err == nil || len(res.Differences) == 0 || res.Written.Keys != 0 {
+		t.Fatalf("verify_only should fail on a changed value: %v %+v", err, res)
+	}
+
+	// require_empty_destination refuses before writing.
+	s = spec(src, dst, "v3")
+	s.RequireEmptyDestination = true
+	if _, err = Copy(ctx, &module.Task{}, s); err == nil || !strings.Contains(err.Error(), "require_empty_destination") {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+}
+
+func TestCopyFailsWhenSourceChanges(t *testing.T) {
+	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
+	kapi := keysAPI(t, src)
+	seed(t, kapi, 2000)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // a consumer that was not stopped
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				kapi.Set(context.Background(), fmt.Sprintf("/wide/live-%d", i%10), "x", nil)
+			}
+		}
+	}()
+	_, err := Copy(context.Background(), &module.Task{}, spec(src, dst, "v3"))
+	close(stop)
+	wg.Wait()
+	if err == nil || !strings.Contains(err.Error(), "the source changed during the copy") {
+		t.Fatalf("want a source-changed failure, got %v", err)
+	}
+}

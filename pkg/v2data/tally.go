@@ -1,0 +1,165 @@
+package v2data
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Counts describe one side of a copy. The digest is order-independent (a sum of per-node hashes
+// of kind, name and value), so concurrent walkers of differently shaped stores agree on it.
+type Counts struct {
+	Keys       int64  `json:"keys"`
+	Dirs       int64  `json:"dirs"`
+	TTLKeys    int64  `json:"ttl_keys"`      // leaves with their own TTL (v3: keys with a lease)
+	TTLDirs    int64  `json:"ttl_dirs"`      // directories with their own TTL
+	Expiring   int64  `json:"expiring_keys"` // leaves that expire by their own or a parent's TTL
+	HiddenKeys int64  `json:"hidden_keys"`   // leaves with a path segment starting with "_"
+	Bytes      int64  `json:"bytes"`         // sum of leaf value sizes
+	Digest     string `json:"digest"`
+}
+
+type hash [2]uint64
+
+func (h *hash) add(o hash) { h[0] += o[0]; h[1] += o[1] }
+
+func nodeHash(n Node) hash {
+	s := sha256.New()
+	kind := "k\x00"
+	if n.Dir {
+		kind = "d\x00"
+	}
+	s.Write([]byte(kind))
+	s.Write([]byte(n.Key))
+	s.Write([]byte{0})
+	s.Write([]byte(n.Value))
+	var b [32]byte
+	s.Sum(b[:0])
+	return hash{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:16])}
+}
+
+type expEntry struct {
+	h      hash
+	expiry time.Time
+}
+
+// Tally accumulates Counts from concurrent walkers. Expiring nodes are kept by name, because they
+// may legitimately vanish from one side between the two walks; everything else is only summed.
+type Tally struct {
+	// Dirs: directories are part of the content (a v2 destination) or not (v3 has none).
+	Dirs bool
+
+	mu       sync.Mutex
+	c        Counts
+	steady   hash
+	nSteady  int64
+	expiring map[string]expEntry
+}
+
+// Add counts one node.
+func (t *Tally) Add(n Node) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.expiring == nil {
+		t.expiring = map[string]expEntry{}
+	}
+	if n.Dir {
+		t.c.Dirs++
+		if !n.Expiration.IsZero() {
+			t.c.TTLDirs++
+		}
+		if !t.Dirs {
+			return
+		}
+	} else {
+		t.c.Keys++
+		t.c.Bytes += int64(len(n.Value))
+		if !n.Expiration.IsZero() {
+			t.c.TTLKeys++
+		}
+		if !n.Expiry.IsZero() {
+			t.c.Expiring++
+		}
+		if n.Hidden {
+			t.c.HiddenKeys++
+		}
+	}
+	h := nodeHash(n)
+	if n.Expiry.IsZero() {
+		t.steady.add(h)
+		t.nSteady++
+		return
+	}
+	t.expiring[n.Key] = expEntry{h: h, expiry: n.Expiry}
+}
+
+// Counts returns the counts with the digest of everything added.
+func (t *Tally) Counts() Counts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sum := t.steady
+	for _, e := range t.expiring {
+		sum.add(e.h)
+	}
+	c := t.c
+	c.Digest = fmt.Sprintf("%016x%016x", sum[0], sum[1])
+	return c
+}
+
+// Compare checks that dst holds exactly what src holds. Expiring nodes may differ only by having
+// expired: gone from src (expired in the source, per expiredInSource) or gone from dst after their
+// source deadline passed. It returns human-readable differences (nil: identical).
+func Compare(src, dst *Tally, now time.Time, expiredInSource func(key string) bool) []string {
+	var diffs []string
+	if src.nSteady != dst.nSteady || src.steady != dst.steady {
+		diffs = append(diffs, fmt.Sprintf("%d non-expiring nodes in the source, %d in the destination, content digests %s",
+			src.nSteady, dst.nSteady, map[bool]string{true: "equal", false: "differ"}[src.steady == dst.steady]))
+	}
+	var keys []string
+	for k, s := range src.expiring {
+		d, ok := dst.expiring[k]
+		switch {
+		case ok && d.h == s.h:
+		case !ok && !s.expiry.After(now):
+		case !ok:
+			keys = append(keys, k+" (missing)")
+		default:
+			keys = append(keys, k+" (differs)")
+		}
+	}
+	for k := range dst.expiring {
+		if _, ok := src.expiring[k]; !ok && !expiredInSource(k) {
+			keys = append(keys, k+" (not in the source)")
+		}
+	}
+	if len(keys) > 0 {
+		sort.Strings(keys)
+		diffs = append(diffs, fmt.Sprintf("%d expiring nodes differ: %s", len(keys), strings.Join(first(keys, 10), ", ")))
+	}
+	return diffs
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("… %d more", len(s)-n))
+	}
+	return s
+}
+
+// hiddenExpired counts hidden nodes whose deadline has passed: their expiry moved the v2 index
+// without an event a watch on "/" can see.
+func (t *Tally) hiddenExpired(now time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for k, e := range t.expiring {
+		if IsHidden(k) && !e.expiry.After(now) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,280 @@
+// Package v2data reads, copies and digests an etcd v2 keyspace: a concurrent directory-by-directory
+// walk (never one response holding the whole store), hidden-key discovery from a member's data dir,
+// copies into a v2 or v3 destination, and a verification that compares counts and content digests.
+package v2data
+
+import (
+	"context"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	clientv2 "go.etcd.io/etcd/client/v2"
+)
+
+// Node is one v2 node as the walk sees it.
+type Node struct {
+	Key   string
+	Dir   bool
+	Value string
+	// Expiration is the node's own v2 TTL deadline (zero: none).
+	Expiration time.Time
+	// Expiry is the earliest expiration of the node or any ancestor directory (zero: never): the
+	// moment the node disappears from the source, and what a copy must preserve.
+	Expiry time.Time
+	// Hidden: some segment of the path starts with "_", so listings never show it.
+	Hidden bool
+}
+
+// Scope is the part of the keyspace a walk covers: whole path segments under Prefixes, minus Exclude.
+type Scope struct {
+	Prefixes []string
+	Exclude  []string
+}
+
+// Normalize cleans the paths (v2 cleans them too) and defaults Prefixes to the whole keyspace.
+func (s Scope) Normalize() Scope {
+	out := Scope{}
+	for _, p := range s.Prefixes {
+		out.Prefixes = append(out.Prefixes, path.Clean("/"+p))
+	}
+	if len(out.Prefixes) == 0 {
+		out.Prefixes = []string{"/"}
+	}
+	for _, p := range s.Exclude {
+		out.Exclude = append(out.Exclude, path.Clean("/"+p))
+	}
+	return out
+}
+
+// Excluded reports whether key is under an exclude prefix.
+func (s Scope) Excluded(key string) bool {
+	for _, e := range s.Exclude {
+		if under(key, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Contains reports whether key is in scope.
+func (s Scope) Contains(key string) bool {
+	if s.Excluded(key) {
+		return false
+	}
+	for _, p := range s.Prefixes {
+		if under(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// under: key is dir itself or inside it (whole segments: /a/b is not under /a/bc).
+func under(key, dir string) bool {
+	return dir == "/" || key == dir || strings.HasPrefix(key, dir+"/")
+}
+
+// IsHidden reports whether any segment of a v2 path starts with "_".
+func IsHidden(key string) bool {
+	return strings.HasPrefix(key, "_") || strings.Contains(key, "/_")
+}
+
+// Walker lists a v2 keyspace directory by directory with several concurrent readers.
+type Walker struct {
+	KAPI  clientv2.KeysAPI
+	Scope Scope
+	// Hidden are known paths with hidden segments (see HiddenPaths); listings never show them, so
+	// the walk fetches each one by name in its parent directory.
+	Hidden      []string
+	Concurrency int
+	// Timeout bounds one request.
+	Timeout time.Duration
+}
+
+// Visit receives one directory's children (leaves with values; directories without children).
+// The walk lists a child directory only after Visit returned for its parent, so a copy can create
+// a directory before anything inside it. Visit is called concurrently.
+type Visit func(ctx context.Context, dir Node, children []Node) error
+
+// Walk visits every node in scope.
+func (w *Walker) Walk(ctx context.Context, visit Visit) error {
+	scope := w.Scope.Normalize()
+	hiddenKids := hiddenChildren(w.Hidden)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		mu      sync.Mutex
+		queue   []Node
+		pending int
+		first   error
+		wake    = sync.NewCond(&mu)
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+		wake.Broadcast()
+		mu.Unlock()
+	}
+	push := func(dirs ...Node) {
+		mu.Lock()
+		queue = append(queue, dirs...)
+		pending += len(dirs)
+		wake.Broadcast()
+		mu.Unlock()
+	}
+
+	// Prefixes first: each is a directory to list, a single leaf, or absent.
+	for _, p := range scope.Prefixes {
+		if scope.Excluded(p) {
+			continue
+		}
+		n, err := w.get(ctx, p, Node{})
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			continue
+		}
+		if p != "/" {
+			if err := visit(ctx, Node{Key: path.Dir(p), Dir: true}, []Node{*n}); err != nil {
+				return err
+			}
+		}
+		if n.Dir {
+			push(*n)
+		}
+	}
+
+	workers := max(w.Concurrency, 1)
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				for len(queue) == 0 && pending > 0 && first == nil {
+					wake.Wait()
+				}
+				if first != nil || pending == 0 {
+					mu.Unlock()
+					return
+				}
+				dir := queue[len(queue)-1] // depth first keeps the queue short
+				queue = queue[:len(queue)-1]
+				mu.Unlock()
+
+				kids, err := w.list(ctx, dir, scope, hiddenKids[dir.Key])
+				if err == nil {
+					err = visit(ctx, dir, kids)
+				}
+				if err != nil {
+					fail(err)
+					return
+				}
+				var sub []Node
+				for _, k := range kids {
+					if k.Dir {
+						sub = append(sub, k)
+					}
+				}
+				push(sub...)
+				mu.Lock()
+				pending--
+				wake.Broadcast()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// list returns the in-scope children of dir: the listing plus its known hidden children.
+func (w *Walker) list(ctx context.Context, dir Node, scope Scope, hidden []string) ([]Node, error) {
+	rctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	resp, err := w.KAPI.Get(rctx, dir.Key, &clientv2.GetOptions{Sort: true})
+	cancel()
+	if clientv2.IsKeyNotFound(err) {
+		return nil, nil // expired or deleted since its parent was listed
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Node
+	for _, c := range resp.Node.Nodes {
+		if n := fromV2(c, dir); scope.Contains(n.Key) {
+			out = append(out, n)
+		}
+	}
+	for _, name := range hidden {
+		key := path.Join(dir.Key, name)
+		if !scope.Contains(key) {
+			continue
+		}
+		n, err := w.get(ctx, key, dir)
+		if err != nil {
+			return nil, err
+		}
+		if n != nil {
+			out = append(out, *n)
+		}
+	}
+	return out, nil
+}
+
+// get reads one node by name (nil when absent); parent supplies the inherited expiry.
+func (w *Walker) get(ctx context.Context, key string, parent Node) (*Node, error) {
+	rctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	defer cancel()
+	resp, err := w.KAPI.Get(rctx, key, &clientv2.GetOptions{})
+	if clientv2.IsKeyNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	n := fromV2(resp.Node, parent)
+	if key == "/" {
+		n.Key = "/"
+	}
+	return &n, nil
+}
+
+func fromV2(c *clientv2.Node, parent Node) Node {
+	n := Node{Key: c.Key, Dir: c.Dir, Value: c.Value, Expiry: parent.Expiry, Hidden: IsHidden(c.Key)}
+	if c.Expiration != nil {
+		n.Expiration = *c.Expiration
+		if n.Expiry.IsZero() || c.Expiration.Before(n.Expiry) {
+			n.Expiry = *c.Expiration
+		}
+	}
+	return n
+}
+
+// hiddenChildren maps each directory to the hidden names known inside it, from full paths.
+func hiddenChildren(paths []string) map[string][]string {
+	seen := map[string]bool{}
+	out := map[string][]string{}
+	for _, p := range paths {
+		segs := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+		for i, s := range segs {
+			if !strings.HasPrefix(s, "_") {
+				continue
+			}
+			parent := "/" + strings.Join(segs[:i], "/")
+			full := path.Join(parent, s)
+			if !seen[full] {
+				seen[full] = true
+				out[parent] = append(out[parent], s)
+			}
+		}
+	}
+	return out
+}
