@@ -1,0 +1,249 @@
+package modules
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"debug/elf"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+	"gopkg.in/yaml.v3"
+)
+
+// Every sidecar doc in plugins/modules/ renders with ansible-doc (the installed ansible-core), with
+// the connection fragment merged in, examples that use the FQCN, and documented return keys.
+func TestSidecarDocsRender(t *testing.T) {
+	env := ansibletest.Install(t)
+	root := ansibletest.Root(t)
+	docs, _ := filepath.Glob(filepath.Join(root, "plugins", "modules", "*.yml"))
+	if len(docs) == 0 {
+		t.Fatal("no sidecar docs in plugins/modules")
+	}
+	for _, path := range docs {
+		name := strings.TrimSuffix(filepath.Base(path), ".yml")
+		fqcn := "etcdops.etcd." + name
+		t.Run(name, func(t *testing.T) {
+			var sidecar struct {
+				Documentation struct {
+					Module  string   `yaml:"module"`
+					Extends []string `yaml:"extends_documentation_fragment"`
+				} `yaml:"DOCUMENTATION"`
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal(b, &sidecar); err != nil {
+				t.Fatalf("%s is not YAML: %v", path, err)
+			}
+			if sidecar.Documentation.Module != name {
+				t.Errorf("DOCUMENTATION.module is %q, want %q (the file name)", sidecar.Documentation.Module, name)
+			}
+
+			out := ansibleDoc(t, env, "-j", fqcn)
+			var all map[string]struct {
+				Doc struct {
+					ShortDescription string                    `json:"short_description"`
+					Options          map[string]map[string]any `json:"options"`
+				} `json:"doc"`
+				Examples string                    `json:"examples"`
+				Return   map[string]map[string]any `json:"return"`
+			}
+			if err := json.Unmarshal(out, &all); err != nil {
+				t.Fatalf("ansible-doc -j: %v\n%s", err, out)
+			}
+			d := all[fqcn]
+			if d.Doc.ShortDescription == "" || len(d.Doc.Options) == 0 {
+				t.Errorf("doc without short_description or options: %+v", d.Doc)
+			}
+			for _, frag := range sidecar.Documentation.Extends {
+				if frag == "etcdops.etcd.connection" {
+					for _, opt := range []string{"endpoints", "ca_cert", "client_cert", "client_key", "password"} {
+						if _, ok := d.Doc.Options[opt]; !ok {
+							t.Errorf("connection fragment option %s not merged into the doc", opt)
+						}
+					}
+				}
+			}
+			var examples []map[string]any
+			if err := yaml.Unmarshal([]byte(d.Examples), &examples); err != nil || len(examples) == 0 {
+				t.Fatalf("EXAMPLES is not a non-empty YAML task list: %v\n%s", err, d.Examples)
+			}
+			usesModule := false
+			for _, ex := range examples {
+				if ex["name"] == nil {
+					t.Errorf("example without name: %v", ex)
+				}
+				if _, ok := ex[fqcn]; ok {
+					usesModule = true
+				}
+			}
+			if !usesModule {
+				t.Errorf("no example calls %s by its FQCN", fqcn)
+			}
+			if len(d.Return) == 0 {
+				t.Error("no RETURN keys")
+			}
+			for key, r := range d.Return {
+				for _, field := range []string{"description", "returned", "type"} {
+					if r[field] == nil {
+						t.Errorf("RETURN %s has no %s", key, field)
+					}
+				}
+			}
+
+			// The text rendering operators read; ansible-core 2.14 prints 2.15 markup (O(), RV())
+			// literally, so docs must use I() and C().
+			text := string(ansibleDoc(t, env, fqcn))
+			for _, want := range []string{"OPTIONS", "EXAMPLES:", "RETURN VALUES:"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("ansible-doc output lacks %s", want)
+				}
+			}
+			for _, markup := range []string{"O(", "RV(", "V(", "E("} {
+				if strings.Contains(text, " "+markup) || strings.Contains(text, "\n"+markup) {
+					t.Errorf("ansible-doc output shows unrendered %s...) markup; use I() or C()", markup)
+				}
+			}
+		})
+	}
+}
+
+func ansibleDoc(t *testing.T, env []string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("ansible-doc", args...)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("ansible-doc %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// `ansible-galaxy collection build` on the checkout gives a tarball with every module binary
+// (static, executable) and the docs, and without Go sources or build inputs.
+func TestCollectionBuild(t *testing.T) {
+	env := ansibletest.Install(t) // builds the binaries into plugins/modules
+	root := ansibletest.Root(t)
+	outDir := t.TempDir()
+	cmd := exec.Command("ansible-galaxy", "collection", "build", "--force", "--output-path", outDir, root)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ansible-galaxy collection build: %v\n%s", err, out)
+	}
+	tarballs, _ := filepath.Glob(filepath.Join(outDir, "etcdops-etcd-*.tar.gz"))
+	if len(tarballs) != 1 {
+		t.Fatalf("tarballs: %v", tarballs)
+	}
+	entries := tarEntries(t, tarballs[0], outDir)
+
+	var want []string
+	modules, _ := os.ReadDir(filepath.Join(root, "modules"))
+	for _, m := range modules {
+		want = append(want, "plugins/modules/"+m.Name())
+	}
+	docs, _ := filepath.Glob(filepath.Join(root, "plugins", "modules", "*.yml"))
+	for _, d := range docs {
+		want = append(want, "plugins/modules/"+filepath.Base(d))
+	}
+	want = append(want, "MANIFEST.json", "FILES.json", "plugins/doc_fragments/connection.py")
+	for _, w := range want {
+		if _, ok := entries[w]; !ok {
+			t.Errorf("tarball lacks %s", w)
+		}
+	}
+	for _, m := range modules {
+		hdr := entries["plugins/modules/"+m.Name()]
+		if hdr == nil {
+			continue
+		}
+		if hdr.Mode&0o111 == 0 {
+			t.Errorf("%s is not executable (mode %o)", hdr.Name, hdr.Mode)
+		}
+		assertStaticELF(t, filepath.Join(outDir, "x", hdr.Name))
+	}
+	for name := range entries {
+		top := strings.SplitN(name, "/", 2)[0]
+		if strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" || name == "Makefile" {
+			t.Errorf("tarball holds a build input: %s", name)
+		}
+		switch top {
+		case "pkg", "internal", "modules", "tests", "build", "mk", "lab", ".ci", ".git":
+			t.Errorf("tarball holds %s (from %s/)", name, top)
+		}
+	}
+}
+
+// tarEntries lists the tarball and extracts the module binaries under dir/x for inspection.
+func tarEntries(t *testing.T, path, dir string) map[string]*tar.Header {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	entries := map[string]*tar.Header{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(hdr.Name, "./")
+		entries[name] = hdr
+		if hdr.Typeflag == tar.TypeReg && strings.HasPrefix(name, "plugins/modules/") && !strings.HasSuffix(name, ".yml") {
+			dst := filepath.Join(dir, "x", name)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return entries
+}
+
+// assertStaticELF checks a module binary runs on a target whatever its libc: linux/amd64, no
+// dynamic interpreter, and stripped as make build promises.
+func assertStaticELF(t *testing.T, path string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_X86_64 {
+		t.Errorf("%s is built for %v, want x86-64", path, f.Machine)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s is dynamically linked", path)
+		}
+	}
+	if f.Section(".symtab") != nil {
+		t.Errorf("%s is not stripped (has .symtab)", path)
+	}
+}
