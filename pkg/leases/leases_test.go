@@ -1,0 +1,171 @@
+package leases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/pkg/module"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func spec(prefixes ...Prefix) Spec {
+	return Spec{Prefixes: prefixes, MaxKeysPerLease: 1000, MaxTxnOps: 128, PageSize: 1000, Concurrency: 8,
+		Timeout: 30 * time.Second}
+}
+
+func putN(t *testing.T, cli *clientv3.Client, format string, n int) {
+	t.Helper()
+	for i := 0; i < n; i += 100 {
+		var ops []clientv3.Op
+		for j := i; j < min(i+100, n); j++ {
+			ops = append(ops, clientv3.OpPut(fmt.Sprintf(format, j), fmt.Sprintf("value %d", j)))
+		}
+		if _, err := cli.Txn(context.Background()).Then(ops...).Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAttachSpreadsKeysOverLeasesAndIsIdempotent(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	cli := c.Client(t)
+	ctx := context.Background()
+	putN(t, cli, "/kubernetes.io/events/ns/e-%05d", 2500)
+	old, _ := cli.Grant(ctx, 7200)
+	for i := 0; i < 10; i++ { // already leased: left alone
+		cli.Put(ctx, fmt.Sprintf("/kubernetes.io/events/ns/e-%05d", i), fmt.Sprintf("value %d", i), clientv3.WithLease(old.ID))
+	}
+	cli.Put(ctx, "/kubernetes.io/eventsnot", "value: a plain string prefix covers this key too")
+	s := spec(Prefix{"/kubernetes.io/events", time.Hour})
+
+	task := &module.Task{CheckMode: true}
+	res, err := Attach(ctx, task, cli, s)
+	p := res.Prefixes[0]
+	if err != nil || !task.IsChanged() || p.Attached != 2491 || p.AlreadyLeased != 10 || p.LeasesGranted != 3 {
+		t.Fatalf("check mode: %v %+v", err, p)
+	}
+	if l, _ := cli.Leases(ctx); len(l.Leases) != 1 {
+		t.Fatalf("check mode granted leases: %d", len(l.Leases))
+	}
+
+	res, err = Attach(ctx, &module.Task{}, cli, s)
+	p = res.Prefixes[0]
+	if err != nil || p.KeysSeen != 2501 || p.Attached != 2491 || p.AlreadyLeased != 10 || p.Conflicts != 0 || p.LeasesGranted != 3 {
+		t.Fatalf("attach: %v %+v", err, p)
+	}
+	r, _ := cli.Get(ctx, "/kubernetes.io/events", clientv3.WithPrefix())
+	perLease := map[clientv3.LeaseID]int{}
+	for _, kv := range r.Kvs {
+		perLease[clientv3.LeaseID(kv.Lease)]++
+		if !strings.HasPrefix(string(kv.Value), "value ") {
+			t.Fatalf("%s: value changed to %q", kv.Key, kv.Value)
+		}
+	}
+	if perLease[0] != 0 || perLease[old.ID] != 10 || len(perLease) != 4 {
+		t.Fatalf("keys per lease: %v", perLease)
+	}
+	for id, n := range perLease {
+		ttl, _ := cli.TimeToLive(ctx, id)
+		if n > 1000 || (id != old.ID && (ttl.GrantedTTL != 3600 || ttl.TTL < 3500)) {
+			t.Fatalf("lease %x: %d keys, %+v", id, n, ttl)
+		}
+	}
+
+	task = &module.Task{}
+	res, err = Attach(ctx, task, cli, s)
+	if err != nil || task.IsChanged() || res.Attached != 0 || res.Prefixes[0].AlreadyLeased != 2501 {
+		t.Fatalf("re-run: %v changed=%v %+v", err, task.IsChanged(), res.Prefixes[0])
+	}
+}
+
+// A key changed between the read and the guarded write is reported and keeps what its writer
+// wrote; the rest of the batch is attached.
+func TestGuardReportsChangedKeys(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	cli := c.Client(t)
+	ctx := context.Background()
+	putN(t, cli, "/g/k-%03d", 100)
+	r, _ := cli.Get(ctx, "/g/", clientv3.WithPrefix())
+	l, _ := cli.Grant(ctx, 60)
+	var b []target
+	for _, kv := range r.Kvs {
+		b = append(b, target{key: string(kv.Key), rev: kv.ModRevision, lease: l.ID})
+	}
+	cli.Put(ctx, "/g/k-007", "written by someone else")
+	cli.Delete(ctx, "/g/k-042")
+	n, lost, err := guardedAttach(ctx, cli, 10*time.Second, b)
+	if err != nil || n != 98 || strings.Join(lost, ",") != "/g/k-007,/g/k-042" {
+		t.Fatalf("attached %d, lost %v, %v", n, lost, err)
+	}
+	if g, _ := cli.Get(ctx, "/g/k-007"); string(g.Kvs[0].Value) != "written by someone else" || g.Kvs[0].Lease != 0 {
+		t.Fatalf("changed key stomped: %+v", g.Kvs[0])
+	}
+	if g, _ := cli.Get(ctx, "/g/k-042"); len(g.Kvs) != 0 {
+		t.Fatal("deleted key re-created")
+	}
+}
+
+func TestConcurrentWritersAreNotStomped(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	cli := c.Client(t)
+	ctx := context.Background()
+	putN(t, cli, "/w/cold-%05d", 3000)
+	putN(t, cli, "/w/hot-%02d", 20)
+	stop := make(chan struct{})
+	last := map[string]string{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k, v := fmt.Sprintf("/w/hot-%02d", i%20), fmt.Sprintf("writer %d", i)
+			if _, err := cli.Put(ctx, k, v); err == nil {
+				last[k] = v
+			}
+		}
+	}()
+	res, err := Attach(ctx, &module.Task{}, cli, spec(Prefix{"/w/", 10 * time.Minute}))
+	close(stop)
+	wg.Wait()
+	p := res.Prefixes[0]
+	if err != nil || p.Attached+p.Conflicts+p.AlreadyLeased != p.KeysSeen || p.KeysSeen != 3020 {
+		t.Fatalf("%v %+v", err, p)
+	}
+	for _, k := range p.ConflictKeys {
+		if !strings.HasPrefix(k, "/w/hot-") {
+			t.Fatalf("conflict on a key nobody wrote: %s", k)
+		}
+	}
+	r, _ := cli.Get(ctx, "/w/", clientv3.WithPrefix())
+	for _, kv := range r.Kvs {
+		k := string(kv.Key)
+		if strings.HasPrefix(k, "/w/cold-") && kv.Lease == 0 {
+			t.Fatalf("%s not leased", k)
+		}
+		if v, ok := last[k]; ok && string(kv.Value) != v {
+			t.Fatalf("%s: %q, the writer last wrote %q", k, kv.Value, v)
+		}
+	}
+	t.Logf("conflicts reported: %d", p.Conflicts)
+}
+
+func TestTTLBelowOneSecondIsRefused(t *testing.T) {
+	for _, ttl := range []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond} {
+		s := spec(Prefix{"/a", time.Hour}, Prefix{"/b", ttl})
+		var pe *module.ParamError
+		if err := s.Validate(); !errors.As(err, &pe) || pe.Param != "prefixes[1].ttl" {
+			t.Fatalf("ttl %s: %v", ttl, err)
+		}
+	}
+}
