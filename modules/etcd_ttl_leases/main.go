@@ -47,4 +47,3 @@ func main() {
 		return leases.Attach(ctx, t, cli, p.spec())
 	})
 }
-

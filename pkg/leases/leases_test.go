@@ -41,7 +41,7 @@ func TestAttachSpreadsKeysOverLeasesAndIsIdempotent(t *testing.T) {
 	for i := 0; i < 10; i++ { // already leased: left alone
 		cli.Put(ctx, fmt.Sprintf("/kubernetes.io/events/ns/e-%05d", i), fmt.Sprintf("value %d", i), clientv3.WithLease(old.ID))
 	}
-	cli.Put(ctx, "/kubernetes.io/eventsnot", "value: a plain string prefix covers this key too")
+	cli.Put(ctx, "/kubernetes.io/eventsnot", "value of a key a plain string prefix covers too")
 	s := spec(Prefix{"/kubernetes.io/events", time.Hour})
 
 	task := &module.Task{CheckMode: true}
