@@ -12,6 +12,10 @@ COLLROOT   := $(CURDIR)/build/collections
 COLLLINK   := $(COLLROOT)/ansible_collections/etcdops/etcd
 export ANSIBLE_COLLECTIONS_PATH := $(COLLROOT):$(HOME)/.ansible/collections:/usr/share/ansible/collections
 
+# Area targets (lab, e2e, demo, bench, etcd 3.6, …); included before the rules below so their
+# EXTRA_TEST_TARGETS additions reach `test`.
+-include mk/*.mk
+
 .PHONY: all build install deps lint unit modtest test demo bench clean collection
 all: build
 
@@ -63,4 +67,3 @@ clean:
 	rm -rf build
 	find plugins/modules -type f ! -name '*.yml' -delete
 
--include mk/*.mk
