@@ -175,7 +175,30 @@ func (c *cluster) refresh(ctx context.Context) error {
 		return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member list: %w", err))
 	}
 	c.members = resp.Members
+	c.avoidLearners()
 	return nil
+}
+
+// avoidLearners drops learners' client URLs from the client's endpoints: a learner answers
+// membership changes with "rpc not supported for learner", and a playbook often lists every host.
+func (c *cluster) avoidLearners() {
+	learnerURLs := map[string]bool{}
+	for _, m := range c.members {
+		if m.IsLearner {
+			for _, u := range normalizeAll(m.ClientURLs) {
+				learnerURLs[u] = true
+			}
+		}
+	}
+	var keep []string
+	for _, ep := range c.conn.Endpoints {
+		if !learnerURLs[normalizeAll([]string{ep})[0]] {
+			keep = append(keep, ep)
+		}
+	}
+	if len(keep) > 0 && len(keep) < len(c.conn.Endpoints) {
+		c.cli.SetEndpoints(keep...)
+	}
 }
 
 func (c *cluster) view() []Info {
