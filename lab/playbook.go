@@ -155,3 +155,14 @@ func (r *Result) Failures() string {
 	}
 	return b.String()
 }
+
+// EnvMap turns KEY=VALUE pairs (ansibletest.Install's environment) into Run.Env.
+func EnvMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
