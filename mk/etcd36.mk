@@ -30,6 +30,3 @@ test-member-versions: etcd36
 	ETCDTEST_BIN=$(ETCD36_BIN) $(GO) test -count=1 -timeout 15m ./pkg/member/
 
 EXTRA_TEST_TARGETS += test-member-versions
-# The Makefile's `test:` line expands EXTRA_TEST_TARGETS before mk/*.mk are included, so the
-# target is also attached to `test` directly (make merges prerequisites and ignores duplicates).
-test: test-member-versions

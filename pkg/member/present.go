@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/module"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -66,6 +67,11 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 		c.members = append(c.members, &etcdserverpb.Member{PeerURLs: s.PeerURLs, IsLearner: s.Learner})
 		return c.presentResult("added", c.members[len(c.members)-1])
 	}
+	if s.Learner {
+		if err := c.learnersSupported(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var resp *clientv3.MemberAddResponse
 	err := c.retryTransient(ctx, func(cctx context.Context) (err error) {
 		if s.Learner {
@@ -91,6 +97,27 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 		}
 	}
 	return c.presentResult("added", resp.Member)
+}
+
+// learnersSupported refuses learner adds on servers older than 3.4: they do not know the learner
+// flag and would silently add a voter.
+func (c *cluster) learnersSupported(ctx context.Context) error {
+	var lastErr error
+	for _, ep := range c.cli.Endpoints() {
+		cctx, cancel := c.conn.Ctx(ctx)
+		st, err := c.cli.Status(cctx, ep)
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var major, minor int
+		if _, err := fmt.Sscanf(st.Version, "%d.%d", &major, &minor); err == nil && (major < 3 || (major == 3 && minor < 4)) {
+			return &module.ParamError{Param: "learner", Msg: fmt.Sprintf("etcd %s has no learners (they came with 3.4); set learner: false to add a voter", st.Version)}
+		}
+		return nil
+	}
+	return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("status: %w", lastErr))
 }
 
 func (c *cluster) explainAdd(err error) error {
