@@ -100,12 +100,12 @@ func Module(t testing.TB, module string, args map[string]any, o Opts) Result {
 		env = append(env, k+"="+v)
 	}
 	task := map[string]any{
-		"name":                  "module under test",
+		"name":                   "module under test",
 		"etcdops.etcd." + module: args,
-		"ignore_errors":         true,
-		"check_mode":            o.Check,
-		"diff":                  o.Diff,
-		"no_log":                o.NoLog,
+		"ignore_errors":          true,
+		"check_mode":             o.Check,
+		"diff":                   o.Diff,
+		"no_log":                 o.NoLog,
 	}
 	play := []map[string]any{{"hosts": "localhost", "gather_facts": false, "connection": "local",
 		"tasks": []any{task}}}
@@ -115,9 +115,35 @@ func Module(t testing.TB, module string, args map[string]any, o Opts) Result {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ansible-playbook", "-i", "localhost,", path)
+	tasks := Playbook(t, path, "localhost,", nil, env)
+	if len(tasks) == 0 {
+		t.Fatal("ansible-playbook reported no task")
+	}
+	return tasks[0].Hosts["localhost"]
+}
+
+// TaskResult is one task of a playbook run: its name and each host's result.
+type TaskResult struct {
+	Name  string
+	Hosts map[string]Result
+}
+
+// Playbook runs a playbook file with an inventory (a path or a "host," list) and extra vars, in
+// the environment Install returns (env nil: Install's), and returns every task's results in order.
+// It fails the test only when Ansible produced no report at all; failed tasks are in the results.
+func Playbook(t testing.TB, playbook, inventory string, extraVars map[string]any, env []string) []TaskResult {
+	t.Helper()
+	if env == nil {
+		env = Install(t)
+	}
+	args := []string{"-i", inventory, playbook}
+	if len(extraVars) > 0 {
+		b, _ := json.Marshal(extraVars)
+		args = append(args, "-e", string(b))
+	}
+	cmd := exec.Command("ansible-playbook", args...)
 	cmd.Env = env
-	cmd.Dir = dir
+	cmd.Dir = filepath.Dir(playbook)
 	out, err := cmd.Output()
 	if err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {
@@ -127,16 +153,25 @@ func Module(t testing.TB, module string, args map[string]any, o Opts) Result {
 	var report struct {
 		Plays []struct {
 			Tasks []struct {
+				Task struct {
+					Name string `json:"name"`
+				} `json:"task"`
 				Hosts map[string]Result `json:"hosts"`
 			} `json:"tasks"`
 		} `json:"plays"`
 	}
-	if err := json.Unmarshal(out, &report); err != nil || len(report.Plays) == 0 || len(report.Plays[0].Tasks) == 0 {
+	if err := json.Unmarshal(out, &report); err != nil || len(report.Plays) == 0 {
 		stderr := ""
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = string(ee.Stderr)
 		}
-		t.Fatalf("ansible-playbook produced no task result: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+		t.Fatalf("ansible-playbook produced no report: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
 	}
-	return report.Plays[0].Tasks[0].Hosts["localhost"]
+	var tasks []TaskResult
+	for _, play := range report.Plays {
+		for _, task := range play.Tasks {
+			tasks = append(tasks, TaskResult{Name: task.Task.Name, Hosts: task.Hosts})
+		}
+	}
+	return tasks
 }
