@@ -3,6 +3,8 @@ package modules
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,6 +119,58 @@ func TestClusterInfoModule(t *testing.T) {
 				"ETCDCTL_CACERT":    c.CACert, "ETCDCTL_CERT": c.Cert, "ETCDCTL_KEY": c.Key,
 			}})
 		assertFacts(t, res)
+	})
+	t.Run("cluster_facts playbook", func(t *testing.T) {
+		// The first etcd host's etcd.conf, as openshift-ansible wrote it (quoted values included).
+		conf := filepath.Join(t.TempDir(), "etcd.conf")
+		body := fmt.Sprintf("ETCD_NAME=m0\nETCD_ADVERTISE_CLIENT_URLS=%s\nETCD_TRUSTED_CA_FILE=\"%s\"\n"+
+			"ETCD_PEER_CERT_FILE=%s\nETCD_PEER_KEY_FILE=%s\n", c.Members[0].ClientURL, c.CACert, c.Cert, c.Key)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		inventory := filepath.Join(t.TempDir(), "hosts")
+		if err := os.WriteFile(inventory, []byte("[etcd]\nlocalhost ansible_connection=local\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tasks := ansibletest.Playbook(t, filepath.Join(ansibletest.Root(t), "playbooks", "cluster_facts.yml"),
+			inventory, map[string]any{"etcd_conf_file": conf}, nil)
+		var facts, summary ansibletest.Result
+		for _, task := range tasks {
+			r := task.Hosts["localhost"]
+			if r.Failed() {
+				t.Fatalf("task %q failed: %s", task.Name, r.Msg())
+			}
+			switch task.Name {
+			case "Read status, health, alarms and key counts through every started member":
+				facts = r
+			case "Print the summary":
+				summary = r
+			}
+		}
+		var res clusterInfoResult
+		facts.Decode(t, &res)
+		assertFacts(t, res) // every member's endpoint, found through the member list
+		lines, _ := summary["msg"].([]any)
+		var b strings.Builder
+		for _, l := range lines {
+			fmt.Fprintln(&b, l)
+		}
+		text := b.String()
+		t.Logf("summary:\n%s", text)
+		wants := []string{"cluster " + res.ClusterID + ": 3 members, leader " + res.LeaderName, "all healthy: True",
+			"alarms: none", "v2: has data: True, top-level dirs: /kubernetes.io",
+			fmt.Sprintf("v3: revision %d, 3 keys, /kubernetes.io/ 2, /openshift.io/ 1", res.V3.Revision)}
+		for _, m := range c.Members {
+			wants = append(wants, "endpoint "+m.ClientURL+": healthy")
+		}
+		for _, w := range wants {
+			if !strings.Contains(text, w) {
+				t.Errorf("summary lacks %q", w)
+			}
+		}
+		if len(lines) != 1+3+3+3 {
+			t.Errorf("summary has %d lines, want header, 3 members, 3 endpoints, alarms, v2, v3", len(lines))
+		}
 	})
 	t.Run("a stopped member is reported, not fatal", func(t *testing.T) {
 		c.Stop(c.Members[1])
