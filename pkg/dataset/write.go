@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,23 +24,36 @@ func WriteV2(ctx context.Context, kapi clientv2.KeysAPI, m *Manifest) error {
 	if m.API != "v2" {
 		return fmt.Errorf("manifest is for %s, not v2", m.API)
 	}
+	keys := m.Keys()
+	for _, e := range keys {
+		if e.value == nil {
+			return fmt.Errorf("%s: a manifest loaded from a file has no values; write a generated one", e.Key)
+		}
+	}
 	for _, e := range m.Entries {
 		if e.Dir {
-			if _, err := kapi.Set(ctx, e.Key, "", &clientv2.SetOptions{Dir: true, TTL: time.Duration(e.TTL) * time.Second}); err != nil {
+			if err := mkdirV2(ctx, kapi, e.Key, time.Duration(e.TTL)*time.Second); err != nil {
 				return fmt.Errorf("v2 mkdir %s: %w", e.Key, err)
 			}
 		}
 	}
-	return parallel(ctx, m.Keys(), func(ctx context.Context, e *Entry) error {
-		if e.value == nil {
-			return fmt.Errorf("%s: manifest loaded from a file has no values; write a generated one", e.Key)
-		}
+	return parallel(ctx, keys, func(ctx context.Context, e *Entry) error {
 		_, err := kapi.Set(ctx, e.Key, string(e.value), &clientv2.SetOptions{TTL: time.Duration(e.TTL) * time.Second})
 		if err != nil {
 			return fmt.Errorf("v2 set %s: %w", e.Key, err)
 		}
 		return nil
 	})
+}
+
+// mkdirV2 creates a directory, or refreshes the TTL of one an earlier seeding made.
+func mkdirV2(ctx context.Context, kapi clientv2.KeysAPI, key string, ttl time.Duration) error {
+	_, err := kapi.Set(ctx, key, "", &clientv2.SetOptions{Dir: true, TTL: ttl, PrevExist: clientv2.PrevNoExist})
+	var cerr clientv2.Error
+	if errors.As(err, &cerr) && cerr.Code == clientv2.ErrorCodeNodeExist {
+		_, err = kapi.Set(ctx, key, "", &clientv2.SetOptions{Dir: true, TTL: ttl, PrevExist: clientv2.PrevExist})
+	}
+	return err
 }
 
 // WriteV3 stores a v3 manifest: TTL keys get one lease per TTL prefix (as the migration runbook
