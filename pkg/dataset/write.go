@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -46,13 +45,13 @@ func WriteV2(ctx context.Context, kapi clientv2.KeysAPI, m *Manifest) error {
 	})
 }
 
-// mkdirV2 creates a directory, or refreshes the TTL of one an earlier seeding made.
+// mkdirV2 creates a directory unless an earlier seeding made it (v2 refuses to set a directory
+// over an existing one).
 func mkdirV2(ctx context.Context, kapi clientv2.KeysAPI, key string, ttl time.Duration) error {
-	_, err := kapi.Set(ctx, key, "", &clientv2.SetOptions{Dir: true, TTL: ttl, PrevExist: clientv2.PrevNoExist})
-	var cerr clientv2.Error
-	if errors.As(err, &cerr) && cerr.Code == clientv2.ErrorCodeNodeExist {
-		_, err = kapi.Set(ctx, key, "", &clientv2.SetOptions{Dir: true, TTL: ttl, PrevExist: clientv2.PrevExist})
+	if resp, err := kapi.Get(ctx, key, nil); err == nil && resp.Node.Dir {
+		return nil
 	}
+	_, err := kapi.Set(ctx, key, "", &clientv2.SetOptions{Dir: true, TTL: ttl})
 	return err
 }
 
