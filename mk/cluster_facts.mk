@@ -1,0 +1,11 @@
+# etcd_cluster_info / etcd_convergence_wait against real etcd processes of the versions the
+# collection meets: Debian's 3.4 (OpenShift-era v2 API on) and the built 3.6 (no v2 API).
+# `make unit` covers the embedded 3.5.
+.PHONY: test-facts-versions
+test-facts-versions: etcd36
+	ETCDTEST_BIN=/usr/bin/etcd $(GO) test -count=1 -timeout 10m ./pkg/clusterinfo/ ./pkg/convergence/
+	ETCDTEST_BIN=$(ETCD36_BIN) $(GO) test -count=1 -timeout 10m ./pkg/clusterinfo/ ./pkg/convergence/
+
+EXTRA_TEST_TARGETS += test-facts-versions
+# `test:` in the Makefile expands EXTRA_TEST_TARGETS before mk/*.mk are read; attach directly too.
+test: test-facts-versions
