@@ -4,6 +4,7 @@
 //	labctl down [-name lab]          labctl status [-name lab]
 //	labctl seed -v2|-v3 N [-name lab] [-seed S]
 //	labctl fault kill|stop|start|restart|corrupt HOST    labctl fault partition|heal HOST HOST
+//	labctl demo [-keys 2000] [-playbook playbooks/cluster_facts.yml] [-keep]
 package main
 
 import (
@@ -87,6 +88,8 @@ func main() {
 			l.SetLog(logf)
 			err = fault(l, fs.Args())
 		}
+	case "demo":
+		err = demo(args)
 	default:
 		usage()
 	}
@@ -206,6 +209,7 @@ func usage() {
   down    [-name lab]
   status  [-name lab]
   seed    [-name lab] [-seed-v2 N] [-seed-v3 N] [-seed S]
-  fault   [-name lab] kill|stop|start|restart|corrupt HOST | partition|heal HOST HOST`)
+  fault   [-name lab] kill|stop|start|restart|corrupt HOST | partition|heal HOST HOST
+  demo    [-name demo] [-keys 2000] [-playbook playbooks/cluster_facts.yml] [-e JSON] [-etcd 3.4] [-keep]`)
 	os.Exit(2)
 }
