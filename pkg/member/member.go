@@ -58,9 +58,9 @@ type Info struct {
 
 // Result is what Ensure reports; the JSON keys become the module's return values.
 type Result struct {
-	// Action is what was done (or, in check mode, would be done): added, updated, promoted,
-	// removed or none.
-	Action string `json:"action"`
+	// Operation is what was done (or, in check mode, would be done): added, updated, promoted,
+	// removed or none. (Not "action": Ansible's callbacks put the module name under that key.)
+	Operation string `json:"operation"`
 	// Member is the member the task is about, after the change (absent: the removed member).
 	Member *Info `json:"member,omitempty"`
 	// Members is the member list after the change.
@@ -151,7 +151,7 @@ func Ensure(ctx context.Context, t *module.Task, conn *etcdconn.Options, spec Sp
 	if err != nil {
 		return nil, err
 	}
-	if res.Action != "none" {
+	if res.Operation != "none" {
 		t.Changed()
 	}
 	t.SetDiff(map[string]any{"members": memberLines(before)}, map[string]any{"members": memberLines(res.Members)})
@@ -210,7 +210,11 @@ func (c *cluster) view() []Info {
 }
 
 func info(m *etcdserverpb.Member) Info {
-	return Info{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, PeerURLs: nonNil(m.PeerURLs),
+	id := ""
+	if m.ID != 0 { // 0: a member check mode predicts; etcd assigns the id when it adds it
+		id = fmt.Sprintf("%x", m.ID)
+	}
+	return Info{ID: id, Name: m.Name, PeerURLs: nonNil(m.PeerURLs),
 		ClientURLs: nonNil(m.ClientURLs), IsLearner: m.IsLearner, Started: started(m)}
 }
 

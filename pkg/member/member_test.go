@@ -71,7 +71,7 @@ func TestAddLearnerStartPromote(t *testing.T) {
 	spec := Spec{State: Present, Name: "m3", PeerURLs: []string{newM.PeerURL}, Learner: true}
 
 	pred := mustEnsure(t, c, spec, true, true)
-	if pred.Action != "added" || len(pred.Members) != 4 || pred.Member.ID != "" {
+	if pred.Operation != "added" || len(pred.Members) != 4 || pred.Member.ID != "" {
 		t.Fatalf("check mode prediction: %+v", pred)
 	}
 	if n := len(liveMembers(t, c)); n != 3 {
@@ -120,7 +120,7 @@ func TestAddLearnerStartPromote(t *testing.T) {
 	}
 
 	pspec := Spec{State: Promoted, Name: "m3"}
-	if p := mustEnsure(t, c, pspec, true, true); p.Action != "promoted" {
+	if p := mustEnsure(t, c, pspec, true, true); p.Operation != "promoted" {
 		t.Fatalf("check-mode promote: %+v", p)
 	}
 	p := mustEnsure(t, c, pspec, false, true)
@@ -188,7 +188,7 @@ func TestRemoveKeepsQuorum(t *testing.T) {
 	}
 
 	rm := Spec{State: Absent, PeerURLs: []string{strings.Replace(m2.PeerURL, "https", "HTTPS", 1) + "/"}}
-	if p := mustEnsure(t, c, rm, true, true, m0, m1); p.Action != "removed" || len(p.Members) != 2 {
+	if p := mustEnsure(t, c, rm, true, true, m0, m1); p.Operation != "removed" || len(p.Members) != 2 {
 		t.Fatalf("check-mode remove: %+v", p)
 	}
 	if n := len(liveMembers(t, c, m0, m1)); n != 3 {
@@ -247,14 +247,14 @@ func TestUpdatePeerURLByName(t *testing.T) {
 	// Same port, other spelling of the host: the member keeps working and the URL visibly changes.
 	newURL := strings.Replace(m0.PeerURL, "127.0.0.1", "localhost", 1)
 	spec := Spec{State: Present, Name: "m0", PeerURLs: []string{newURL}}
-	if p := mustEnsure(t, c, spec, true, true); p.Action != "updated" || p.Member.PeerURLs[0] != newURL {
+	if p := mustEnsure(t, c, spec, true, true); p.Operation != "updated" || p.Member.PeerURLs[0] != newURL {
 		t.Fatalf("check-mode update: %+v", p)
 	}
 	if live := liveMembers(t, c); firstPeerURL(live) != m0.PeerURL {
 		t.Fatalf("check mode updated the member: %+v", live)
 	}
 	res := mustEnsure(t, c, spec, false, true)
-	if live := liveMembers(t, c); res.Action != "updated" || firstPeerURL(live) != newURL {
+	if live := liveMembers(t, c); res.Operation != "updated" || firstPeerURL(live) != newURL {
 		t.Fatalf("after update: %+v live %+v", res, live)
 	}
 	// Normalised comparison: case and a trailing slash are the same URL.

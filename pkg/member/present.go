@@ -161,7 +161,7 @@ func (c *cluster) update(ctx context.Context, m *etcdserverpb.Member) (*Result, 
 
 // presentResult reports the member with the etcd.conf settings its host needs, as `etcdctl member
 // add` prints them: the new member still has no name in etcd, so the spec's name stands in.
-func (c *cluster) presentResult(action string, target *etcdserverpb.Member) (*Result, error) {
+func (c *cluster) presentResult(op string, target *etcdserverpb.Member) (*Result, error) {
 	var ic []string
 	for _, m := range c.members {
 		name := m.Name
@@ -177,10 +177,7 @@ func (c *cluster) presentResult(action string, target *etcdserverpb.Member) (*Re
 	}
 	self := info(target)
 	self.Name = c.spec.Name
-	if target.ID == 0 {
-		self.ID = "" // check mode: etcd assigns the id when it adds the member
-	}
-	res := &Result{Action: action, Member: &self, Members: c.view(), InitialCluster: strings.Join(ic, ",")}
+	res := &Result{Operation: op, Member: &self, Members: c.view(), InitialCluster: strings.Join(ic, ",")}
 	res.Env = map[string]string{
 		"ETCD_NAME":                        c.spec.Name,
 		"ETCD_INITIAL_CLUSTER":             res.InitialCluster,

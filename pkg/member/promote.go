@@ -86,9 +86,9 @@ func (c *cluster) syncProgress(ctx context.Context, learner *etcdserverpb.Member
 	return fmt.Sprintf("learner applied index %d, leader %s applied index %d", learnerSt.RaftAppliedIndex, leader.Name, leaderSt.RaftAppliedIndex)
 }
 
-func (c *cluster) promotedResult(action string, m *etcdserverpb.Member) *Result {
+func (c *cluster) promotedResult(op string, m *etcdserverpb.Member) *Result {
 	self := info(m)
-	return &Result{Action: action, Member: &self, Members: c.view()}
+	return &Result{Operation: op, Member: &self, Members: c.view()}
 }
 
 func (c *cluster) hasUnstarted() bool {

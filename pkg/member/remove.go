@@ -17,7 +17,7 @@ import (
 func (c *cluster) absent(ctx context.Context) (*Result, error) {
 	m := c.selected()
 	if m == nil {
-		return &Result{Action: "none", Members: c.view()}, nil
+		return &Result{Operation: "none", Members: c.view()}, nil
 	}
 	if !m.IsLearner && !c.spec.Force {
 		if err := c.quorumAfterRemoval(ctx, m); err != nil {
@@ -27,7 +27,7 @@ func (c *cluster) absent(ctx context.Context) (*Result, error) {
 	removed := info(m)
 	if c.task.CheckMode {
 		c.members = without(c.members, m.ID)
-		return &Result{Action: "removed", Member: &removed, Members: c.view()}, nil
+		return &Result{Operation: "removed", Member: &removed, Members: c.view()}, nil
 	}
 	var resp *clientv3.MemberRemoveResponse
 	err := c.retryTransient(ctx, func(cctx context.Context) (err error) {
@@ -42,14 +42,14 @@ func (c *cluster) absent(ctx context.Context) (*Result, error) {
 		if err := c.refresh(ctx); err != nil {
 			return nil, err
 		}
-		return &Result{Action: "none", Members: c.view()}, nil
+		return &Result{Operation: "none", Members: c.view()}, nil
 	case transient(err):
 		return nil, fmt.Errorf("etcd refused to remove %s (%x): %w (still after %s); etcd's strict reconfiguration "+
 			"check keeps a quorum of connected voters: start the stopped members first", displayName(m), m.ID, err, c.spec.Timeout)
 	default:
 		return nil, c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member remove %s (%x): %w", displayName(m), m.ID, err))
 	}
-	return &Result{Action: "removed", Member: &removed, Members: c.view()}, nil
+	return &Result{Operation: "removed", Member: &removed, Members: c.view()}, nil
 }
 
 // quorumAfterRemoval refuses to remove a voter when the voters left would not have enough started,

@@ -1,0 +1,140 @@
+package modules
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/pkg/member"
+)
+
+type memberResult struct {
+	member.Result
+	Changed bool   `json:"changed"`
+	Failed  bool   `json:"failed"`
+	Msg     string `json:"msg"`
+	Diff    struct {
+		Before struct{ Members []string } `json:"before"`
+		After  struct{ Members []string } `json:"after"`
+	} `json:"diff"`
+}
+
+func runMember(t *testing.T, args map[string]any, o ansibletest.Opts) memberResult {
+	t.Helper()
+	var res memberResult
+	ansibletest.Module(t, "etcd_member", args, o).Decode(t, &res)
+	return res
+}
+
+// clusterMembers reads the member list from etcd itself: name (or peer URL while unstarted) → learner.
+func clusterMembers(t *testing.T, c *etcdtest.Cluster, via ...*etcdtest.Member) map[string]bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Client(t, via...).MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, m := range resp.Members {
+		key := m.Name
+		if key == "" {
+			key = m.PeerURLs[0]
+		}
+		out[key] = m.IsLearner
+	}
+	return out
+}
+
+// Through real Ansible: the migration's add → start → promote, then remove; each step first in
+// check mode (changed, nothing changed), then for real, then again (not changed).
+func TestMemberModule(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	voters := c.Members
+	newM := c.NewMember("m3")
+	add := withArgs(c.Args(voters...), map[string]any{"name": "m3", "peer_urls": newM.PeerURL})
+
+	res := runMember(t, add, ansibletest.Opts{Check: true, Diff: true})
+	if res.Failed || !res.Changed || res.Operation != "added" || len(res.Diff.After.Members) != 4 || len(res.Diff.Before.Members) != 3 {
+		t.Fatalf("check-mode add: %+v (msg %s)", res, res.Msg)
+	}
+	if n := len(clusterMembers(t, c, voters...)); n != 3 {
+		t.Fatalf("check mode added a member: %d", n)
+	}
+
+	res = runMember(t, add, ansibletest.Opts{})
+	if res.Failed || !res.Changed || !res.Member.IsLearner || res.Member.Started || res.Env["ETCD_NAME"] != "m3" ||
+		res.Env["ETCD_INITIAL_CLUSTER_STATE"] != "existing" || !strings.Contains(res.Env["ETCD_INITIAL_CLUSTER"], "m3="+newM.PeerURL) {
+		t.Fatalf("add: %+v (msg %s)", res, res.Msg)
+	}
+	if learner, ok := clusterMembers(t, c, voters...)[newM.PeerURL]; !ok || !learner {
+		t.Fatal("the new member is not an unstarted learner in etcd")
+	}
+	if again := runMember(t, add, ansibletest.Opts{}); again.Failed || again.Changed || again.Member.ID != res.Member.ID {
+		t.Fatalf("add again: %+v (msg %s)", again, again.Msg)
+	}
+
+	newM.InitialCluster, newM.State = res.Env["ETCD_INITIAL_CLUSTER"], "existing"
+	c.Members = append(c.Members, newM)
+	if err := c.Start(newM); err != nil {
+		t.Fatal(err)
+	}
+
+	promote := withArgs(c.Args(voters...), map[string]any{"name": "m3", "state": "promoted", "timeout": "2m"})
+	if res := runMember(t, promote, ansibletest.Opts{Check: true}); res.Failed || !res.Changed {
+		t.Fatalf("check-mode promote: %+v (msg %s)", res, res.Msg)
+	}
+	if learner := clusterMembers(t, c, voters...)["m3"]; !learner {
+		t.Fatal("check mode promoted m3")
+	}
+	if res := runMember(t, promote, ansibletest.Opts{}); res.Failed || !res.Changed || res.Member.IsLearner {
+		t.Fatalf("promote: %+v (msg %s)", res, res.Msg)
+	}
+	if ms := clusterMembers(t, c, voters...); len(ms) != 4 || ms["m3"] {
+		t.Fatalf("after promote: %v", ms)
+	}
+	if res := runMember(t, promote, ansibletest.Opts{}); res.Failed || res.Changed {
+		t.Fatalf("promote again: %+v (msg %s)", res, res.Msg)
+	}
+
+	remove := withArgs(c.Args(voters...), map[string]any{"name": "m3", "state": "absent"})
+	if res := runMember(t, remove, ansibletest.Opts{Check: true}); res.Failed || !res.Changed {
+		t.Fatalf("check-mode remove: %+v (msg %s)", res, res.Msg)
+	}
+	if n := len(clusterMembers(t, c, voters...)); n != 4 {
+		t.Fatalf("check mode removed a member: %d", n)
+	}
+	if res := runMember(t, remove, ansibletest.Opts{}); res.Failed || !res.Changed || res.Member.Name != "m3" || len(res.Members) != 3 {
+		t.Fatalf("remove: %+v (msg %s)", res, res.Msg)
+	}
+	if ms := clusterMembers(t, c, voters...); len(ms) != 3 {
+		t.Fatalf("after remove: %v", ms)
+	}
+	if res := runMember(t, remove, ansibletest.Opts{}); res.Failed || res.Changed {
+		t.Fatalf("remove again: %+v (msg %s)", res, res.Msg)
+	}
+}
+
+// Bad input and a wrong CA fail with a message naming what to fix, and change nothing.
+func TestMemberModuleErrors(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	for _, tc := range []struct {
+		args map[string]any
+		want string
+	}{
+		{map[string]any{"name": "m9", "peer_urls": "https://127.0.0.1"}, "parameter peer_urls"},
+		{map[string]any{"state": "absent", "name": "m0", "id": "8e9e05c52164694d"}, "parameter id, name: are mutually exclusive"},
+		{map[string]any{"name": "m9", "peer_urls": "https://127.0.0.1:1", "ca_cert": c.Cert}, "ca_cert does not sign"},
+	} {
+		res := runMember(t, withArgs(c.Args(), tc.args), ansibletest.Opts{})
+		if !res.Failed || !strings.Contains(res.Msg, tc.want) {
+			t.Errorf("%v: failed=%v msg=%s; want %q", tc.args, res.Failed, res.Msg, tc.want)
+		}
+	}
+	if n := len(clusterMembers(t, c)); n != 1 {
+		t.Fatalf("members: %d", n)
+	}
+}
