@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/dataset"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -235,5 +237,32 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// etcd 3.6 (built by `make etcd36`) runs from the same host layout, without the v2 API.
+func TestEtcd36Lab(t *testing.T) {
+	bin := filepath.Join(repoRoot(), "build", "etcd-3.6", "etcd")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("%s not built (make etcd36)", bin)
+	}
+	l := Up(t, Spec{Hosts: 1, Etcd: "3.6"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := l.SeedV3(ctx, 100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := client(t, l, l.Hosts[0])
+	st, err := cli.Status(ctx, l.Hosts[0].ClientURL())
+	if err != nil || !strings.HasPrefix(st.Version, "3.6.") {
+		t.Fatalf("status: %v, version %v; want 3.6.x", err, st)
+	}
+	rep, err := dataset.VerifyV3(ctx, cli, m, false)
+	if err != nil || !rep.OK(true) {
+		t.Fatalf("v3 data: %v %s", err, rep)
+	}
+	if conf, _ := os.ReadFile(filepath.Join(l.Hosts[0].Root(), "etc/etcd/etcd.conf")); strings.Contains(string(conf), "ENABLE_V2") {
+		t.Error("etcd.conf for 3.6 enables v2, which 3.6 refuses")
 	}
 }

@@ -7,7 +7,7 @@
 LAB_NAME      ?= lab
 LAB_HOSTS     ?= 3
 LAB_ETCD      ?= 3.4
-LAB_SEED_V2   ?= 2000
+LAB_SEED_V2   ?= $(if $(filter 3.6,$(LAB_ETCD)),0,2000)
 LAB_GROUPS    ?=
 LABCTL        := build/bin/labctl
 # The demo's main job: the cluster-facts playbook until the v2→v3 migration playbook exists.
@@ -30,7 +30,7 @@ lab-down: labctl
 lab-status: labctl
 	$(LABCTL) status -name $(LAB_NAME)
 
-e2e: deps install labctl
+e2e: deps install labctl etcd36
 	$(GO) test -count=1 -timeout 30m ./lab/... ./tests/e2e/...
 
 demo: deps install labctl

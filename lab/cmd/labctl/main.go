@@ -48,6 +48,10 @@ func main() {
 		seed := addSeedFlags(fs)
 		fs.Parse(args)
 		spec.Name, spec.Root = *name, *root
+		if spec.Etcd == "3.6" && *seed.v2 > 0 {
+			fmt.Fprintln(os.Stderr, "labctl: -seed-v2: etcd 3.6 has no v2 API; use -seed-v3 N, or -etcd 3.4 for v2 data")
+			os.Exit(2)
+		}
 		var l *lab.Lab
 		start := time.Now()
 		l, err = lab.Create(spec, logf)
