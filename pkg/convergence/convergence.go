@@ -141,9 +141,13 @@ func (w *waiter) poll(ctx context.Context) (members []MemberIndex, leader string
 			endpoints[i] = m.ClientURLs[0]
 		}
 	}
-	statuses := w.prober.ProbeAll(ctx, endpoints, w.spec.RequireHealthy)
-	members = make([]MemberIndex, 0, len(list))
+	return judge(list, endpoints, w.prober.ProbeAll(ctx, endpoints, w.spec.RequireHealthy), w.spec)
+}
 
+// judge decides from one poll's answers (statuses[i] is list[i]'s, asked at endpoints[i]).
+func judge(list []clusterinfo.Member, endpoints []string, statuses []clusterinfo.EndpointStatus, spec Spec) (
+	members []MemberIndex, leader string, spread uint64, reason string) {
+	members = make([]MemberIndex, 0, len(list))
 	var problems []string
 	var lo, hi uint64 = math.MaxUint64, 0
 	leaders := map[string]bool{}
@@ -165,7 +169,7 @@ func (w *waiter) poll(ctx context.Context) (members []MemberIndex, leader string
 			} else {
 				leaders[st.Leader] = true
 			}
-			if w.spec.RequireHealthy && !st.Healthy {
+			if spec.RequireHealthy && !st.Healthy {
 				problems = append(problems, fmt.Sprintf("member %s (%s) is not healthy", m.Name, m.ID))
 			}
 		}
@@ -181,8 +185,8 @@ func (w *waiter) poll(ctx context.Context) (members []MemberIndex, leader string
 		leader = ""
 		problems = append(problems, "members name different leaders")
 	}
-	if spread > w.spec.Tolerance {
-		problems = append(problems, fmt.Sprintf("raft indexes differ by %d (tolerance %d)", spread, w.spec.Tolerance))
+	if spread > spec.Tolerance {
+		problems = append(problems, fmt.Sprintf("raft indexes differ by %d (tolerance %d)", spread, spec.Tolerance))
 	}
 	return members, leader, spread, strings.Join(problems, "; ")
 }

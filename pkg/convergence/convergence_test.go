@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/clusterinfo"
 	"github.com/etcdops/etcd/pkg/etcdtest"
 	"github.com/etcdops/etcd/pkg/module"
 )
@@ -71,4 +72,76 @@ func TestWait(t *testing.T) {
 			}
 		}
 	})
+
+	// The migration restarts etcd: a member that comes back during the wait is redialled and the
+	// wait ends converged.
+	t.Run("member restarted during the wait", func(t *testing.T) {
+		restarted := make(chan error, 1)
+		go func() {
+			time.Sleep(time.Second)
+			restarted <- c.Start(c.Members[1])
+		}()
+		res, err := Wait(ctx, &o, spec)
+		if err := <-restarted; err != nil {
+			t.Fatal(err)
+		}
+		if err != nil || !res.Converged || len(res.Members) != 3 || res.Elapsed < 1 {
+			t.Fatalf("err %v result %+v (want converged only after the restart at 1s)", err, res)
+		}
+		for _, m := range res.Members {
+			if m.RaftIndex == 0 || m.Error != "" {
+				t.Errorf("member %+v", m)
+			}
+		}
+	})
+}
+
+// The decision itself, on answers as members give them: the spread against the tolerance, one
+// agreed leader, every member answering.
+func TestJudge(t *testing.T) {
+	list := []clusterinfo.Member{{ID: "a", Name: "m0", Started: true}, {ID: "b", Name: "m1", Started: true},
+		{ID: "c", Name: "m2", Started: true}}
+	eps := []string{"https://127.0.0.1:1", "https://127.0.0.1:2", "https://127.0.0.1:3"}
+	status := func(index uint64, leader string) clusterinfo.EndpointStatus {
+		return clusterinfo.EndpointStatus{Reachable: true, Healthy: true, RaftTerm: 2, RaftIndex: index, Leader: leader}
+	}
+	cases := []struct {
+		name     string
+		statuses []clusterinfo.EndpointStatus
+		spec     Spec
+		reason   string // substring; "" means converged
+		spread   uint64
+	}{
+		{"runbook example 995/994/995", []clusterinfo.EndpointStatus{status(995, "b"), status(994, "b"), status(995, "b")},
+			Spec{Tolerance: 1}, "", 1},
+		{"spread above tolerance", []clusterinfo.EndpointStatus{status(995, "b"), status(993, "b"), status(995, "b")},
+			Spec{Tolerance: 1}, "raft indexes differ by 2 (tolerance 1)", 2},
+		{"tolerance 0", []clusterinfo.EndpointStatus{status(995, "b"), status(994, "b"), status(995, "b")},
+			Spec{Tolerance: 0}, "differ by 1", 1},
+		{"no leader", []clusterinfo.EndpointStatus{status(7, ""), status(7, "b"), status(7, "b")},
+			Spec{Tolerance: 1}, "m0 (a) knows no leader", 0},
+		{"two leaders", []clusterinfo.EndpointStatus{status(7, "a"), status(7, "b"), status(7, "b")},
+			Spec{Tolerance: 1}, "different leaders", 0},
+		{"member without status", []clusterinfo.EndpointStatus{status(7, "b"), {Error: "refused"}, status(7, "b")},
+			Spec{Tolerance: 1}, "m1 (b) reports no status", 0},
+		{"unhealthy with require_healthy", []clusterinfo.EndpointStatus{status(7, "b"), {Reachable: true, RaftIndex: 7, Leader: "b"}, status(7, "b")},
+			Spec{Tolerance: 1, RequireHealthy: true}, "m1 (b) is not healthy", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			members, leader, spread, reason := judge(list, eps, tc.statuses, tc.spec)
+			if tc.reason == "" && (reason != "" || leader != "b") || tc.reason != "" && !strings.Contains(reason, tc.reason) {
+				t.Errorf("reason %q leader %q, want reason containing %q", reason, leader, tc.reason)
+			}
+			if spread != tc.spread || len(members) != 3 {
+				t.Errorf("spread %d members %d, want spread %d", spread, len(members), tc.spread)
+			}
+		})
+	}
+	unstarted := append(list[:2:2], clusterinfo.Member{ID: "d", Started: false})
+	_, _, _, reason := judge(unstarted, []string{eps[0], eps[1], ""},
+		[]clusterinfo.EndpointStatus{status(7, "b"), status(7, "b"), {}}, Spec{Tolerance: 1})
+	if !strings.Contains(reason, "member d has not started") {
+		t.Errorf("unstarted member: reason %q", reason)
+	}
 }
