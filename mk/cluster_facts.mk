@@ -7,5 +7,9 @@ test-facts-versions: etcd36
 	ETCDTEST_BIN=$(ETCD36_BIN) $(GO) test -count=1 -timeout 10m ./pkg/clusterinfo/ ./pkg/convergence/
 
 EXTRA_TEST_TARGETS += test-facts-versions
-# `test:` in the Makefile expands EXTRA_TEST_TARGETS before mk/*.mk are read; attach directly too.
-test: test-facts-versions
+
+# The preflight's cost: one etcd_cluster_info gather on a 3-member TLS cluster of BENCH_FACTS_KEYS keys.
+.PHONY: bench-facts
+bench-facts:
+	ETCDTEST_BIN=$(BENCH_ETCD) $(GO) test -count=1 -run '^$$' -bench Gather -benchtime 5x ./pkg/clusterinfo/
+bench: bench-facts
