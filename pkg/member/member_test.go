@@ -78,7 +78,9 @@ func TestAddLearnerStartPromote(t *testing.T) {
 		t.Fatalf("check mode changed the cluster: %d members", n)
 	}
 
+	began := time.Now()
 	res := mustEnsure(t, c, spec, false, true)
+	t.Logf("learner add right after the cluster came up: %s", time.Since(began).Round(time.Millisecond))
 	live := liveMembers(t, c)
 	got, ok := live[res.Member.ID]
 	if !ok || len(live) != 4 || !got.IsLearner || got.Started || res.Member.Started {
@@ -123,7 +125,9 @@ func TestAddLearnerStartPromote(t *testing.T) {
 	if p := mustEnsure(t, c, pspec, true, true); p.Operation != "promoted" {
 		t.Fatalf("check-mode promote: %+v", p)
 	}
+	began = time.Now()
 	p := mustEnsure(t, c, pspec, false, true)
+	t.Logf("promote after start: %s (etcd %s)", time.Since(began).Round(time.Millisecond), etcdtest.Binary())
 	live = liveMembers(t, c)
 	if p.Member.IsLearner || live[res.Member.ID].IsLearner || !live[res.Member.ID].Started || voters(live) != 4 {
 		t.Fatalf("after promote: %+v live %+v", p.Member, live)
@@ -321,5 +325,43 @@ func TestNormalizeURL(t *testing.T) {
 	}
 	if sameURLs([]string{"https://10.0.0.4:2380"}, []string{"https://10.0.0.41:2380"}) {
 		t.Error("a URL that is a prefix of another matched it")
+	}
+}
+
+// A learner that lags (here: down while the leader takes writes) is not promoted; the task waits
+// for it, fails after timeout saying how far behind it is, and succeeds once it has caught up.
+func TestPromoteWaitsForLaggingLearner(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	newM := c.NewMember("m1")
+	res := mustEnsure(t, c, Spec{State: Present, Name: "m1", PeerURLs: []string{newM.PeerURL}, Learner: true}, false, true)
+	newM.InitialCluster, newM.State = res.Env["ETCD_INITIAL_CLUSTER"], "existing"
+	if err := c.Start(newM); err != nil {
+		t.Fatal(err)
+	}
+	// Check mode waits until the learner has joined and published its name.
+	mustEnsure(t, c, Spec{State: Promoted, Name: "m1"}, true, true)
+	c.Stop(newM)
+	cli := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 200; i++ {
+		if _, err := cli.Put(ctx, "/lag/"+strings.Repeat("k", i%50)+string(rune('a'+i%26)), strings.Repeat("v", 1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := ensure(t, c, Spec{State: Promoted, Name: "m1", Timeout: 2 * time.Second}, false)
+	if err == nil || !strings.Contains(err.Error(), "not in sync with the leader after 2s") || !strings.Contains(err.Error(), "learner status unavailable") {
+		t.Fatalf("promote of a lagging learner: %v", err)
+	}
+	if !liveMembers(t, c, c.Members[0])[res.Member.ID].IsLearner {
+		t.Fatal("a lagging learner was promoted")
+	}
+	c.Members = append(c.Members, newM)
+	if err := c.Start(newM); err != nil {
+		t.Fatal(err)
+	}
+	p := mustEnsure(t, c, Spec{State: Promoted, PeerURLs: []string{newM.PeerURL}}, false, true, c.Members[0])
+	if p.Member.IsLearner || liveMembers(t, c, c.Members[0])[res.Member.ID].IsLearner {
+		t.Fatalf("after catching up: %+v", p.Member)
 	}
 }
