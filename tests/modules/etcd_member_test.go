@@ -2,6 +2,8 @@ package modules
 
 import (
 	"context"
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +138,35 @@ func TestMemberModuleErrors(t *testing.T) {
 	}
 	if n := len(clusterMembers(t, c)); n != 1 {
 		t.Fatalf("members: %d", n)
+	}
+}
+
+// The runbook form: an ad-hoc `ansible localhost -m etcdops.etcd.etcd_member -a ...` in check mode.
+func TestMemberModuleAdHoc(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	args, _ := json.Marshal(withArgs(c.Args(), map[string]any{"name": "m1", "peer_urls": "https://127.0.0.1:2380"}))
+	cmd := exec.Command("ansible", "localhost", "-i", "localhost,", "-c", "local", "--check",
+		"-m", "etcdops.etcd.etcd_member", "-a", string(args))
+	cmd.Env = ansibletest.Install(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ansible: %v\n%s", err, out)
+	}
+	var report struct {
+		Plays []struct {
+			Tasks []struct {
+				Hosts map[string]memberResult `json:"hosts"`
+			} `json:"tasks"`
+		} `json:"plays"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil || len(report.Plays) == 0 || len(report.Plays[0].Tasks) == 0 {
+		t.Fatalf("ansible output: %v\n%s", err, out)
+	}
+	res := report.Plays[0].Tasks[0].Hosts["localhost"]
+	if res.Failed || !res.Changed || res.Operation != "added" || res.Env["ETCD_NAME"] != "m1" {
+		t.Fatalf("ad-hoc check-mode add: %+v (msg %s)", res, res.Msg)
+	}
+	if n := len(clusterMembers(t, c)); n != 1 {
+		t.Fatalf("check mode added a member: %d", n)
 	}
 }
