@@ -53,6 +53,9 @@ type Result struct {
 	Members []MemberIndex `json:"members"` // the last poll
 	// Reason says why the last poll did not count as converged ("" when it did).
 	Reason string `json:"reason"`
+	// Table is Members as the lines of a table: Ansible's default output prints a list line by
+	// line, where the same table inside msg shows as one line with \n escapes.
+	Table []string `json:"table"`
 }
 
 // Wait polls until the cluster converges or the timeout passes. On timeout it returns a
@@ -64,12 +67,13 @@ func Wait(ctx context.Context, o *etcdconn.Options, s Spec) (*Result, error) {
 	w := &waiter{opts: o, spec: s, prober: clusterinfo.NewProber(o)}
 	defer w.close()
 
-	res := &Result{Members: []MemberIndex{}}
+	res := &Result{Members: []MemberIndex{}, Table: []string{}}
 	stable := 0
 	for {
 		pollStart := time.Now()
 		res.Polls++
 		res.Members, res.Leader, res.Spread, res.Reason = w.poll(ctx)
+		res.Table = strings.Split(strings.TrimRight(Table(res.Members), "\n"), "\n")
 		if res.Reason == "" {
 			stable++
 		} else {

@@ -66,6 +66,9 @@ func TestWait(t *testing.T) {
 		if res.Converged || res.Polls < 2 || len(res.Members) != 3 {
 			t.Fatalf("result %+v", res)
 		}
+		if len(res.Table) != 4 || !strings.HasPrefix(res.Table[0], "MEMBER") || !strings.Contains(msg, strings.Join(res.Table, "\n")) {
+			t.Errorf("table lines %q are not the message's table", res.Table)
+		}
 		for _, m := range res.Members {
 			if (m.Name == "m1") != (m.RaftIndex == 0) {
 				t.Errorf("member %+v: only the stopped m1 should lack a raft index", m)
