@@ -64,11 +64,14 @@ func seed(t *testing.T, kapi clientv2.KeysAPI, wide int) map[string]string {
 	}
 	put("/deep/a/b/c/d/e/f/g/h/i/j/k/l/leaf", "deep", 0)
 	for i := 0; i < wide; i++ {
-		put(fmt.Sprintf("/wide/key-%05d", i), fmt.Sprintf(`{"kind":"Event","n":%d}`, i), 0)
+		put(wideKey(i), fmt.Sprintf(`{"kind":"Event","n":%d}`, i), 0)
 	}
 	set(t, kapi, "/bin/raw", "\xff\xfe\x00binary", nil)
 	return leaves
 }
+
+// wideKey spreads keys over 40 directories, so concurrent walkers fill the same v3 batches.
+func wideKey(i int) string { return fmt.Sprintf("/wide/d-%02d/key-%05d", i%40, i) }
 
 func spec(src, dst *etcdtest.Cluster, target string) Spec {
 	return Spec{Source: src.ConnOptions(), Dest: dst.ConnOptions(), TargetAPI: target,
@@ -167,7 +170,7 @@ func TestCopyToV3(t *testing.T) {
 
 	// An interrupted copy leaves some keys missing or half-done: a re-run fills exactly those,
 	// including a key that lost its lease.
-	cli.Delete(ctx, "/wide/key-00007")
+	cli.Delete(ctx, wideKey(7))
 	cli.Put(ctx, "/tokens/_hiddenA", "stale")
 	cli.Put(ctx, "/ttlkeys/k1", "ttl 300") // same value, no lease: as after `etcdctl migrate`
 	task = &module.Task{}
@@ -180,7 +183,7 @@ func TestCopyToV3(t *testing.T) {
 	}
 
 	// verify_only notices a destination that drifted, and names what differs.
-	cli.Put(ctx, "/wide/key-00001", "changed")
+	cli.Put(ctx, wideKey(1), "changed")
 	s := spec(src, dst, "v3")
 	s.VerifyOnly = true
 	res, err = Copy(ctx, &module.Task{}, s)
@@ -210,7 +213,7 @@ func TestCopyFailsWhenSourceChanges(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(5 * time.Millisecond):
-				kapi.Set(context.Background(), fmt.Sprintf("/wide/live-%d", i%10), "x", nil)
+				kapi.Set(context.Background(), fmt.Sprintf("/wide/d-00/live-%d", i%10), "x", nil)
 			}
 		}
 	}()

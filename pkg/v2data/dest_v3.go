@@ -135,21 +135,27 @@ func (d *v3Dest) Apply(ctx context.Context, _ Node, kids []Node, compare, dry bo
 }
 
 func (d *v3Dest) enqueue(ctx context.Context, it item) error {
-	d.mu.Lock()
-	if len(d.pending) > 0 && (len(d.pending) >= d.maxOps || d.bytes+len(it.key)+len(it.value) > d.maxBytes) {
-		b := d.pending
+	size := len(it.key) + len(it.value)
+	var full [][]item
+	d.mu.Lock() // batches are cut under one lock hold, so none exceeds maxOps or maxBytes
+	if len(d.pending) > 0 && d.bytes+size > d.maxBytes {
+		full = append(full, d.pending)
 		d.pending, d.bytes = nil, 0
-		d.mu.Unlock()
+	}
+	d.pending = append(d.pending, it)
+	d.bytes += size
+	if len(d.pending) >= d.maxOps {
+		full = append(full, d.pending)
+		d.pending, d.bytes = nil, 0
+	}
+	d.mu.Unlock()
+	for _, b := range full {
 		select {
 		case d.batches <- b:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		d.mu.Lock()
 	}
-	d.pending = append(d.pending, it)
-	d.bytes += len(it.key) + len(it.value)
-	d.mu.Unlock()
 	return nil
 }
 
