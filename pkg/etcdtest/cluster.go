@@ -5,6 +5,7 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/pki"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -287,4 +289,25 @@ func freePorts(t testing.TB, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// AddUnstarted puts a member with peerURL into the member list without starting it (what a failed
+// scale-up leaves behind) and returns its id. etcd refuses reconfiguration for about 5 s after its
+// members connect ("unhealthy cluster"), so it retries for up to 30 s.
+func (c *Cluster) AddUnstarted(t testing.TB, peerURL string) uint64 {
+	t.Helper()
+	cli := c.Client(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := cli.MemberAdd(ctx, []string{peerURL})
+		cancel()
+		if err == nil {
+			return resp.Member.ID
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			t.Fatalf("member add %s: %v", peerURL, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
