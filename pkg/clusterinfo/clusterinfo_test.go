@@ -119,6 +119,31 @@ func TestGatherThreeMembers(t *testing.T) {
 		}
 	})
 
+	t.Run("added member not started", func(t *testing.T) {
+		added := c.AddUnstarted(t, "https://127.0.0.1:1")
+		defer func() {
+			if _, err := cli.MemberRemove(ctx, added); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		info, err := Gather(ctx, &o, Spec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, m := range info.Members {
+			if m.ID == HexID(added) {
+				found = true
+				if m.Started || m.Name != "" || len(m.ClientURLs) != 0 || m.ClientURLs == nil || m.PeerURLs[0] != "https://127.0.0.1:1" {
+					t.Errorf("unstarted member %+v", m)
+				}
+			}
+		}
+		if !found || len(info.Members) != 4 || !info.AllHealthy {
+			t.Errorf("members %+v healthy %v", info.Members, info.AllHealthy)
+		}
+	})
+
 	t.Run("one member stopped", func(t *testing.T) {
 		c.Stop(c.Members[2])
 		o := o

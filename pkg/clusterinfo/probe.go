@@ -86,6 +86,12 @@ func (p *Prober) drop(ep string) {
 // Each request is bounded by command_timeout (and ctx).
 func (p *Prober) Probe(ctx context.Context, ep string, health bool) EndpointStatus {
 	st := EndpointStatus{Endpoint: ep, Errors: []string{}}
+	if ep == "" {
+		// A member added but never started has no client URL; dialling "" would only wait out
+		// dial_timeout.
+		st.Error = "no client URL: the member has not started"
+		return st
+	}
 	cli, err := p.client(ep)
 	if err != nil {
 		st.Error = err.Error() // already explained by etcdconn

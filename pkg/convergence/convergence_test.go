@@ -43,6 +43,22 @@ func TestWait(t *testing.T) {
 		}
 	})
 
+	t.Run("added member not started", func(t *testing.T) {
+		cli := c.Client(t)
+		added := c.AddUnstarted(t, "https://127.0.0.1:1")
+		defer func() {
+			if _, err := cli.MemberRemove(ctx, added); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		s := spec
+		s.Timeout = time.Second
+		res, err := Wait(ctx, &o, s)
+		if err == nil || !strings.Contains(res.Reason, "has not started") || len(res.Members) != 4 || res.Polls < 5 {
+			t.Fatalf("err %v result %+v", err, res)
+		}
+	})
+
 	t.Run("stopped member times out with a table", func(t *testing.T) {
 		c.Stop(c.Members[1])
 		s := spec
