@@ -6,6 +6,7 @@ package member
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -167,10 +169,22 @@ type cluster struct {
 	members []*etcdserverpb.Member
 }
 
+// errLearnerEndpoint is how a learner refuses requests it does not serve (etcd 3.6: member list).
+var errLearnerEndpoint = rpctypes.Error(rpctypes.ErrGPRCNotSupportedForLearner)
+
 func (c *cluster) refresh(ctx context.Context) error {
-	cctx, cancel := c.conn.Ctx(ctx)
-	defer cancel()
-	resp, err := c.cli.MemberList(cctx)
+	var resp *clientv3.MemberListResponse
+	var err error
+	// Until the list is read, learners' endpoints are not known: when the balancer picked one,
+	// ask again (it rotates through the endpoints).
+	for range len(c.conn.Endpoints) + 1 {
+		cctx, cancel := c.conn.Ctx(ctx)
+		resp, err = c.cli.MemberList(cctx)
+		cancel()
+		if !errors.Is(err, errLearnerEndpoint) {
+			break
+		}
+	}
 	if err != nil {
 		return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member list: %w", err))
 	}
