@@ -134,6 +134,11 @@ func (o *Options) Explain(endpoint string, err error) error {
 		hint = "the server certificate does not name this endpoint; connect by a name or IP listed in its SANs"
 	case strings.Contains(msg, "first record does not look like a TLS handshake") || strings.Contains(msg, "server gave HTTP response"):
 		hint = "the endpoint speaks plain http; use http:// without TLS parameters, or enable TLS on etcd"
+	case strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "broken pipe"):
+		// TLS 1.3 finishes the client's handshake before the server checks the client certificate;
+		// a rejection then often arrives as a reset rather than as the "certificate required" alert.
+		hint = "the server closed the connection; usually it rejected the client certificate: set " + o.Prefix +
+			"client_cert/" + o.Prefix + "client_key to a pair signed by the etcd client CA (or etcd was restarting)"
 	case strings.Contains(msg, "connection refused"):
 		hint = "nothing listens there; check that etcd runs and the endpoint's host and port"
 	case isTimeout(err) || strings.Contains(msg, "context deadline exceeded"):
