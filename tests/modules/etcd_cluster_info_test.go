@@ -88,9 +88,13 @@ func TestClusterInfoModule(t *testing.T) {
 		if !res.AllHealthy || len(res.EndpointStatus) != 3 || !ids[res.Leader] || res.LeaderName == "" {
 			t.Fatalf("health %v leader %s (%s) statuses %+v", res.AllHealthy, res.Leader, res.LeaderName, res.EndpointStatus)
 		}
-		for i, st := range res.EndpointStatus {
-			if st.Endpoint != c.Members[i].ClientURL || !ids[st.MemberID] || st.RaftIndex == 0 || st.Leader != res.Leader {
-				t.Errorf("status %+v", st)
+		idByURL := map[string]string{}
+		for _, m := range list.Members {
+			idByURL[m.ClientURLs[0]] = clusterinfo.HexID(m.ID)
+		}
+		for _, st := range res.EndpointStatus {
+			if idByURL[st.Endpoint] != st.MemberID || st.RaftIndex == 0 || st.Leader != res.Leader {
+				t.Errorf("status %+v: not the member at that URL, or no index/leader", st)
 			}
 		}
 		if res.V3.KeyCounts["/kubernetes.io/"] != 2 || res.V3.KeyCounts["/openshift.io/"] != 1 || res.V3.Revision < 4 {
