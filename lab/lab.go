@@ -10,6 +10,7 @@ package lab
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -146,22 +147,29 @@ func Create(spec Spec, logf func(string, ...any)) (*Lab, error) {
 	return l, nil
 }
 
-// reserve cleans leftovers and claims a name and a 127.0.N.0/24 under the root's lock.
+// reserve cleans leftovers and claims a name and a 127.0.N.0/24. Addresses are machine-wide, so the
+// lock and the scan of claimed networks cover the default root as well as spec.Root (tests use their
+// own roots), and a network is taken only if nothing listens on its first address either.
 func reserve(spec Spec, logf func(string, ...any)) (*Lab, error) {
-	unlock, err := lockRoot(spec.Root)
+	unlock, err := lockRoot(DefaultRoot)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	used := map[int]bool{}
-	labs, _ := filepath.Glob(filepath.Join(spec.Root, "*", "state.json"))
-	for _, st := range labs {
+	var states []string
+	for _, root := range uniq(DefaultRoot, spec.Root) {
+		found, _ := filepath.Glob(filepath.Join(root, "*", "state.json"))
+		states = append(states, found...)
+	}
+	for _, st := range states {
 		old, err := Load(filepath.Dir(st))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v (remove that directory after checking no lab runs from it)", st, err)
 		}
 		old.logf = logf
-		if old.Spec.Name == spec.Name || (old.Owner != 0 && !alive(old.Owner)) {
+		sameName := old.Spec.Name == spec.Name && filepath.Dir(old.Dir) == spec.Root
+		if sameName || (old.Owner != 0 && !alive(old.Owner)) {
 			logf("tearing down leftover lab %q (%s)", old.Spec.Name, old.Dir)
 			if err := old.Destroy(); err != nil {
 				return nil, err
@@ -173,7 +181,7 @@ func reserve(spec Spec, logf func(string, ...any)) (*Lab, error) {
 	l := &Lab{Spec: spec, Dir: filepath.Join(spec.Root, spec.Name), Owner: os.Getpid(), logf: logf,
 		Token: fmt.Sprintf("etcd-cluster-%d", time.Now().Unix())}
 	for n := 10; n < 250 && l.Net == 0; n++ {
-		if !used[n] {
+		if !used[n] && netFree(n) {
 			l.Net = n
 		}
 	}
@@ -289,4 +297,26 @@ func lockRoot(root string) (func(), error) {
 
 func alive(pid int) bool {
 	return pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
+// netFree reports whether nothing listens on 127.0.n.1's SSH and etcd ports.
+func netFree(n int) bool {
+	for _, port := range []int{22, 2379, 2380} {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.%d.1:%d", n, port))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+	}
+	return true
+}
+
+func uniq(list ...string) []string {
+	var out []string
+	for _, s := range list {
+		if !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
