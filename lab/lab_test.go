@@ -97,6 +97,24 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fresh := l.Host("new-etcd1")
+	if fresh == nil || fresh.Member || !contains(fresh.Groups, "new_etcd") {
+		t.Fatalf("extra group host: %+v", fresh)
+	}
+	inv, _ := os.ReadFile(l.Inventory)
+	if !strings.Contains(string(inv), "[new_etcd]\nnew-etcd1 ansible_host="+fresh.Addr) {
+		t.Errorf("inventory lacks the new_etcd group:\n%s", inv)
+	}
+	// A fresh host: etcd installed with its certificates, but not configured or enabled.
+	if out, _ := l.Exec(fresh, "systemctl", "is-enabled", "etcd"); strings.TrimSpace(string(out)) != "disabled" {
+		t.Errorf("etcd on the fresh host is %q, want disabled", out)
+	}
+	for _, f := range []string{"etc/etcd/etcd.conf", "etc/etcd/peer.crt"} {
+		_, err := os.Stat(filepath.Join(fresh.Root(), f))
+		if exists := err == nil; exists != (f == "etc/etcd/peer.crt") {
+			t.Errorf("fresh host: %s exists = %v", f, exists)
+		}
+	}
 	if err := l.Partition(l.Hosts[0], l.Hosts[1]); err != nil {
 		t.Fatal(err)
 	}
