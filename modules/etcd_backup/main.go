@@ -10,6 +10,7 @@ import (
 	"github.com/etcdops/etcd/pkg/backup"
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
+	"github.com/etcdops/etcd/pkg/systemd"
 )
 
 type params struct {
@@ -21,6 +22,7 @@ type params struct {
 	Snapshot    bool          `arg:"snapshot" default:"true"`
 	CopyDataDir bool          `arg:"copy_data_dir" default:"true"`
 	Timeout     time.Duration `arg:"timeout" default:"10m"`
+	StopService string        `arg:"stop_service"`
 }
 
 func (p *params) Validate() error {
@@ -36,13 +38,30 @@ func (p *params) Validate() error {
 	return p.Options.Validate()
 }
 
+// stopper stops the unit for the copy and starts it again afterwards if it was running.
+func stopper(unit string) func(context.Context) (func() error, error) {
+	return func(ctx context.Context) (func() error, error) {
+		if !systemd.Active(ctx, unit) {
+			return func() error { return nil }, nil
+		}
+		if err := systemd.Systemctl(ctx, "stop", unit); err != nil {
+			return nil, err
+		}
+		return func() error { return systemd.Systemctl(context.Background(), "start", unit) }, nil
+	}
+}
+
 func main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		if p.State == "restored" {
 			return backup.Restore(t, backup.RestoreSpec{DataDir: p.DataDir, Path: filepath.Join(p.BackupDir, p.Name), Now: time.Now()})
 		}
-		return backup.Take(ctx, t, backup.Spec{Conn: p.Options, DataDir: p.DataDir, Dir: p.BackupDir, Name: p.Name,
-			Snapshot: p.Snapshot, CopyDataDir: p.CopyDataDir, Timeout: p.Timeout, Now: time.Now()})
+		s := backup.Spec{Conn: p.Options, DataDir: p.DataDir, Dir: p.BackupDir, Name: p.Name,
+			Snapshot: p.Snapshot, CopyDataDir: p.CopyDataDir, Timeout: p.Timeout, Now: time.Now()}
+		if p.StopService != "" {
+			s.Quiesce = stopper(systemd.Unit(p.StopService))
+		}
+		return backup.Take(ctx, t, s)
 	})
 }

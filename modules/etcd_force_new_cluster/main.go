@@ -5,12 +5,12 @@ package main
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/forcenew"
 	"github.com/etcdops/etcd/pkg/module"
+	"github.com/etcdops/etcd/pkg/systemd"
 )
 
 type params struct {
@@ -30,11 +30,7 @@ func (p *params) Validate() error {
 func main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
-		unit := p.Service
-		if !strings.Contains(unit, ".") {
-			unit += ".service"
-		}
-		return forcenew.Run(ctx, t, forcenew.Spec{Conn: p.Options, Unit: unit, RunDir: p.RunDir, Timeout: p.Timeout,
-			Systemctl: forcenew.SystemctlExec})
+		return forcenew.Run(ctx, t, forcenew.Spec{Conn: p.Options, Unit: systemd.Unit(p.Service), RunDir: p.RunDir,
+			Timeout: p.Timeout, Systemctl: systemd.Systemctl})
 	})
 }

@@ -48,6 +48,10 @@ type Spec struct {
 	CopyDataDir bool
 	Timeout     time.Duration
 	Now         time.Time
+	// Quiesce, when set, stops the member for the data dir copy and returns how to start it again.
+	// A running member keeps writing its WAL and db (a v2 leader proposes a TTL SYNC every 500 ms),
+	// so only a stopped member's directory can be copied consistently.
+	Quiesce func(ctx context.Context) (resume func() error, err error)
 }
 
 // Manifest describes a verified backup.
@@ -114,7 +118,8 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 		r.Actions = append(r.Actions, fmt.Sprintf("saved and verified a v3 snapshot at revision %d (%d keys)", m.SnapshotRevision, m.SnapshotKeys))
 	}
 	if s.CopyDataDir {
-		if err := copyVerified(src, filepath.Join(tmp, memberDir), &m); err != nil {
+		err := s.copyQuiesced(ctx, src, filepath.Join(tmp, memberDir), &m)
+		if err != nil {
 			return r, fmt.Errorf("data dir copy: %w (the partial backup stays in %s)", err, tmp)
 		}
 		r.Actions = append(r.Actions, fmt.Sprintf("copied and verified %s (%d files, %d bytes)", src, len(m.Files), m.Bytes))
@@ -225,6 +230,21 @@ func checkSnapshotHash(path string) error {
 	return nil
 }
 
+func (s Spec) copyQuiesced(ctx context.Context, src, dst string, m *Manifest) (err error) {
+	if s.Quiesce != nil {
+		resume, qErr := s.Quiesce(ctx)
+		if qErr != nil {
+			return qErr
+		}
+		defer func() {
+			if rErr := resume(); rErr != nil && err == nil {
+				err = rErr
+			}
+		}()
+	}
+	return copyVerified(src, dst, m)
+}
+
 // copyVerified copies src to dst and checks every copied file against the source hashed again after
 // the copy; a source that changed in between (a live writer) is copied again, up to copyAttempts.
 func copyVerified(src, dst string, m *Manifest) error {
@@ -243,8 +263,8 @@ func copyVerified(src, dst string, m *Manifest) error {
 		for rel, sum := range files {
 			again, _, err := hashFile(filepath.Join(src, rel))
 			if err != nil || again != sum {
-				lastErr = fmt.Errorf("%s changed while it was copied; stop the clients writing to etcd "+
-					"(the consumers) before the backup", filepath.Join(src, rel))
+				lastErr = fmt.Errorf("%s changed while it was copied; a running member writes continuously: "+
+					"set stop_service so the member is stopped for the copy", filepath.Join(src, rel))
 				break
 			}
 		}

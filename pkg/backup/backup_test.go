@@ -10,6 +10,7 @@ import (
 
 	"github.com/etcdops/etcd/pkg/etcdtest"
 	"github.com/etcdops/etcd/pkg/module"
+	clientv2 "go.etcd.io/etcd/client/v2"
 )
 
 func put(t *testing.T, c *etcdtest.Cluster, k, v string) {
@@ -155,4 +156,36 @@ func TestMissingDataDirNamesParameter(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "parameter data_dir") || task.IsChanged() {
 		t.Fatalf("err=%v changed=%v", err, task.IsChanged())
 	}
+}
+
+// A v2 store with TTL keys makes the leader write a SYNC entry every 500 ms, so the member is stopped
+// for the copy (Quiesce) and started again after it.
+func TestQuiescedCopyOfAMemberWithV2TTLKeys(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	m := c.Members[0]
+	o := c.ConnOptions()
+	v2, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := clientv2.NewKeysAPI(v2).Set(ctx, "/kubernetes.io/events/e1", "x", &clientv2.SetOptions{TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s := spec(c, t.TempDir())
+	stopped := false
+	s.Quiesce = func(context.Context) (func() error, error) {
+		c.Stop(m)
+		stopped = true
+		return func() error { return c.Start(m) }, nil
+	}
+	r, err := Take(context.Background(), &module.Task{}, s)
+	if err != nil || !stopped || !r.Verified {
+		t.Fatalf("take: stopped=%v %v", stopped, err)
+	}
+	if !c.Running(m) {
+		t.Fatal("the member was not started again after the copy")
+	}
+	c.WaitReady(t)
 }

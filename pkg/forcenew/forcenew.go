@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
@@ -132,15 +130,6 @@ func (s Spec) removeDropIn(ctx context.Context) (bool, error) {
 		return true, s.Systemctl(ctx, "daemon-reload")
 	}
 	return false, nil
-}
-
-// SystemctlExec runs the host's systemctl.
-func SystemctlExec(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("systemctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 type member struct {
