@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,11 +43,15 @@ func BenchmarkV2Data(b *testing.B) {
 		n, _ = strconv.Atoi(s)
 	}
 	data := dataset(n)
-	srv, v2dst := etcdtest.NewCluster(b, 1), etcdtest.NewCluster(b, 1)
-	kapi, dkapi := keysAPI(b, srv), keysAPI(b, v2dst)
+	// The source holds the v2 dataset and is only read; every contender writes to the same
+	// destination server (v3) or to the same v2 destination. A separate source keeps its WAL — read
+	// for hidden-key discovery — the size of the dataset, as on a real member, instead of growing
+	// with every measurement's writes.
+	src, srv, v2dst := etcdtest.NewCluster(b, 1), etcdtest.NewCluster(b, 1), etcdtest.NewCluster(b, 1)
+	kapi, dkapi := keysAPI(b, src), keysAPI(b, v2dst)
 	cli := srv.Client(b)
 	ctx := context.Background()
-	parallelV2(b, kapi, data) // the source
+	parallelV2(b, kapi, data)
 	bytes := 0
 	for _, d := range data {
 		bytes += len(d.key) + len(d.value)
@@ -66,8 +71,9 @@ func BenchmarkV2Data(b *testing.B) {
 		if target == "v2" {
 			dst = v2dst.ConnOptions()
 		}
-		return v2data.Spec{Source: srv.ConnOptions(), Dest: dst, TargetAPI: target, Concurrency: 8, InvalidUTF8: "fail",
-			MaxTxnOps: 128, MaxKeysPerLease: 1000, LeaseGranularity: 10 * time.Second, RequireEmptyDestination: true}
+		return v2data.Spec{Source: src.ConnOptions(), Dest: dst, TargetAPI: target, Concurrency: 8, InvalidUTF8: "fail",
+			SourceDataDir: src.Members[0].DataDir, // hidden-key discovery reads the WAL: part of the job
+			MaxTxnOps:     128, MaxKeysPerLease: 1000, LeaseGranularity: 10 * time.Second, RequireEmptyDestination: true}
 	}
 	runCopy := func(s v2data.Spec) {
 		res, err := v2data.Copy(ctx, &module.Task{}, s)
@@ -81,59 +87,101 @@ func BenchmarkV2Data(b *testing.B) {
 		return float64(n) / time.Since(start).Seconds()
 	}
 
-	for i := 0; i < b.N; i++ {
+	// Four engineers share this machine's two cores: each round measures every contender close
+	// together in time, and the ratios are medians over the rounds.
+	rounds := 3
+	if s := os.Getenv("BENCH_ROUNDS"); s != "" {
+		rounds, _ = strconv.Atoi(s)
+	}
+	names := []string{
+		"copy baseline: etcd-hard-migrate (one response, one put per node, sequential)",
+		"write ceiling: 128 puts per txn, 8 writers, nothing read",
+		"etcd_v2_copy (no verification)",
+		"etcd_v2_copy with verification (re-reads the destination)",
+		"lease attach baseline: oc adm migrate etcd-ttl (one txn per key, sequential)",
+		"etcd_ttl_leases",
+		"v2 → v2 baseline: etcd-hard-migrate (one set per node, sequential)",
+		"v2 → v2 ceiling: 8 parallel setters, nothing read",
+		"etcd_v2_copy target_api: v2 (no verification)",
+		"read only: etcd_v2_copy in check mode (walks the source, writes nothing)",
+	}
+	rates := make([][]float64, len(names))
+	for i := 0; i < b.N*rounds; i++ {
+		r := make([]float64, len(names))
 		// v2 → v3 copy (the online migration).
-		base := rate(func() { hardMigrateV3(b, kapi, cli) })
+		r[0] = rate(func() { hardMigrateV3(b, kapi, cli) })
 		clearV3()
-		ceiling := rate(func() { batchedV3(b, cli, data) })
+		r[1] = rate(func() { batchedV3(b, cli, data) })
 		clearV3()
-		ours := rate(func() { runCopy(copySpec("v3")) })
+		r[2] = rate(func() { runCopy(copySpec("v3")) })
 		clearV3()
 		s := copySpec("v3")
 		s.Verify = true
-		oursVerified := rate(func() { runCopy(s) })
+		r[3] = rate(func() { runCopy(s) })
 
 		// Lease attach on the v3 keys the last copy wrote.
-		attachBase := rate(func() { etcdTTL(b, cli) })
+		r[4] = rate(func() { etcdTTL(b, cli) })
 		batchedV3(b, cli, data) // a put without a lease drops it again
-		var attached int64
-		attachOurs := rate(func() {
+		r[5] = rate(func() {
 			res, err := leases.Attach(ctx, &module.Task{}, cli, leases.Spec{Prefixes: []leases.Prefix{{Prefix: root, TTL: time.Hour}},
 				MaxKeysPerLease: 1000, MaxTxnOps: 128, PageSize: 1000, Concurrency: 8, Timeout: 30 * time.Second})
-			if err != nil {
-				b.Fatal(err)
+			if err != nil || res.Attached != int64(n) {
+				b.Fatalf("attach: %v %+v", err, res)
 			}
-			attached = res.Attached
 		})
-		if attached != int64(n) {
-			b.Fatalf("attached %d of %d", attached, n)
-		}
+		clearV3()
 
 		// v2 → v2 copy (the clean-up runbook), for the record: v2 has no batching.
-		v2base := rate(func() { hardMigrateV2(b, kapi, dkapi) })
+		r[6] = rate(func() { hardMigrateV2(b, kapi, dkapi) })
 		clearV2()
-		v2ceiling := rate(func() { parallelV2(b, dkapi, data) })
+		r[7] = rate(func() { parallelV2(b, dkapi, data) })
 		clearV2()
-		v2ours := rate(func() { runCopy(copySpec("v2")) })
+		r[8] = rate(func() { runCopy(copySpec("v2")) })
 		clearV2()
+		r[9] = rate(func() {
+			if res, err := v2data.Copy(ctx, &module.Task{CheckMode: true}, copySpec("v3")); err != nil || res.Source.Keys != int64(n) {
+				b.Fatalf("check mode: %v %+v", err, res)
+			}
+		})
+		for j := range r {
+			rates[j] = append(rates[j], r[j])
+		}
 
-		fmt.Printf("\n%d keys, %.1f MiB, one member (%s), v2 → v3 unless noted; keys/s:\n", n, float64(bytes)/(1<<20), server())
-		row := func(name string, r float64, extra string) { fmt.Printf("  %-72s %8.0f  %s\n", name, r, extra) }
-		row("copy baseline: etcd-hard-migrate (one response, one put per node, sequential)", base, "")
-		row("write ceiling: 128 puts per txn, 8 writers, nothing read", ceiling, "")
-		row("etcd_v2_copy (no verification)", ours, fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of ceiling (target ≥ 70 %%)", ours/base, 100*ours/ceiling))
-		row("etcd_v2_copy with verification (re-reads the destination)", oursVerified, fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", oursVerified/base, 100*oursVerified/ceiling))
-		row("lease attach baseline: oc adm migrate etcd-ttl (one txn per key, sequential)", attachBase, "")
-		row("etcd_ttl_leases", attachOurs, fmt.Sprintf("%.1f× baseline (target ≥ 20×)", attachOurs/attachBase))
-		row("v2 → v2 baseline: etcd-hard-migrate (one set per node, sequential)", v2base, "")
-		row("v2 → v2 ceiling: 8 parallel setters, nothing read", v2ceiling, "")
-		row("etcd_v2_copy target_api: v2 (no verification)", v2ours, fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", v2ours/v2base, 100*v2ours/v2ceiling))
-		b.ReportMetric(ours/base, "copy_x_baseline")
-		b.ReportMetric(100*ours/ceiling, "copy_%_ceiling")
-		b.ReportMetric(attachOurs/attachBase, "attach_x_baseline")
-		b.ReportMetric(v2ours/v2base, "v2copy_x_baseline")
-		b.ReportMetric(100*v2ours/v2ceiling, "v2copy_%_ceiling")
+		fmt.Printf("round %d: copy %.1f× baseline, %.0f %% of ceiling; attach %.1f× baseline; v2 copy %.1f× baseline, %.0f %% of ceiling\n",
+			i+1, r[2]/r[0], 100*r[2]/r[1], r[5]/r[4], r[8]/r[6], 100*r[8]/r[7])
 	}
+
+	fmt.Printf("\n%d keys, %.1f MiB, one-member servers (%s), v2 → v3 unless noted; keys/s, median of %d rounds:\n",
+		n, float64(bytes)/(1<<20), server(), len(rates[0]))
+	ratio := func(a, c int) float64 { return median(rates[a], rates[c], func(x, y float64) float64 { return x / y }) }
+	notes := map[int]string{
+		2: fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of ceiling (target ≥ 70 %%)", ratio(2, 0), 100*ratio(2, 1)),
+		3: fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(3, 0), 100*ratio(3, 1)),
+		1: fmt.Sprintf("%.1f× baseline: the most any copy can reach here", ratio(1, 0)),
+		5: fmt.Sprintf("%.1f× baseline (target ≥ 20×)", ratio(5, 4)),
+		8: fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(8, 6), 100*ratio(8, 7)),
+		9: fmt.Sprintf("%.0f %% of the write ceiling: reading through the v2 API (JSON, one request per directory) "+
+			"competes with the writes for the same cores", 100*ratio(9, 1)),
+	}
+	for j, name := range names {
+		fmt.Printf("  %-80s %8.0f  %s\n", name, median(rates[j], rates[j], func(x, _ float64) float64 { return x }), notes[j])
+	}
+	b.ReportMetric(ratio(2, 0), "copy_x_baseline")
+	b.ReportMetric(100*ratio(2, 1), "copy_%_ceiling")
+	b.ReportMetric(ratio(5, 4), "attach_x_baseline")
+	b.ReportMetric(ratio(8, 6), "v2copy_x_baseline")
+	b.ReportMetric(100*ratio(8, 7), "v2copy_%_ceiling")
+}
+
+// median of f(a[i], b[i]) over the rounds: ratios are taken within a round, where the machine's
+// other load hit both contenders alike.
+func median(a, b []float64, f func(x, y float64) float64) float64 {
+	v := make([]float64, len(a))
+	for i := range a {
+		v[i] = f(a[i], b[i])
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
 }
 
 func server() string {
