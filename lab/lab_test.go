@@ -209,13 +209,19 @@ func client(t *testing.T, l *Lab, h *Host) *clientv3.Client {
 func put(t *testing.T, l *Lab, h *Host, k, v string) {
 	t.Helper()
 	cli := client(t, l, h)
-	var err error
-	waitFor(t, 30*time.Second, "put "+k+" via "+h.Name, func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = cli.Put(ctx, k, v)
-		return err == nil
-	})
+		_, err := cli.Put(ctx, k, v)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("put %s via %s for 30s: %v", k, h.Name, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
 
 func get(t *testing.T, l *Lab, h *Host, k string) string {

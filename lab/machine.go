@@ -47,7 +47,7 @@ func (l *Lab) boot(h *Host) error {
 		"-b", "--machine="+h.Name)
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_NSPAWN_TMPFS_TMP=0"}
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"} // nothing of the caller's environment leaks into the hosts
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: systemd-nspawn: %v (run `make deps`: systemd-container)", h.Name, err)
 	}
