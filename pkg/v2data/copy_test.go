@@ -224,3 +224,39 @@ func TestCopyFailsWhenSourceChanges(t *testing.T) {
 		t.Fatalf("want a source-changed failure, got %v", err)
 	}
 }
+
+// A copy cancelled half-way (as when the task is killed) leaves a partial destination; the re-run
+// completes it without "key exists" failures and verifies, and a third run changes nothing.
+func TestInterruptedCopyResumes(t *testing.T) {
+	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
+	leaves := seed(t, keysAPI(t, src), 3000)
+	dkapi := keysAPI(t, dst)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { // interrupt as soon as the first wide directory has some keys
+		for ctx.Err() == nil {
+			if r, err := dkapi.Get(ctx, "/wide/d-00", nil); err == nil && len(r.Node.Nodes) > 0 {
+				cancel()
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	s := spec(src, dst, "v2")
+	s.Concurrency = 2
+	res, err := Copy(ctx, &module.Task{}, s)
+	cancel()
+	if err == nil || res == nil || res.Written.Keys == 0 || res.Written.Keys >= int64(len(leaves)) {
+		t.Fatalf("want an interrupted copy with some keys written, got %v %+v", err, res)
+	}
+	partial := res.Written.Keys
+
+	task := &module.Task{}
+	res, err = Copy(context.Background(), task, spec(src, dst, "v2"))
+	if err != nil || !task.IsChanged() || !res.Verified || res.Written.Keys >= int64(len(leaves)) ||
+		res.Written.Keys+res.Written.Identical < int64(len(leaves)) {
+		t.Fatalf("resume after %d keys: %v %+v", partial, err, res.Written)
+	}
+	task = &module.Task{}
+	if res, err = Copy(context.Background(), task, spec(src, dst, "v2")); err != nil || task.IsChanged() || !res.Verified {
+		t.Fatalf("third run: %v changed=%v %+v", err, task.IsChanged(), res.Written)
+	}
+}
