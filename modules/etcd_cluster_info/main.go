@@ -21,6 +21,12 @@ func main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		// Read-only: check mode gathers the same facts, and changed stays false.
-		return clusterinfo.Gather(ctx, &p.Options, clusterinfo.Spec{V3Prefixes: p.V3Prefixes, V2: p.V2})
+		info, err := clusterinfo.Gather(ctx, &p.Options, clusterinfo.Spec{V3Prefixes: p.V3Prefixes, V2: p.V2})
+		if info != nil {
+			for _, w := range info.Warnings {
+				t.Warn("%s", w)
+			}
+		}
+		return info, err
 	})
 }

@@ -2,11 +2,13 @@ package clusterinfo
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/pkg/module"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -168,6 +170,28 @@ func TestGatherThreeMembers(t *testing.T) {
 		}
 	})
 
+	t.Run("quorum lost: members and statuses still reported", func(t *testing.T) {
+		c.Stop(c.Members[1])
+		o := o
+		o.DialTimeout, o.CommandTimeout = time.Second, 2*time.Second
+		waitLeaderless(t, c, c.Members[0])
+		info, err := Gather(ctx, &o, Spec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := info.EndpointStatus[0]
+		if info.Leader != "" || len(info.Members) != 3 || len(info.Warnings) != 1 || !st.Reachable || st.Healthy ||
+			st.Leader != "" || st.Error == "" || info.EndpointStatus[1].Reachable || info.EndpointStatus[2].Reachable {
+			t.Fatalf("info %+v", info)
+		}
+		info, err = Gather(ctx, &o, Spec{V3Prefixes: []string{"/kubernetes.io/"}})
+		var merr *module.Error
+		if !errors.As(err, &merr) || merr.Result != info || !strings.Contains(err.Error(), "need a quorum") ||
+			len(info.Members) != 3 {
+			t.Fatalf("key counts without quorum: err %v info %+v", err, info)
+		}
+	})
+
 	t.Run("no endpoint answers", func(t *testing.T) {
 		o := o
 		o.DialTimeout = time.Second
@@ -190,5 +214,25 @@ func TestGatherV2Disabled(t *testing.T) {
 	}
 	if v2 := info.V2; v2.Enabled || v2.HasData || !strings.Contains(v2.Error, "--enable-v2") {
 		t.Fatalf("v2 = %+v", v2)
+	}
+}
+
+// waitLeaderless waits until a member that lost its quorum stops naming a leader (after an election
+// timeout: it campaigns, or steps down with check-quorum).
+func waitLeaderless(t *testing.T, c *etcdtest.Cluster, m *etcdtest.Member) {
+	t.Helper()
+	o := c.ConnOptions(m)
+	p := NewProber(&o)
+	defer p.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := p.Probe(context.Background(), m.ClientURL, false)
+		if st.Reachable && st.Leader == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still reports leader %q: %+v", m.Name, st.Leader, st)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
+	"github.com/etcdops/etcd/pkg/module"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -32,6 +33,8 @@ type Info struct {
 	Alarms     []Alarm `json:"alarms"`
 	V3         *V3Keys `json:"v3,omitempty"`
 	V2         *V2Info `json:"v2,omitempty"`
+	// Warnings are for the operator (Ansible prints them), not part of the result.
+	Warnings []string `json:"-"`
 }
 
 // Alarm is one raised alarm (`etcdctl alarm list`).
@@ -91,17 +94,35 @@ func Gather(ctx context.Context, o *etcdconn.Options, s Spec) (*Info, error) {
 			info.LeaderName = m.Name
 		}
 	}
+	if info.Leader == "" {
+		// No reachable member knows a leader: quorum is lost (or an election is running). The
+		// alarm list, key counts and the v2 quorum read all go through raft and would only wait
+		// out command_timeout, so report what the members said on their own.
+		if len(s.V3Prefixes) > 0 || s.V2 {
+			return info, &module.Error{Result: info, Err: fmt.Errorf("no reachable member knows a leader (quorum " +
+				"lost, or an election is running): key counts and the v2 read need a quorum; endpoint_status " +
+				"shows what each member reports")}
+		}
+		info.Warnings = append(info.Warnings, "no reachable member knows a leader (quorum lost, or an election "+
+			"is running); alarms were not read")
+		return info, nil
+	}
+	// From here on a failure still returns what was read (members, statuses) with the error.
+	partial := func(what string, err error) (*Info, error) {
+		return info, &module.Error{Result: info, Err: o.Explain(strings.Join(reachable, ","), fmt.Errorf("%s: %w", what, err))}
+	}
 	if info.Alarms, err = alarms(rctx, cli); err != nil {
-		return nil, o.Explain(strings.Join(reachable, ","), fmt.Errorf("alarm list: %w", err))
+		info.Alarms = []Alarm{}
+		return partial("alarm list", err)
 	}
 	if len(s.V3Prefixes) > 0 {
 		if info.V3, err = countKeys(rctx, cli, s.V3Prefixes); err != nil {
-			return nil, o.Explain(strings.Join(reachable, ","), fmt.Errorf("v3 key counts: %w", err))
+			return partial("v3 key counts", err)
 		}
 	}
 	if s.V2 {
 		if info.V2, err = gatherV2(ctx, &cluster); err != nil {
-			return nil, err
+			return partial("v2 read of /", err)
 		}
 	}
 	return info, nil

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -25,11 +27,13 @@ type Member struct {
 // HexID formats a member or cluster id the way etcdctl prints it.
 func HexID(id uint64) string { return fmt.Sprintf("%x", id) }
 
-// Members returns the member list and the cluster id.
+// Members returns the member list and the cluster id, as the answering member knows them. The
+// request is serializable: the 3.5 client's MemberList asks for a linearizable list, which a member
+// without quorum cannot give, and the member list is what recovering such a cluster starts from.
 func Members(ctx context.Context, cli *clientv3.Client) ([]Member, string, error) {
-	resp, err := cli.MemberList(ctx)
+	resp, err := clientv3.RetryClusterClient(cli).MemberList(ctx, &pb.MemberListRequest{Linearizable: false})
 	if err != nil {
-		return nil, "", err
+		return nil, "", rpctypes.Error(err)
 	}
 	out := make([]Member, 0, len(resp.Members))
 	for _, m := range resp.Members {

@@ -40,7 +40,7 @@ func gatherV2(ctx context.Context, o *etcdconn.Options) (*V2Info, error) {
 		return out, nil
 	}
 	if err != nil {
-		return nil, o.Explain(strings.Join(o.Endpoints, ","), fmt.Errorf("v2 read of /: %w", err))
+		return nil, err
 	}
 	out.Enabled = true
 	out.Index = resp.Index
