@@ -193,18 +193,25 @@ func ensureMap(n *yaml.Node, key string) *yaml.Node {
 	return v
 }
 
-// setList makes key a one-element list holding value, keeping the key's position and comments.
+// setList makes key a one-element list holding value, keeping the key's position and the comments
+// on the key, the list and its first element.
 func setList(n *yaml.Node, key, value string) bool {
-	if v := lookup(n, key); v != nil {
-		if v.Kind == yaml.SequenceNode && len(v.Content) == 1 && v.Content[0].Value == value {
-			return false
-		}
-		*v = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", HeadComment: v.HeadComment, LineComment: v.LineComment,
-			Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}}}
+	v := lookup(n, key)
+	if v == nil {
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
+			&yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}}})
 		return true
 	}
-	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
-		&yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}}})
+	if v.Kind == yaml.SequenceNode && len(v.Content) == 1 && v.Content[0].Value == value {
+		return false
+	}
+	elem := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}
+	if v.Kind == yaml.SequenceNode && len(v.Content) > 0 && v.Content[0].Kind == yaml.ScalarNode {
+		elem = v.Content[0]
+		elem.Value, elem.Tag, elem.Style = value, "!!str", 0
+	}
+	*v = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: v.Style, HeadComment: v.HeadComment,
+		LineComment: v.LineComment, FootComment: v.FootComment, Content: []*yaml.Node{elem}}
 	return true
 }
 

@@ -1,0 +1,67 @@
+package modules
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+)
+
+const masterConfig = `# managed by openshift-ansible
+controllerLeaseTTL: 30
+kubernetesMasterConfig:
+  apiServerArguments:
+    storage-backend:
+    - etcd2 # the v2 store
+    storage-media-type:
+    - application/json
+oauthConfig:
+  tokenConfig:
+    accessTokenMaxAgeSeconds: 86400
+`
+
+// Through real Ansible: check mode with diff (changed, file untouched), switch (backup kept,
+// comments kept), again (not changed), revert; a missing file with a switch names the parameter.
+func TestMasterConfigModule(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master-config.yaml")
+	if err := os.WriteFile(path, []byte(masterConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := map[string]any{"path": path, "storage_backend": "etcd3"}
+
+	check := ansibletest.Module(t, "etcd_master_config", args, ansibletest.Opts{Check: true, Diff: true})
+	if got, _ := os.ReadFile(path); check.Failed() || !check.Changed() || check["diff"] == nil || string(got) != masterConfig {
+		t.Fatalf("check mode: %v", check)
+	}
+
+	real := ansibletest.Module(t, "etcd_master_config", args, ansibletest.Opts{})
+	got, _ := os.ReadFile(path)
+	if real.Failed() || !real.Changed() || !strings.Contains(string(got), "- etcd3 # the v2 store") ||
+		!strings.Contains(string(got), "- application/vnd.kubernetes.protobuf") || !strings.HasPrefix(string(got), "# managed by openshift-ansible") {
+		t.Fatalf("switch: %v\n%s", real, got)
+	}
+	if b, err := os.ReadFile(real["backup_file"].(string)); err != nil || string(b) != masterConfig {
+		t.Fatalf("backup: %v", err)
+	}
+	if ttls := real["ttls"].(map[string]any); ttls["access_token_max_age_seconds"] != 86400.0 || ttls["authorize_token_max_age_seconds"] != nil {
+		t.Fatalf("ttls: %v", ttls)
+	}
+
+	again := ansibletest.Module(t, "etcd_master_config", args, ansibletest.Opts{})
+	if again.Failed() || again.Changed() {
+		t.Fatalf("second run: %v", again)
+	}
+
+	revert := ansibletest.Module(t, "etcd_master_config", map[string]any{"path": path, "storage_backend": "etcd2"}, ansibletest.Opts{})
+	got, _ = os.ReadFile(path)
+	if revert.Failed() || !revert.Changed() || strings.Contains(string(got), "storage-") {
+		t.Fatalf("revert: %v\n%s", revert, got)
+	}
+
+	missing := ansibletest.Module(t, "etcd_master_config", map[string]any{"path": path + ".absent", "storage_backend": "etcd3"}, ansibletest.Opts{})
+	if !missing.Failed() || !strings.Contains(missing.Msg(), "parameter path") {
+		t.Fatalf("missing file: %v", missing)
+	}
+}
