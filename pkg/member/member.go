@@ -185,17 +185,19 @@ func (c *cluster) refresh(ctx context.Context) error {
 			break
 		}
 	}
+	if errors.Is(err, errLearnerEndpoint) {
+		return c.onlyLearners()
+	}
 	if err != nil {
 		return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member list: %w", err))
 	}
 	c.members = resp.Members
-	c.avoidLearners()
-	return nil
+	return c.avoidLearners()
 }
 
 // avoidLearners drops learners' client URLs from the client's endpoints: a learner answers
 // membership changes with "rpc not supported for learner", and a playbook often lists every host.
-func (c *cluster) avoidLearners() {
+func (c *cluster) avoidLearners() error {
 	learnerURLs := map[string]bool{}
 	for _, m := range c.members {
 		if m.IsLearner {
@@ -210,9 +212,18 @@ func (c *cluster) avoidLearners() {
 			keep = append(keep, ep)
 		}
 	}
-	if len(keep) > 0 && len(keep) < len(c.conn.Endpoints) {
+	switch {
+	case len(keep) == 0:
+		return c.onlyLearners()
+	case len(keep) < len(c.conn.Endpoints):
 		c.cli.SetEndpoints(keep...)
 	}
+	return nil
+}
+
+func (c *cluster) onlyLearners() error {
+	return &module.ParamError{Param: c.conn.Prefix + "endpoints", Msg: fmt.Sprintf("%s reach only learners, which do not "+
+		"serve membership changes; list a voting member's client URL", strings.Join(c.conn.Endpoints, ","))}
 }
 
 func (c *cluster) view() []Info {

@@ -340,6 +340,10 @@ func TestPromoteWaitsForLaggingLearner(t *testing.T) {
 	}
 	// Check mode waits until the learner has joined and published its name.
 	mustEnsure(t, c, Spec{State: Promoted, Name: "m1"}, true, true)
+	var pe *module.ParamError
+	if _, _, err := ensure(t, c, Spec{State: Promoted, Name: "m1"}, false, newM); !errors.As(err, &pe) || pe.Param != "endpoints" {
+		t.Fatalf("endpoints reaching only the learner: %v", err)
+	}
 	c.Stop(newM)
 	cli := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
