@@ -12,6 +12,8 @@ COLLROOT   := $(CURDIR)/build/collections
 COLLLINK   := $(COLLROOT)/ansible_collections/etcdops/etcd
 export ANSIBLE_COLLECTIONS_PATH := $(COLLROOT):$(HOME)/.ansible/collections:/usr/share/ansible/collections
 
+.DEFAULT_GOAL := all
+
 # Area targets (lab, e2e, demo, bench, etcd 3.6, …); included before the rules below so their
 # EXTRA_TEST_TARGETS additions reach `test`.
 -include mk/*.mk
