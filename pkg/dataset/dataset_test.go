@@ -134,7 +134,7 @@ func TestV3WriteAttachesLeasesAndVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK(true) || rep.Checked != 400 || rep.Leased != m.Count.TTLKeys {
+	if !rep.OK(true) || rep.Checked != 400 || rep.Leased != m.Count.TTLKeys || rep.Leasable != m.Count.TTLKeys {
 		t.Fatalf("verify: %s (want %d leased)", rep, m.Count.TTLKeys)
 	}
 	leases, err := cli.Leases(ctx)

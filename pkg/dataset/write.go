@@ -133,7 +133,8 @@ type Report struct {
 	Missing    []string `json:"missing,omitempty"`      // keys the manifest has and the cluster lacks
 	Mismatched []string `json:"mismatched,omitempty"`   // present with another value
 	NoLease    []string `json:"no_lease,omitempty"`     // v3: TTL keys without a lease
-	Leased     int      `json:"leased"`                 // v3: TTL keys with a lease
+	Leasable   int      `json:"leasable"`               // v3: keys that expire in v2 (TTL keys, keys in TTL dirs)
+	Leased     int      `json:"leased"`                 // v3: of those, how many carry a lease
 	Dirs       []string `json:"missing_dirs,omitempty"` // v2: directories missing
 }
 
@@ -150,9 +151,9 @@ func (r *Report) String() string {
 		}
 		return strings.Join(s, ", ")
 	}
-	return fmt.Sprintf("checked %d keys: %d missing [%s], %d mismatched [%s], %d TTL keys leased, %d not [%s], %d dirs missing [%s]",
+	return fmt.Sprintf("checked %d keys: %d missing [%s], %d mismatched [%s], %d of %d expiring keys leased, not: [%s], %d dirs missing [%s]",
 		r.Checked, len(r.Missing), short(r.Missing), len(r.Mismatched), short(r.Mismatched), r.Leased,
-		len(r.NoLease), short(r.NoLease), len(r.Dirs), short(r.Dirs))
+		r.Leasable, short(r.NoLease), len(r.Dirs), short(r.Dirs))
 }
 
 func (r *Report) compare(e *Entry, found bool, value []byte) {
@@ -189,6 +190,7 @@ func VerifyV3(ctx context.Context, cli *clientv3.Client, m *Manifest, skipHidden
 		kv := resp.Kvs[0]
 		r.compare(e, true, kv.Value)
 		if e.TTL > 0 || e.InDir != "" {
+			r.Leasable++
 			if kv.Lease != 0 {
 				r.Leased++
 			} else {

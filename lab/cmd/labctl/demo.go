@@ -187,7 +187,7 @@ func summary(ctx context.Context, l *lab.Lab, m *dataset.Manifest, res *lab.Resu
 	if rep, err := dataset.VerifyV3(cctx, cli, m, false); err == nil {
 		fmt.Printf("v3 keys:  %d of %d seeded v2 keys present in v3 with their values (%d missing, %d differ; %d hidden keys seeded)\n",
 			rep.Checked-len(rep.Missing)-len(rep.Mismatched), rep.Checked, len(rep.Missing), len(rep.Mismatched), m.Count.Hidden)
-		fmt.Printf("leases:   %d of %d TTL keys carry a lease", rep.Leased, m.Count.TTLKeys)
+		fmt.Printf("leases:   %d of %d keys that expire in v2 (TTL keys, keys in TTL dirs) carry a lease", rep.Leased, rep.Leasable)
 		if ls, err := cli.Leases(cctx); err == nil {
 			fmt.Printf(" (%d leases granted)", len(ls.Leases))
 		}
