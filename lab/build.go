@@ -17,6 +17,7 @@ import (
 
 // build makes every host's tree, boots them all and waits until sshd and etcd answer.
 func (l *Lab) build(base string) error {
+	l.Base = base
 	ca, err := l.writeControllerFiles()
 	if err != nil {
 		return err

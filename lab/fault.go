@@ -23,6 +23,11 @@ func (l *Lab) Start(h *Host) error {
 	if h.Running() {
 		return nil
 	}
+	if len(mountsUnder(h.Root())) == 0 { // the machine rebooted since: the overlay is gone, its layers are not
+		if err := mountOverlay(l.Base, h); err != nil {
+			return err
+		}
+	}
 	if err := l.boot(h); err != nil {
 		return err
 	}

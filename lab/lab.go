@@ -60,7 +60,8 @@ func (h *Host) PeerURL() string   { return "https://" + h.Addr + ":2380" }
 type Lab struct {
 	Spec       Spec    `json:"spec"`
 	Dir        string  `json:"dir"`
-	Net        int     `json:"net"` // hosts are 127.0.Net.1, 127.0.Net.2, …
+	Base       string  `json:"base"` // the base tree under the hosts' overlays
+	Net        int     `json:"net"`  // hosts are 127.0.Net.1, 127.0.Net.2, …
 	Owner      int     `json:"owner"`
 	Token      string  `json:"token"`
 	Hosts      []*Host `json:"hosts"`

@@ -9,8 +9,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,7 +70,7 @@ func main() {
 		if l, err = load(*root, *name); err == nil {
 			l.SetLog(logf)
 			err = l.Destroy()
-		} else if os.IsNotExist(err) {
+		} else if errors.Is(err, iofs.ErrNotExist) {
 			logf("no lab %q under %s", *name, *root)
 			err = nil
 		}
@@ -178,7 +180,13 @@ func fault(l *lab.Lab, args []string) error {
 	return fmt.Errorf("fault: unknown action %q; use kill, stop, start, restart, corrupt, partition or heal", args[0])
 }
 
-func load(root, name string) (*lab.Lab, error) { return lab.Load(filepath.Join(root, name)) }
+func load(root, name string) (*lab.Lab, error) {
+	l, err := lab.Load(filepath.Join(root, name))
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("no lab %q under %s: start one with `make lab-up` (flags go before the action: fault -name X kill etcd1): %w", name, root, err)
+	}
+	return l, err
+}
 
 func printStatus(l *lab.Lab) {
 	fmt.Printf("lab %q (etcd %s), inventory: %s\n", l.Spec.Name, l.Spec.Etcd, l.Inventory)
