@@ -264,6 +264,14 @@ func TestUpdatePeerURLByName(t *testing.T) {
 	// Normalised comparison: case and a trailing slash are the same URL.
 	spec.PeerURLs = []string{strings.ToUpper(newURL[:5]) + newURL[5:] + "/"}
 	mustEnsure(t, c, spec, false, false)
+	// Two URLs, then back to one of them: overlapping its own URLs is no conflict for the member.
+	spec.PeerURLs = []string{newURL, m0.PeerURL}
+	mustEnsure(t, c, spec, false, true)
+	spec.PeerURLs = []string{m0.PeerURL}
+	mustEnsure(t, c, spec, false, true)
+	if live := liveMembers(t, c); firstPeerURL(live) != m0.PeerURL || len(live) != 1 {
+		t.Fatalf("after two updates: %+v", live)
+	}
 }
 
 func firstPeerURL(ms map[string]Info) string {

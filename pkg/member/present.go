@@ -29,7 +29,7 @@ func (c *cluster) present(ctx context.Context) (*Result, error) {
 		return c.presentResult("none", m)
 	}
 	for _, m := range c.members {
-		if sharesURL(m.PeerURLs, s.PeerURLs) {
+		if m.Name != s.Name && sharesURL(m.PeerURLs, s.PeerURLs) {
 			return nil, fmt.Errorf("member %s (%x) has peer URLs %s, which overlap %s; give the member's complete "+
 				"set of peer URLs in peer_urls, or remove it first", displayName(m), m.ID, strings.Join(m.PeerURLs, ","), strings.Join(s.PeerURLs, ","))
 		}
