@@ -1,0 +1,55 @@
+package lab
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// The files a host gets, without booting anything: etcd.conf in the OpenShift 3.x layout, a unit that
+// passes no flags, and an inventory with every group and the variables playbooks read.
+func TestHostConfigAndInventory(t *testing.T) {
+	spec := Spec{Hosts: 3, Masters: true, Groups: map[string]int{"new_etcd": 2}}
+	if err := spec.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{Spec: spec, Dir: t.TempDir(), Net: 42, Token: "tok", SSHKey: "/k", CACert: "/ca", ClientCert: "/c", ClientKey: "/ck"}
+	l.plan()
+	if len(l.Hosts) != 5 || l.Host("new-etcd2") == nil || l.Host("etcd3").Addr != "127.0.42.3" {
+		t.Fatalf("hosts: %+v", l.Hosts)
+	}
+	conf := l.etcdConf(l.Host("etcd2"))
+	for _, want := range []string{
+		"ETCD_NAME=etcd2\n", "ETCD_DATA_DIR=/var/lib/etcd/\n", "ETCD_LISTEN_CLIENT_URLS=https://127.0.42.2:2379\n",
+		"ETCD_INITIAL_CLUSTER=etcd1=https://127.0.42.1:2380,etcd2=https://127.0.42.2:2380,etcd3=https://127.0.42.3:2380\n",
+		"ETCD_INITIAL_CLUSTER_STATE=new\n", "ETCD_INITIAL_CLUSTER_TOKEN=tok\n", "ETCD_ENABLE_V2=true\n",
+		"ETCD_PEER_CLIENT_CERT_AUTH=true\n", "ETCD_TRUSTED_CA_FILE=/etc/etcd/ca.crt\n",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("etcd.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if unit := etcdUnit("/usr/bin/etcd"); !strings.Contains(unit, "ExecStart=/usr/bin/etcd\n") ||
+		!strings.Contains(unit, "EnvironmentFile=-/etc/etcd/etcd.conf") {
+		t.Errorf("unit must run plain etcd from etcd.conf (3.4 refuses duplicated flags):\n%s", unit)
+	}
+	l.Spec.Etcd = "3.6"
+	if strings.Contains(l.etcdConf(l.Hosts[0]), "V2") {
+		t.Error("3.6 etcd.conf enables v2")
+	}
+	if err := l.writeInventory(); err != nil {
+		t.Fatal(err)
+	}
+	inv, _ := os.ReadFile(l.Inventory)
+	for _, want := range []string{
+		"[etcd]\netcd1 ansible_host=127.0.42.1 etcd_ip=127.0.42.1\n",
+		"[masters]\netcd1 ", "[new_etcd]\nnew-etcd1 ansible_host=127.0.42.4",
+		"ansible_ssh_private_key_file=/k\n", "etcd_ca_cert=/etc/etcd/ca.crt\n", "etcd_client_port=2379\n",
+		"etcd_service=etcd\n", `openshift_master_services=["atomic-openshift-master-api", "atomic-openshift-master-controllers"]`,
+		"etcd_controller_ca_cert=/ca\n",
+	} {
+		if !strings.Contains(string(inv), want) {
+			t.Errorf("inventory lacks %q:\n%s", want, inv)
+		}
+	}
+}
