@@ -31,7 +31,7 @@ lab-status: labctl
 	$(LABCTL) status -name $(LAB_NAME)
 
 e2e: deps install labctl etcd36
-	$(GO) test -count=1 -timeout 30m ./lab/... ./tests/e2e/...
+	$(GO) test -count=1 -timeout 60m ./lab/... ./tests/e2e/...
 
 demo: deps install labctl
 	$(LABCTL) demo -name demo -keys $(DEMO_KEYS) -playbook $(DEMO_PLAYBOOK) $(if $(filter 1 yes true,$(KEEP)),-keep)
