@@ -242,15 +242,7 @@ func get(t *testing.T, l *Lab, h *Host, k string) string {
 func linearizable(l *Lab, h *Host) error {
 	o := l.Conn(h)
 	o.DialTimeout = 2 * time.Second
-	cli, err := o.V3()
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	_, err = cli.Get(ctx, "/lab-test/probe")
-	return err
+	return o.ReadProbe(3 * time.Second)
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {

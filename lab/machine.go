@@ -2,7 +2,6 @@ package lab
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -264,17 +263,7 @@ func (l *Lab) WaitHealthy() error {
 		}
 		o := l.Conn(h)
 		for {
-			err := func() error {
-				cli, err := o.V3()
-				if err != nil {
-					return err
-				}
-				defer cli.Close()
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				_, err = cli.Get(ctx, "lab-health-probe")
-				return err
-			}()
+			err := o.ReadProbe(3 * time.Second)
 			if err == nil {
 				break
 			}

@@ -62,16 +62,9 @@ func (o *Options) Ctx(parent context.Context) (context.Context, context.CancelFu
 // V2 returns a v2 API client (etcd 3.4/3.5 with --enable-v2). It does not sync the member list, so
 // it talks only to the endpoints given.
 func (o *Options) V2() (clientv2.Client, error) {
-	tlsCfg, err := o.TLSConfig()
+	tr, err := o.V2Transport()
 	if err != nil {
 		return nil, err
-	}
-	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: o.DialTimeout,
-		TLSClientConfig:     tlsCfg,
-		MaxIdleConnsPerHost: 64,
 	}
 	cli, err := clientv2.New(clientv2.Config{
 		Endpoints:               o.Endpoints,
@@ -84,4 +77,34 @@ func (o *Options) V2() (clientv2.Client, error) {
 		return nil, fmt.Errorf("v2 client: %w", err)
 	}
 	return cli, nil
+}
+
+// V2Transport is the HTTP transport (TLS, timeouts) of V2's client, for code that speaks the v2
+// HTTP API directly (e.g. a faster decoder of large listings).
+func (o *Options) V2Transport() (*http.Transport, error) {
+	tlsCfg, err := o.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: o.DialTimeout,
+		TLSClientConfig:     tlsCfg,
+		MaxIdleConnsPerHost: 64,
+	}, nil
+}
+
+// ReadProbe does one linearizable read through the endpoints: it succeeds only when a member there
+// can reach a quorum. Tests and the lab poll it to know a cluster serves.
+func (o *Options) ReadProbe(timeout time.Duration) error {
+	cli, err := o.V3()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err = cli.Get(ctx, "etcdops-read-probe")
+	return err
 }

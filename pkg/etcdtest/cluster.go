@@ -251,17 +251,7 @@ func (c *Cluster) WaitReady(t testing.TB) {
 		}
 		o := c.ConnOptions(m)
 		for {
-			err := func() error {
-				cli, err := o.V3()
-				if err != nil {
-					return err
-				}
-				defer cli.Close()
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				_, err = cli.Get(ctx, "health-probe")
-				return err
-			}()
+			err := o.ReadProbe(3 * time.Second)
 			if err == nil {
 				break
 			}
