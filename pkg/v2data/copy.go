@@ -111,7 +111,12 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 
 	src := &Tally{Dirs: s.TargetAPI == "v2"}
 	invalid := &keySet{}
-	w := &Walker{KAPI: kapi, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
+	reader, err := newV2Reader(s.Source)
+	if err != nil {
+		changes.finish(ctx, 0)
+		return nil, err
+	}
+	w := &Walker{reader: reader, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
 	err = w.Walk(ctx, func(ctx context.Context, dir Node, kids []Node) error {
 		readable := make([]Node, 0, len(kids))
 		for _, k := range kids {
@@ -186,7 +191,11 @@ func (s *Spec) open() (destination, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newV2Dest(clientv2.NewKeysAPI(cli), s.Dest.CommandTimeout, s.Concurrency), nil
+		reader, err := newV2Reader(s.Dest)
+		if err != nil {
+			return nil, err
+		}
+		return newV2Dest(clientv2.NewKeysAPI(cli), reader, s.Dest.CommandTimeout, s.Concurrency), nil
 	}
 	cli, err := s.Dest.V3()
 	if err != nil {

@@ -13,15 +13,16 @@ import (
 // v2Dest copies node for node into a v2 store: directories (empty ones too) with their TTL, leaves
 // with their value and remaining TTL. v2 has no batching, so throughput comes from parallel writes.
 type v2Dest struct {
-	kapi        clientv2.KeysAPI
+	kapi        clientv2.KeysAPI // writes
+	reader      *v2Reader        // reads
 	timeout     time.Duration
 	concurrency int
 	sem         chan struct{} // bounds in-flight leaf writes across all directories
 	stats       WriteStats
 }
 
-func newV2Dest(kapi clientv2.KeysAPI, timeout time.Duration, concurrency int) *v2Dest {
-	return &v2Dest{kapi: kapi, timeout: timeout, concurrency: concurrency, sem: make(chan struct{}, concurrency)}
+func newV2Dest(kapi clientv2.KeysAPI, reader *v2Reader, timeout time.Duration, concurrency int) *v2Dest {
+	return &v2Dest{kapi: kapi, reader: reader, timeout: timeout, concurrency: concurrency, sem: make(chan struct{}, concurrency)}
 }
 
 func (d *v2Dest) Stats() *WriteStats { return &d.stats }
@@ -140,7 +141,7 @@ func (d *v2Dest) set(ctx context.Context, key, value string, opts *clientv2.SetO
 // hidden children a listing never shows.
 func (d *v2Dest) existing(ctx context.Context, dir Node, kids []Node) (map[string]Node, error) {
 	have := map[string]Node{}
-	w := &Walker{KAPI: d.kapi, Timeout: d.timeout}
+	w := &Walker{reader: d.reader, Timeout: d.timeout}
 	var hidden []string
 	for _, k := range kids {
 		if name := path.Base(k.Key); IsHidden(name) {
@@ -158,7 +159,7 @@ func (d *v2Dest) existing(ctx context.Context, dir Node, kids []Node) (map[strin
 }
 
 func (d *v2Dest) Tally(ctx context.Context, scope Scope, hidden []string, skip func(string) bool, t *Tally) error {
-	w := &Walker{KAPI: d.kapi, Scope: scope, Hidden: hidden, Concurrency: d.concurrency, Timeout: d.timeout}
+	w := &Walker{reader: d.reader, Scope: scope, Hidden: hidden, Concurrency: d.concurrency, Timeout: d.timeout}
 	return w.Walk(ctx, func(_ context.Context, _ Node, kids []Node) error {
 		for _, k := range kids {
 			if !skip(k.Key) {

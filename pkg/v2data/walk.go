@@ -83,8 +83,8 @@ func IsHidden(key string) bool {
 
 // Walker lists a v2 keyspace directory by directory with several concurrent readers.
 type Walker struct {
-	KAPI  clientv2.KeysAPI
-	Scope Scope
+	reader *v2Reader
+	Scope  Scope
 	// Hidden are known paths with hidden segments (see HiddenPaths); listings never show them, so
 	// the walk fetches each one by name in its parent directory.
 	Hidden      []string
@@ -199,16 +199,13 @@ func (w *Walker) Walk(ctx context.Context, visit Visit) error {
 // list returns the in-scope children of dir: the listing plus its known hidden children.
 func (w *Walker) list(ctx context.Context, dir Node, scope Scope, hidden []string) ([]Node, error) {
 	rctx, cancel := context.WithTimeout(ctx, w.Timeout)
-	resp, err := w.KAPI.Get(rctx, dir.Key, &clientv2.GetOptions{Sort: true})
+	listed, err := w.reader.get(rctx, dir.Key)
 	cancel()
-	if clientv2.IsKeyNotFound(err) {
-		return nil, nil // expired or deleted since its parent was listed
-	}
-	if err != nil {
+	if err != nil || listed == nil { // absent: expired or deleted since its parent was listed
 		return nil, err
 	}
 	var out []Node
-	for _, c := range resp.Node.Nodes {
+	for _, c := range listed.Nodes {
 		if n := fromV2(c, dir); scope.Contains(n.Key) {
 			out = append(out, n)
 		}
@@ -233,14 +230,11 @@ func (w *Walker) list(ctx context.Context, dir Node, scope Scope, hidden []strin
 func (w *Walker) get(ctx context.Context, key string, parent Node) (*Node, error) {
 	rctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	defer cancel()
-	resp, err := w.KAPI.Get(rctx, key, &clientv2.GetOptions{})
-	if clientv2.IsKeyNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
+	c, err := w.reader.get(rctx, key)
+	if err != nil || c == nil {
 		return nil, err
 	}
-	n := fromV2(resp.Node, parent)
+	n := fromV2(c, parent)
 	if key == "/" {
 		n.Key = "/"
 	}
