@@ -36,12 +36,20 @@ func mustEnsure(t *testing.T, c *etcdtest.Cluster, spec Spec, check bool, wantCh
 	return res
 }
 
-// liveMembers reads the member list straight from etcd, not from the code under test.
+// liveMembers reads the member list straight from etcd, not from the code under test. etcd 3.4
+// answers a member list from the member's own state, so the list is read through one voting member
+// after a linearizable read there: that member has then applied every change made before.
 func liveMembers(t *testing.T, c *etcdtest.Cluster, via ...*etcdtest.Member) map[string]Info {
 	t.Helper()
-	cli := c.Client(t, via...)
+	if len(via) == 0 {
+		via = c.Members
+	}
+	cli := c.Client(t, via[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if _, err := cli.Get(ctx, "/member-test-barrier"); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := cli.MemberList(ctx)
 	if err != nil {
 		t.Fatal(err)

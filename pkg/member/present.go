@@ -82,10 +82,21 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 		return err
 	})
 	if err != nil {
-		// A timeout may hide an add that was applied: the member list decides.
-		if rerr := c.refresh(ctx); rerr == nil {
-			if m := c.byPeerURLs(s.PeerURLs); m != nil {
-				return c.presentResult("added", m)
+		// A timeout may hide an add that was applied, and "peer URLs exist" means the list read
+		// first was stale (etcd 3.4 serves it from the answering member's own state, which can
+		// trail a change made through another member by milliseconds): the member list decides.
+		op, reads := "added", 1
+		if errors.Is(err, rpctypes.ErrPeerURLExist) {
+			op, reads = "none", 10
+		}
+		for i := 0; i < reads; i++ {
+			if rerr := c.refresh(ctx); rerr == nil {
+				if m := c.byPeerURLs(s.PeerURLs); m != nil {
+					return c.presentResult(op, m)
+				}
+			}
+			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				return nil, err
 			}
 		}
 		return nil, c.explainAdd(err)

@@ -32,11 +32,20 @@ func runMember(t *testing.T, args map[string]any, o ansibletest.Opts) memberResu
 }
 
 // clusterMembers reads the member list from etcd itself: name (or peer URL while unstarted) → learner.
+// It asks one voting member after a linearizable read there (etcd 3.4 answers member lists from the
+// member's own, possibly trailing, state).
 func clusterMembers(t *testing.T, c *etcdtest.Cluster, via ...*etcdtest.Member) map[string]bool {
 	t.Helper()
+	if len(via) == 0 {
+		via = c.Members
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := c.Client(t, via...).MemberList(ctx)
+	cli := c.Client(t, via[0])
+	if _, err := cli.Get(ctx, "/member-test-barrier"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.MemberList(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
