@@ -116,7 +116,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 		changes.finish(ctx, 0)
 		return nil, err
 	}
-	w := &Walker{reader: reader, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
+	w := &walker{reader: reader, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
 	err = w.Walk(ctx, func(ctx context.Context, dir Node, kids []Node) error {
 		readable := make([]Node, 0, len(kids))
 		for _, k := range kids {

@@ -141,7 +141,7 @@ func (d *v2Dest) set(ctx context.Context, key, value string, opts *clientv2.SetO
 // hidden children a listing never shows.
 func (d *v2Dest) existing(ctx context.Context, dir Node, kids []Node) (map[string]Node, error) {
 	have := map[string]Node{}
-	w := &Walker{reader: d.reader, Timeout: d.timeout}
+	w := &walker{reader: d.reader, Timeout: d.timeout}
 	var hidden []string
 	for _, k := range kids {
 		if name := path.Base(k.Key); IsHidden(name) {
@@ -159,7 +159,7 @@ func (d *v2Dest) existing(ctx context.Context, dir Node, kids []Node) (map[strin
 }
 
 func (d *v2Dest) Tally(ctx context.Context, scope Scope, hidden []string, skip func(string) bool, t *Tally) error {
-	w := &Walker{reader: d.reader, Scope: scope, Hidden: hidden, Concurrency: d.concurrency, Timeout: d.timeout}
+	w := &walker{reader: d.reader, Scope: scope, Hidden: hidden, Concurrency: d.concurrency, Timeout: d.timeout}
 	return w.Walk(ctx, func(_ context.Context, _ Node, kids []Node) error {
 		for _, k := range kids {
 			if !skip(k.Key) {

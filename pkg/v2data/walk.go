@@ -81,8 +81,8 @@ func IsHidden(key string) bool {
 	return strings.HasPrefix(key, "_") || strings.Contains(key, "/_")
 }
 
-// Walker lists a v2 keyspace directory by directory with several concurrent readers.
-type Walker struct {
+// walker lists a v2 keyspace directory by directory with several concurrent readers.
+type walker struct {
 	reader *v2Reader
 	Scope  Scope
 	// Hidden are known paths with hidden segments (see HiddenPaths); listings never show them, so
@@ -93,13 +93,13 @@ type Walker struct {
 	Timeout time.Duration
 }
 
-// Visit receives one directory's children (leaves with values; directories without children).
-// The walk lists a child directory only after Visit returned for its parent, so a copy can create
-// a directory before anything inside it. Visit is called concurrently.
-type Visit func(ctx context.Context, dir Node, children []Node) error
+// visitFunc receives one directory's children (leaves with values; directories without children).
+// The walk lists a child directory only after the visit of its parent returned, so a copy can create
+// a directory before anything inside it. Visits run concurrently.
+type visitFunc func(ctx context.Context, dir Node, children []Node) error
 
 // Walk visits every node in scope.
-func (w *Walker) Walk(ctx context.Context, visit Visit) error {
+func (w *walker) Walk(ctx context.Context, visit visitFunc) error {
 	scope := w.Scope.Normalize()
 	hiddenKids := hiddenChildren(w.Hidden)
 	ctx, cancel := context.WithCancel(ctx)
@@ -197,7 +197,7 @@ func (w *Walker) Walk(ctx context.Context, visit Visit) error {
 }
 
 // list returns the in-scope children of dir: the listing plus its known hidden children.
-func (w *Walker) list(ctx context.Context, dir Node, scope Scope, hidden []string) ([]Node, error) {
+func (w *walker) list(ctx context.Context, dir Node, scope Scope, hidden []string) ([]Node, error) {
 	rctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	listed, err := w.reader.get(rctx, dir.Key)
 	cancel()
@@ -227,7 +227,7 @@ func (w *Walker) list(ctx context.Context, dir Node, scope Scope, hidden []strin
 }
 
 // get reads one node by name (nil when absent); parent supplies the inherited expiry.
-func (w *Walker) get(ctx context.Context, key string, parent Node) (*Node, error) {
+func (w *walker) get(ctx context.Context, key string, parent Node) (*Node, error) {
 	rctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	defer cancel()
 	c, err := w.reader.get(rctx, key)
