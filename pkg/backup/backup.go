@@ -110,7 +110,8 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return r, err
 	}
-	m := Manifest{Created: s.Now.UTC().Format(time.RFC3339), DataDir: s.DataDir, Files: map[string]string{}}
+	m := Manifest{Created: s.Now.UTC().Format(time.RFC3339), DataDir: s.DataDir, Files: map[string]string{},
+		V2Snapshots: []string{}}
 	if s.Snapshot {
 		if err := saveSnapshot(ctx, s, filepath.Join(tmp, snapshotName), &m); err != nil {
 			return r, fmt.Errorf("v3 snapshot: %w (the partial backup stays in %s)", err, tmp)
