@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"net"
 	"os"
 	"path/filepath"
@@ -263,20 +264,36 @@ func (c *Cluster) WaitReady(t testing.TB) {
 	}
 }
 
+// Ports come from below Linux's ephemeral range (32768+): a port the kernel hands to a ":0" listener is
+// also handed out as the source port of outgoing connections, and tests dial a lot, so such a port is
+// often taken again before etcd binds it. Each port is used once per test process.
+const portLow, portHigh = 20000, 32000
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no free loopback port in %d-%d", portLow, portHigh)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
+		p := portLow + rand.Intn(portHigh-portLow)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
 		l.Close()
+		portsUsed[p] = true
+		ports = append(ports, p)
 	}
 	return ports
 }
