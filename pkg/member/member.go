@@ -6,7 +6,6 @@ package member
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -136,7 +134,9 @@ func Ensure(ctx context.Context, t *module.Task, conn *etcdconn.Options, spec Sp
 		return nil, err
 	}
 	defer cli.Close()
-	c := &cluster{cli: cli, conn: conn, task: t, spec: spec}
+	c := &cluster{cli: cli, conn: conn, task: t, spec: spec, single: map[string]*clientv3.Client{},
+		failed: map[string]bool{}}
+	defer c.closeSingle()
 	if err := c.refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -167,63 +167,8 @@ type cluster struct {
 	task    *module.Task
 	spec    Spec
 	members []*etcdserverpb.Member
-}
-
-// errLearnerEndpoint is how a learner refuses requests it does not serve (etcd 3.6: member list).
-var errLearnerEndpoint = rpctypes.Error(rpctypes.ErrGPRCNotSupportedForLearner)
-
-func (c *cluster) refresh(ctx context.Context) error {
-	var resp *clientv3.MemberListResponse
-	var err error
-	// Until the list is read, learners' endpoints are not known: when the balancer picked one,
-	// ask again (it rotates through the endpoints).
-	for range len(c.conn.Endpoints) + 1 {
-		cctx, cancel := c.conn.Ctx(ctx)
-		resp, err = c.cli.MemberList(cctx)
-		cancel()
-		if !errors.Is(err, errLearnerEndpoint) {
-			break
-		}
-	}
-	if errors.Is(err, errLearnerEndpoint) {
-		return c.onlyLearners()
-	}
-	if err != nil {
-		return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member list: %w", err))
-	}
-	c.members = resp.Members
-	return c.avoidLearners()
-}
-
-// avoidLearners drops learners' client URLs from the client's endpoints: a learner answers
-// membership changes with "rpc not supported for learner", and a playbook often lists every host.
-func (c *cluster) avoidLearners() error {
-	learnerURLs := map[string]bool{}
-	for _, m := range c.members {
-		if m.IsLearner {
-			for _, u := range normalizeAll(m.ClientURLs) {
-				learnerURLs[u] = true
-			}
-		}
-	}
-	var keep []string
-	for _, ep := range c.conn.Endpoints {
-		if !learnerURLs[normalizeAll([]string{ep})[0]] {
-			keep = append(keep, ep)
-		}
-	}
-	switch {
-	case len(keep) == 0:
-		return c.onlyLearners()
-	case len(keep) < len(c.conn.Endpoints):
-		c.cli.SetEndpoints(keep...)
-	}
-	return nil
-}
-
-func (c *cluster) onlyLearners() error {
-	return &module.ParamError{Param: c.conn.Prefix + "endpoints", Msg: fmt.Sprintf("%s reach only learners, which do not "+
-		"serve membership changes; list a voting member's client URL", strings.Join(c.conn.Endpoints, ","))}
+	single  map[string]*clientv3.Client // one-endpoint clients for member list reads, by endpoint
+	failed  map[string]bool             // endpoints a member list read failed on
 }
 
 func (c *cluster) view() []Info {
