@@ -1,0 +1,37 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+)
+
+// BenchmarkMigrationOutage measures the consumer outage (steps 1-11, as the playbook records it in
+// its state file) of offline and online migrations of 20k and 100k OpenShift-shaped v2 keys, each on a
+// fresh 3-host lab. Run with `make bench-migrate` (-benchtime 1x: one migration per size and mode).
+func BenchmarkMigrationOutage(b *testing.B) {
+	for _, mode := range []string{"offline", "online"} {
+		for _, keys := range []int{20000, 100000} {
+			b.Run(fmt.Sprintf("%s/%dk", mode, keys/1000), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					l, _ := migrationLab(b, keys)
+					b.StartTimer()
+					res := playbook(b, l, "migrate_v2_to_v3.yml", map[string]any{"etcd_migration_mode": mode})
+					b.StopTimer()
+					if res.Err != nil {
+						b.Fatalf("migration failed: %v\n%s", res.Err, res.Failures())
+					}
+					// Ansible writes the figure as a string (templating is not type-preserving here).
+					outage, err := strconv.ParseFloat(fmt.Sprint(migrationState(b, l)["outage_seconds"]), 64)
+					if err != nil {
+						b.Fatalf("outage_seconds in the state file: %v", err)
+					}
+					b.ReportMetric(outage, "outage-s")
+					b.ReportMetric(res.Duration.Seconds(), "playbook-s")
+					b.Logf("%s, %d keys: consumer outage %.1f s, whole playbook %.1f s", mode, keys, outage, res.Duration.Seconds())
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/lab"
+	clientv2 "go.etcd.io/etcd/client/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/etcdops/etcd/pkg/dataset"
+)
+
+// The documented offline procedure end to end on 20k OpenShift-shaped v2 keys, then a second run
+// (changes nothing, says so), then the rollback (the original v2 data served again, v3 untouched).
+func TestMigrateOfflineRerunAndRollback(t *testing.T) {
+	l, m := migrationLab(t, migrationKeys)
+
+	res := playbook(t, l, "migrate_v2_to_v3.yml", nil)
+	mustSucceed(t, res)
+	t.Logf("migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))
+	checkMigrated(t, l, m)
+	if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != "offline" {
+		t.Fatalf("state file after the migration: %v", st)
+	}
+	for _, h := range l.Members() {
+		if out, err := l.Exec(h, "sh", "-c", "stat -c %a /var/lib/etcd-backup/pre-migration-*/ /var/lib/etcd-backup/pre-migration-*/snapshot.db"); err != nil || strings.TrimSpace(string(out)) != "700\n600" {
+			t.Errorf("%s: backup modes %q (%v), want 700 and 600", h.Name, out, err)
+		}
+	}
+	for _, h := range l.Members()[1:] {
+		if out, err := l.Exec(h, "sh", "-c", "ls -d /var/lib/etcd/member.pre-migration-*"); err != nil {
+			t.Errorf("%s: the replaced member dir was not kept: %s %v", h.Name, out, err)
+		}
+	}
+
+	again := playbook(t, l, "migrate_v2_to_v3.yml", nil)
+	mustSucceed(t, again)
+	if n := changedTasks(again); n != 0 || !strings.Contains(summary(t, again), "already migrated") {
+		t.Fatalf("second run: %d changed tasks, summary %q", n, summary(t, again))
+	}
+
+	back := playbook(t, l, "rollback_migration.yml", nil)
+	mustSucceed(t, back)
+	checkRolledBack(t, l, m)
+}
+
+// checkRolledBack asserts the cluster serves the original v2 data with an untouched v3 store, three
+// healthy members, and consumers running on etcd2 again.
+func checkRolledBack(t *testing.T, l *lab.Lab, m *dataset.Manifest) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	o := l.Conn()
+	v2, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := dataset.VerifyV2(ctx, clientv2.NewKeysAPI(v2), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK(false) {
+		t.Fatalf("v2 after the rollback: %s", rep)
+	}
+	cli := v3Client(t, l)
+	resp, err := cli.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count != 0 || resp.Header.Revision != 1 {
+		t.Fatalf("v3 after the rollback: %d keys at revision %d, want none at 1 (a pristine store)", resp.Count, resp.Header.Revision)
+	}
+	members, err := cli.MemberList(ctx)
+	if err != nil || len(members.Members) != 3 {
+		t.Fatalf("members after the rollback: %v %v", members, err)
+	}
+	for _, h := range l.Members() {
+		for _, svc := range lab.MasterServices {
+			if !l.UnitActive(h, svc) {
+				t.Errorf("%s: %s is not running after the rollback", h.Name, svc)
+			}
+		}
+		if backend, _ := masterStorage(t, h); backend != "" {
+			t.Errorf("%s: master-config.yaml still sets storage-backend %q", h.Name, backend)
+		}
+	}
+	if st := migrationState(t, l); st != nil {
+		t.Errorf("the state file still says %v after the rollback", st)
+	}
+}
