@@ -10,8 +10,8 @@ LAB_ETCD      ?= 3.4
 LAB_SEED_V2   ?= $(if $(filter 3.6,$(LAB_ETCD)),0,2000)
 LAB_GROUPS    ?=
 LABCTL        := build/bin/labctl
-# The demo's main job: the cluster-facts playbook until the v2→v3 migration playbook exists.
-DEMO_PLAYBOOK ?= playbooks/cluster_facts.yml
+# The demo's main job: the v2→v3 migration (docs/migration.md) on a freshly seeded lab.
+DEMO_PLAYBOOK ?= playbooks/migrate_v2_to_v3.yml
 DEMO_KEYS     ?= 2000
 KEEP          ?= 0
 
