@@ -185,11 +185,19 @@ func TestAddVoterAndRemoveByID(t *testing.T) {
 	mustEnsure(t, c, Spec{State: Absent, PeerURLs: []string{newM.PeerURL}}, false, false, c.Members[0])
 }
 
-// With one of three members down, removing a healthy one would leave no quorum; the down one may go.
+// With one of three members down, removing a healthy one would leave no quorum; the down one may
+// go, and so may a learner.
 func TestRemoveKeepsQuorum(t *testing.T) {
 	c := etcdtest.NewCluster(t, 3)
 	m0, m1, m2 := c.Members[0], c.Members[1], c.Members[2]
+	learner := c.NewMember("l")
+	mustEnsure(t, c, Spec{State: Present, Name: "l", PeerURLs: []string{learner.PeerURL}, Learner: true}, false, true)
 	c.Stop(m2)
+
+	mustEnsure(t, c, Spec{State: Absent, PeerURLs: []string{learner.PeerURL}}, false, true, m0, m1)
+	if n := len(liveMembers(t, c, m0, m1)); n != 3 {
+		t.Fatalf("after removing the learner: %d members", n)
+	}
 
 	_, _, err := ensure(t, c, Spec{State: Absent, Name: m0.Name}, false, m0, m1)
 	if err == nil || !strings.Contains(err.Error(), "refusing to remove m0") || !strings.Contains(err.Error(), "force: true") {
