@@ -82,6 +82,16 @@ func TestAttachSpreadsKeysOverLeasesAndIsIdempotent(t *testing.T) {
 	if err != nil || task.IsChanged() || res.Attached != 0 || res.Prefixes[0].AlreadyLeased != 2501 {
 		t.Fatalf("re-run: %v changed=%v %+v", err, task.IsChanged(), res.Prefixes[0])
 	}
+
+	// force re-leases everything, the 10 keys of the old lease included.
+	s.Force = true
+	res, err = Attach(ctx, &module.Task{}, cli, s)
+	if err != nil || res.Attached != 2501 || res.Prefixes[0].AlreadyLeased != 0 {
+		t.Fatalf("force: %v %+v", err, res.Prefixes[0])
+	}
+	if r, _ := cli.Get(ctx, "/kubernetes.io/events/ns/e-00003"); r.Kvs[0].Lease == int64(old.ID) {
+		t.Fatal("force left a key on its old lease")
+	}
 }
 
 // A key changed between the read and the guarded write is reported and keeps what its writer
