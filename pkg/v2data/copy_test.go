@@ -260,3 +260,16 @@ func TestInterruptedCopyResumes(t *testing.T) {
 		t.Fatalf("third run: %v changed=%v %+v", err, task.IsChanged(), res.Written)
 	}
 }
+
+// With one source member down, the copy reads through the others (the playbooks pass every member).
+func TestCopyReadsPastAStoppedMember(t *testing.T) {
+	src, dst := etcdtest.NewCluster(t, 3), etcdtest.NewCluster(t, 1)
+	leaves := seed(t, keysAPI(t, src), 100)
+	src.Stop(src.Members[0])
+	s := spec(src, dst, "v3")
+	s.SourceDataDir = src.Members[1].DataDir
+	res, err := Copy(context.Background(), &module.Task{}, s)
+	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) {
+		t.Fatalf("%v %+v", err, res)
+	}
+}

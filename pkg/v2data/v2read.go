@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -27,6 +28,7 @@ type v2Reader struct {
 	endpoints []string
 	user      string
 	password  string
+	pinned    atomic.Int32 // the endpoint that answered last: tried first, so a dead one costs once
 }
 
 func newV2Reader(o etcdconn.Options) (*v2Reader, error) {
@@ -42,8 +44,10 @@ func newV2Reader(o etcdconn.Options) (*v2Reader, error) {
 // It tries the endpoints in order until one answers.
 func (r *v2Reader) get(ctx context.Context, key string) (*clientv2.Node, error) {
 	var last error
-	for _, ep := range r.endpoints {
-		u, err := url.Parse(ep)
+	first := int(r.pinned.Load())
+	for i := range r.endpoints {
+		at := (first + i) % len(r.endpoints)
+		u, err := url.Parse(r.endpoints[at])
 		if err != nil {
 			return nil, err
 		}
@@ -68,6 +72,7 @@ func (r *v2Reader) get(ctx context.Context, key string) (*clientv2.Node, error) 
 			last = err
 			continue
 		}
+		r.pinned.Store(int32(at))
 		switch resp.StatusCode {
 		case http.StatusOK:
 			return decodeNode(body)
