@@ -148,6 +148,11 @@ func TestMemberModuleErrors(t *testing.T) {
 	if n := len(clusterMembers(t, c)); n != 1 {
 		t.Fatalf("members: %d", n)
 	}
+	// no_log: the result (member list, URLs) is hidden like any other module's.
+	hidden := ansibletest.Module(t, "etcd_member", withArgs(c.Args(), map[string]any{"state": "absent", "name": "gone"}), ansibletest.Opts{NoLog: true})
+	if _, shown := hidden["members"]; shown || hidden.Failed() || hidden.Changed() || hidden["censored"] == nil {
+		t.Errorf("no_log result: %v", hidden)
+	}
 }
 
 // The runbook form: an ad-hoc `ansible localhost -m etcdops.etcd.etcd_member -a ...` in check mode.
