@@ -111,6 +111,12 @@ func (cw *changeWatch) expiredKey(key string) bool {
 	}
 }
 
+// stop ends the watch; it may be called more than once.
+func (cw *changeWatch) stop() {
+	cw.cancel()
+	<-cw.done
+}
+
 // finish waits until the watch has seen the source's current index, stops it, and returns an error
 // when the source changed: writes in scope, lost track, or index moves no visible event explains
 // beyond allowedHidden (hidden nodes raise no events; their expirations are the allowance).
@@ -119,8 +125,6 @@ func (cw *changeWatch) finish(ctx context.Context, allowedHidden int) error {
 	end, err := currentIndex(rctx, cw.kapi)
 	cancel()
 	if err != nil {
-		cw.cancel()
-		<-cw.done
 		return fmt.Errorf("reading the source index after the copy: %w", err)
 	}
 	deadline := time.Now().Add(3 * time.Second)
@@ -133,8 +137,7 @@ func (cw *changeWatch) finish(ctx context.Context, allowedHidden int) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cw.cancel()
-	<-cw.done
+	cw.stop()
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
 	if cw.lost != nil {

@@ -90,10 +90,10 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 		return nil, fmt.Errorf("source: %w", s.Source.Explain(strings.Join(s.Source.Endpoints, ","), err))
 	}
 	changes := watchChanges(ctx, kapi, scope, start)
+	defer changes.stop()
 
 	dest, err := s.open()
 	if err != nil {
-		changes.finish(ctx, 0)
 		return nil, err
 	}
 	defer dest.Close()
@@ -105,7 +105,6 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 			strings.Join(scope.Prefixes, ", "))
 	}
 	if err != nil {
-		changes.finish(ctx, 0)
 		return nil, err
 	}
 
@@ -113,7 +112,6 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	invalid := &keySet{}
 	reader, err := newV2Reader(s.Source)
 	if err != nil {
-		changes.finish(ctx, 0)
 		return nil, err
 	}
 	w := &walker{reader: reader, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
@@ -138,14 +136,12 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	}
 	res.fill(src, dest.Stats(), invalid, began)
 	if err != nil {
-		changes.finish(ctx, 0)
 		return res, &module.Error{Err: err, Result: res}
 	}
 	if res.Written.Keys+res.Written.Dirs > 0 {
 		t.Changed()
 	}
-	if t.CheckMode {
-		changes.finish(ctx, 0)
+	if t.CheckMode && !s.VerifyOnly { // nothing was written; a comparison only reads, so it also runs in check mode
 		return res, nil
 	}
 
@@ -155,7 +151,6 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 		// Without discovery the source side holds no hidden nodes; compare like with like.
 		skip := func(key string) bool { return invalid.has(key) || (s.SourceDataDir == "" && IsHidden(key)) }
 		if err := dest.Tally(ctx, scope, hidden, skip, dst); err != nil {
-			changes.finish(ctx, 0)
 			return res, &module.Error{Err: err, Result: res}
 		}
 		c := dst.Counts()

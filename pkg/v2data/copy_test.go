@@ -182,10 +182,14 @@ func TestCopyToV3(t *testing.T) {
 		t.Fatal("resume did not attach the lease")
 	}
 
-	// verify_only notices a destination that drifted, and names what differs.
-	cli.Put(ctx, wideKey(1), "changed")
+	// verify_only notices a destination that drifted, and names what differs — in check mode too,
+	// since it only reads.
 	s := spec(src, dst, "v3")
 	s.VerifyOnly = true
+	if res, err = Copy(ctx, &module.Task{CheckMode: true}, s); err != nil || !res.Verified {
+		t.Fatalf("verify_only in check mode: %v %+v", err, res)
+	}
+	cli.Put(ctx, wideKey(1), "changed")
 	res, err = Copy(ctx, &module.Task{}, s)
 	if err == nil || len(res.Differences) == 0 || res.Written.Keys != 0 {
 		t.Fatalf("verify_only should fail on a changed value: %v %+v", err, res)
