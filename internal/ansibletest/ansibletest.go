@@ -175,3 +175,20 @@ func Playbook(t testing.TB, playbook, inventory string, extraVars map[string]any
 	}
 	return tasks
 }
+
+// Flags are Ansible's own keys of a task result; embed them beside a module's result type.
+type Flags struct {
+	Changed  bool     `json:"changed"`
+	Failed   bool     `json:"failed"`
+	Msg      string   `json:"msg"`
+	Warnings []string `json:"warnings"`
+}
+
+// ModuleAs runs the module like Module and decodes its result into T (typically a struct embedding
+// the module's result type and Flags).
+func ModuleAs[T any](t testing.TB, module string, args map[string]any, o Opts) T {
+	t.Helper()
+	var res T
+	Module(t, module, args, o).Decode(t, &res)
+	return res
+}

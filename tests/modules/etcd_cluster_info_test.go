@@ -19,9 +19,7 @@ import (
 // clusterInfoResult is the module's output as a playbook sees it.
 type clusterInfoResult struct {
 	clusterinfo.Info
-	Changed bool   `json:"changed"`
-	Failed  bool   `json:"failed"`
-	Msg     string `json:"msg"`
+	ansibletest.Flags
 }
 
 func runClusterInfo(t *testing.T, args map[string]any, o ansibletest.Opts) (clusterInfoResult, ansibletest.Result) {

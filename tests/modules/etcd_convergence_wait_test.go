@@ -11,16 +11,11 @@ import (
 
 type convergenceResult struct {
 	convergence.Result
-	Changed bool   `json:"changed"`
-	Failed  bool   `json:"failed"`
-	Msg     string `json:"msg"`
+	ansibletest.Flags
 }
 
 func runConvergenceWait(t *testing.T, args map[string]any, o ansibletest.Opts) convergenceResult {
-	t.Helper()
-	var res convergenceResult
-	ansibletest.Module(t, "etcd_convergence_wait", args, o).Decode(t, &res)
-	return res
+	return ansibletest.ModuleAs[convergenceResult](t, "etcd_convergence_wait", args, o)
 }
 
 // Through real Ansible against a 3-member TLS cluster: converges when healthy (also in check

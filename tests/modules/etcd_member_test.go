@@ -15,20 +15,15 @@ import (
 
 type memberResult struct {
 	member.Result
-	Changed bool   `json:"changed"`
-	Failed  bool   `json:"failed"`
-	Msg     string `json:"msg"`
-	Diff    struct {
+	ansibletest.Flags
+	Diff struct {
 		Before struct{ Members []string } `json:"before"`
 		After  struct{ Members []string } `json:"after"`
 	} `json:"diff"`
 }
 
 func runMember(t *testing.T, args map[string]any, o ansibletest.Opts) memberResult {
-	t.Helper()
-	var res memberResult
-	ansibletest.Module(t, "etcd_member", args, o).Decode(t, &res)
-	return res
+	return ansibletest.ModuleAs[memberResult](t, "etcd_member", args, o)
 }
 
 // clusterMembers reads the member list from etcd itself: name (or peer URL while unstarted) → learner.

@@ -14,16 +14,11 @@ import (
 
 type ttlLeasesResult struct {
 	leases.Result
-	Changed bool   `json:"changed"`
-	Failed  bool   `json:"failed"`
-	Msg     string `json:"msg"`
+	ansibletest.Flags
 }
 
 func runTTLLeases(t *testing.T, args map[string]any, o ansibletest.Opts) ttlLeasesResult {
-	t.Helper()
-	var res ttlLeasesResult
-	ansibletest.Module(t, "etcd_ttl_leases", args, o).Decode(t, &res)
-	return res
+	return ansibletest.ModuleAs[ttlLeasesResult](t, "etcd_ttl_leases", args, o)
 }
 
 // Through real Ansible with the default (OpenShift) prefix list: check mode, attach, re-run.

@@ -16,17 +16,11 @@ import (
 
 type v2CopyResult struct {
 	v2data.Result
-	Changed  bool     `json:"changed"`
-	Failed   bool     `json:"failed"`
-	Msg      string   `json:"msg"`
-	Warnings []string `json:"warnings"`
+	ansibletest.Flags
 }
 
 func runV2Copy(t *testing.T, args map[string]any, o ansibletest.Opts) v2CopyResult {
-	t.Helper()
-	var res v2CopyResult
-	ansibletest.Module(t, "etcd_v2_copy", args, o).Decode(t, &res)
-	return res
+	return ansibletest.ModuleAs[v2CopyResult](t, "etcd_v2_copy", args, o)
 }
 
 // Through real Ansible, source and destination TLS clusters: check mode first (counts, writes
