@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 var testLabs atomic.Int32
@@ -31,4 +33,17 @@ func Up(t testing.TB, spec Spec) *Lab {
 		}
 	})
 	return l
+}
+
+// V3Client connects a v3 client to the lab's members (or the given hosts) over TLS with the
+// controller's client certificate; it is closed by t.Cleanup.
+func (l *Lab) V3Client(t testing.TB, hosts ...*Host) *clientv3.Client {
+	t.Helper()
+	o := l.Conn(hosts...)
+	cli, err := o.V3()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }

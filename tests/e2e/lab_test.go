@@ -11,7 +11,6 @@ import (
 	"github.com/etcdops/etcd/lab"
 	"github.com/etcdops/etcd/pkg/dataset"
 	clientv2 "go.etcd.io/etcd/client/v2"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // A playbook run over SSH on the three hosts reads the members over TLS with the collection's module,
@@ -63,7 +62,7 @@ func TestPlaybookOverSSHChangesRealState(t *testing.T) {
 			t.Errorf("%s saw members %v (healthy %v), want etcd1..3 healthy", f.Host, names, info.AllHealthy)
 		}
 	}
-	cli := client(t)
+	cli := shared.V3Client(t)
 	for _, h := range shared.Members() {
 		if shared.UnitActive(h, api) {
 			t.Errorf("%s: %s still active after the playbook stopped it", h.Name, api)
@@ -127,17 +126,6 @@ func TestSeededV2DataMatchesManifest(t *testing.T) {
 			}
 		}
 	}
-}
-
-func client(t *testing.T) *clientv3.Client {
-	t.Helper()
-	o := shared.Conn()
-	cli, err := o.V3()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
 }
 
 func sorted(s []string) []string {

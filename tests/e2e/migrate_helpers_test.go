@@ -83,17 +83,6 @@ func failureMsg(res *lab.Result) string {
 	return strings.Join(msgs, "\n")
 }
 
-func v3Client(t *testing.T, l *lab.Lab) *clientv3.Client {
-	t.Helper()
-	o := l.Conn()
-	cli, err := o.V3()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
 // checkMigrated asserts the outcome of a migration: every manifest key (hidden ones included) in v3
 // with its value, every TTL key leased with a live lease, three healthy voting members, the consumers
 // running with the etcd3 configuration, and no force-new-cluster drop-in left anywhere.
@@ -101,7 +90,7 @@ func checkMigrated(t *testing.T, l *lab.Lab, m *dataset.Manifest) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cli := v3Client(t, l)
+	cli := l.V3Client(t)
 	rep, err := dataset.VerifyV3(ctx, cli, m, false)
 	if err != nil {
 		t.Fatal(err)

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/lab"
+	"github.com/etcdops/etcd/pkg/dataset"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"github.com/etcdops/etcd/pkg/dataset"
 )
 
 // The documented offline procedure end to end on 20k OpenShift-shaped v2 keys, then a second run
@@ -64,7 +64,7 @@ func checkRolledBack(t *testing.T, l *lab.Lab, m *dataset.Manifest) {
 	if !rep.OK(false) {
 		t.Fatalf("v2 after the rollback: %s", rep)
 	}
-	cli := v3Client(t, l)
+	cli := l.V3Client(t)
 	resp, err := cli.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ func TestMigratePreflight(t *testing.T) {
 	l, _ := migrationLab(t, 500)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cli := v3Client(t, l)
+	cli := l.V3Client(t)
 
 	refused := func(want string) {
 		t.Helper()
