@@ -27,20 +27,22 @@ type hash [2]uint64
 
 func (h *hash) add(o hash) { h[0] += o[0]; h[1] += o[1] }
 
+// nodeHash hashes kind, name and value. The parts are laid into one reused buffer, which is cheaper
+// than hashing them as they are: a string handed to a hash.Hash is copied to a new []byte.
 func nodeHash(n Node) hash {
-	s := sha256.New()
-	kind := "k\x00"
+	bp := hashBufs.Get().(*[]byte)
+	kind := byte('k')
 	if n.Dir {
-		kind = "d\x00"
+		kind = 'd'
 	}
-	s.Write([]byte(kind))
-	s.Write([]byte(n.Key))
-	s.Write([]byte{0})
-	s.Write([]byte(n.Value))
-	var b [32]byte
-	s.Sum(b[:0])
-	return hash{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:16])}
+	b := append(append(append(append((*bp)[:0], kind, 0), n.Key...), 0), n.Value...)
+	sum := sha256.Sum256(b)
+	*bp = b
+	hashBufs.Put(bp)
+	return hash{binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:16])}
 }
+
+var hashBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 type expEntry struct {
 	h      hash
@@ -62,6 +64,10 @@ type Tally struct {
 
 // Add counts one node.
 func (t *Tally) Add(n Node) {
+	var h hash
+	if !n.Dir || t.Dirs {
+		h = nodeHash(n) // outside the lock: concurrent walkers hash in parallel
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.expiring == nil {
@@ -88,7 +94,6 @@ func (t *Tally) Add(n Node) {
 			t.c.HiddenKeys++
 		}
 	}
-	h := nodeHash(n)
 	if n.Expiry.IsZero() {
 		t.steady.add(h)
 		t.nSteady++
