@@ -19,7 +19,6 @@ type params struct {
 	Prefixes                []string         `arg:"prefixes" default:"/"`
 	Exclude                 []string         `arg:"exclude"`
 	SourceDataDir           string           `arg:"source_data_dir"`
-	SourceRead              string           `arg:"source_read" default:"auto" choices:"auto,api,data_dir"`
 	Concurrency             int              `arg:"concurrency" default:"8"`
 	RequireEmptyDestination bool             `arg:"require_empty_destination" default:"false"`
 	Verify                  bool             `arg:"verify" default:"true"`
@@ -41,10 +40,6 @@ func (p *params) Validate() error {
 	if p.TargetAPI == "v2" && slices.Equal(p.Source.Endpoints, p.Destination.Endpoints) {
 		return &module.ParamError{Param: "destination.endpoints", Msg: "is the source itself; a v2 copy needs " +
 			"another etcd (e.g. a temporary one on port 3000), or use target_api: v3 to copy into the same cluster's v3 keyspace"}
-	}
-	if p.SourceRead == "data_dir" && p.SourceDataDir == "" {
-		return &module.ParamError{Param: "source_read", Msg: "data_dir needs source_data_dir (the data dir of a source " +
-			"member on this host, e.g. /var/lib/etcd); set it, or use source_read: auto"}
 	}
 	for name, list := range map[string][]string{"prefixes": p.Prefixes, "exclude": p.Exclude} {
 		for _, path := range list {
@@ -72,7 +67,7 @@ func main() {
 		return v2data.Copy(ctx, t, v2data.Spec{
 			Source: p.Source, Dest: p.Destination, TargetAPI: p.TargetAPI,
 			Scope:         v2data.Scope{Prefixes: p.Prefixes, Exclude: p.Exclude},
-			SourceDataDir: p.SourceDataDir, SourceRead: p.SourceRead, Concurrency: p.Concurrency,
+			SourceDataDir: p.SourceDataDir, Concurrency: p.Concurrency,
 			RequireEmptyDestination: p.RequireEmptyDestination, Verify: p.Verify, VerifyOnly: p.VerifyOnly,
 			InvalidUTF8: p.InvalidUTF8, MaxTxnOps: p.MaxTxnOps, MaxKeysPerLease: p.MaxKeysPerLease,
 			LeaseGranularity: p.LeaseGranularity,

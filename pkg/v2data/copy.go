@@ -3,9 +3,7 @@ package v2data
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,13 +20,9 @@ type Spec struct {
 	// TargetAPI is "v2" (node for node into a v2 store) or "v3" (leaves become v3 keys).
 	TargetAPI string
 	Scope     Scope
-	// SourceDataDir is a source member's data dir on this host ("" = none): hidden key names come
-	// from it, and SourceRead says whether the whole keyspace may be read from it.
+	// SourceDataDir is a source member's data dir on this host, read for hidden key names ("" = none).
 	SourceDataDir string
-	// SourceRead: "api" (the v2 API), "data_dir" (the store rebuilt from SourceDataDir, which must
-	// match the live source) or "auto" (data_dir when it matches and fits in memory, else api).
-	SourceRead  string
-	Concurrency int
+	Concurrency   int
 	// RequireEmptyDestination refuses to write when the destination holds data in scope.
 	RequireEmptyDestination bool
 	// Verify compares counts and digests after the copy; VerifyOnly does only that.
@@ -51,7 +45,6 @@ type Result struct {
 	Verified           bool     `json:"verified"`
 	Differences        []string `json:"differences,omitempty"`
 	HiddenKeyDiscovery string   `json:"hidden_key_discovery"`
-	ReadFrom           string   `json:"read_from"`
 	InvalidUTF8Count   int      `json:"invalid_utf8_count"`
 	InvalidUTF8Keys    []string `json:"invalid_utf8_keys,omitempty"`
 	ElapsedSeconds     float64  `json:"elapsed_seconds"`
@@ -71,13 +64,25 @@ type Written struct {
 func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	began := time.Now()
 	scope := s.Scope.Normalize()
-	res := &Result{TargetAPI: s.TargetAPI, HiddenKeyDiscovery: "none", ReadFrom: "api"}
+	res := &Result{TargetAPI: s.TargetAPI, HiddenKeyDiscovery: "none"}
 
 	srcCli, err := s.Source.V2()
 	if err != nil {
 		return nil, err
 	}
 	kapi := clientv2.NewKeysAPI(srcCli)
+	var hidden []string
+	if s.SourceDataDir != "" {
+		if hidden, err = HiddenPaths(s.SourceDataDir); err != nil {
+			return nil, err
+		}
+		res.HiddenKeyDiscovery = fmt.Sprintf("%d hidden names found in %s", len(hidden), s.SourceDataDir)
+	} else {
+		t.Warn("source_data_dir is not set: keys with a path segment starting with '_' (hidden keys) are never " +
+			"listed by the v2 API, so they are neither copied nor verified; set source_data_dir to the data dir " +
+			"of a source member on this host (e.g. /var/lib/etcd)")
+	}
+
 	rctx, cancel := s.Source.Ctx(ctx)
 	start, err := currentIndex(rctx, kapi)
 	cancel()
@@ -86,10 +91,6 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	}
 	changes := watchChanges(ctx, kapi, scope, start)
 	defer changes.stop()
-	reader, hidden, err := s.sourceReader(ctx, t, start, res)
-	if err != nil {
-		return nil, err
-	}
 
 	dest, err := s.open()
 	if err != nil {
@@ -109,6 +110,10 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 
 	src := &Tally{Dirs: s.TargetAPI == "v2"}
 	invalid := &keySet{}
+	reader, err := newV2Reader(s.Source)
+	if err != nil {
+		return nil, err
+	}
 	w := &walker{reader: reader, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
 	err = w.Walk(ctx, func(ctx context.Context, dir Node, kids []Node) error {
 		readable := make([]Node, 0, len(kids))
@@ -237,86 +242,4 @@ func (k *keySet) list(n int) (int, []string) {
 	}
 	sort.Strings(out)
 	return len(out), out[:min(n, len(out))]
-}
-
-// sourceReader picks what the walk reads: the store rebuilt from the source data dir when allowed,
-// when it fits in memory and when it is exactly the live source at index start; the v2 API
-// otherwise. It also returns the known hidden paths.
-func (s *Spec) sourceReader(ctx context.Context, t *module.Task, start uint64, res *Result) (nodeReader, []string, error) {
-	api, err := newV2Reader(s.Source)
-	if err != nil {
-		return nil, nil, err
-	}
-	if s.SourceDataDir == "" {
-		t.Warn("source_data_dir is not set: keys with a path segment starting with '_' (hidden keys) are never " +
-			"listed by the v2 API, so they are neither copied nor verified; set source_data_dir to the data dir " +
-			"of a source member on this host (e.g. /var/lib/etcd)")
-		return api, nil, nil
-	}
-	var why error
-	if s.SourceRead != "api" {
-		var img *storeImage
-		if img, why = s.loadImage(ctx, start); why == nil {
-			res.ReadFrom = "data_dir"
-			res.HiddenKeyDiscovery = fmt.Sprintf("%d hidden names found in %s", len(img.hidden), s.SourceDataDir)
-			return img, img.hidden, nil
-		}
-		if s.SourceRead == "data_dir" {
-			return nil, nil, fmt.Errorf("source_read: data_dir: %w; use source_read: auto (or api) to read through the v2 API", why)
-		}
-	}
-	hidden, err := HiddenPaths(s.SourceDataDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	res.HiddenKeyDiscovery = fmt.Sprintf("%d hidden names found in %s", len(hidden), s.SourceDataDir)
-	if why != nil {
-		t.Warn("reading the source through the v2 API (slower) instead of from source_data_dir: %v", why)
-	}
-	return api, hidden, nil
-}
-
-// loadImage rebuilds the source member's store and checks it against the live index. A member
-// persists the commit index a heartbeat after applying, so a short lag is waited out.
-func (s *Spec) loadImage(ctx context.Context, start uint64) (*storeImage, error) {
-	if s.SourceRead != "data_dir" { // auto
-		if need, avail := 3*logSize(s.SourceDataDir), memAvailable(); avail > 0 && need > avail {
-			return nil, fmt.Errorf("rebuilding the store from %s needs about %d MiB and only %d MiB are available",
-				s.SourceDataDir, need>>20, avail>>20)
-		}
-	}
-	for attempt := 0; ; attempt++ {
-		img, err := rebuildStore(s.SourceDataDir)
-		if err != nil {
-			return nil, err
-		}
-		got := img.index()
-		if got == start {
-			return img, nil
-		}
-		if got > start || attempt == 5 {
-			return nil, fmt.Errorf("the store in %s is at v2 index %d and the live source at %d: it is not a member "+
-				"of the source cluster, or the source is being written to", s.SourceDataDir, got, start)
-		}
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// memAvailable is the kernel's estimate of memory available without swapping (0 when unknown).
-func memAvailable() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

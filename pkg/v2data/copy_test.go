@@ -80,26 +80,19 @@ func spec(src, dst *etcdtest.Cluster, target string) Spec {
 }
 
 func TestCopyToV2(t *testing.T) {
-	for _, read := range []string{"data_dir", "api"} {
-		t.Run(read, func(t *testing.T) { testCopyToV2(t, read) })
-	}
-}
-
-func testCopyToV2(t *testing.T, read string) {
 	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
 	skapi, dkapi := keysAPI(t, src), keysAPI(t, dst)
-	sp := func(target string) Spec { s := spec(src, dst, target); s.SourceRead = read; return s }
 	leaves := seed(t, skapi, 300)
 	ctx := context.Background()
 
 	// Default invalid_utf8: fail — everything else is copied, the binary value is named.
-	s := sp("v2")
+	s := spec(src, dst, "v2")
 	s.InvalidUTF8 = "fail"
 	res, err := Copy(ctx, &module.Task{}, s)
 	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") || res.InvalidUTF8Keys[0] != "/bin/raw" {
 		t.Fatalf("want an invalid UTF-8 failure naming /bin/raw, got %v", err)
 	}
-	if res.ReadFrom != read || res.Source.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) ||
+	if res.Source.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) ||
 		res.Source.TTLKeys != 2 || res.Source.TTLDirs != 1 || res.Written.Keys != int64(len(leaves)) {
 		t.Fatalf("counts: %+v written %+v (want %d keys, %d hidden)", res.Source, res.Written, len(leaves), len(hiddenSet))
 	}
@@ -130,27 +123,20 @@ func testCopyToV2(t *testing.T, read string) {
 
 	// A re-run changes nothing; invalid_utf8: skip accepts the left-out value with a warning.
 	task := &module.Task{}
-	res, err = Copy(ctx, task, sp("v2"))
+	res, err = Copy(ctx, task, spec(src, dst, "v2"))
 	if err != nil || task.IsChanged() || res.Written.Keys+res.Written.Dirs != 0 || !res.Verified {
 		t.Fatalf("re-run: %v changed=%v %+v", err, task.IsChanged(), res.Written)
 	}
 }
 
 func TestCopyToV3(t *testing.T) {
-	for _, read := range []string{"data_dir", "api"} {
-		t.Run(read, func(t *testing.T) { testCopyToV3(t, read) })
-	}
-}
-
-func testCopyToV3(t *testing.T, read string) {
 	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
 	leaves := seed(t, keysAPI(t, src), 2000)
-	sp := func(target string) Spec { s := spec(src, dst, target); s.SourceRead = read; return s }
 	ctx := context.Background()
 
 	// Check mode counts, writes nothing.
 	task := &module.Task{CheckMode: true}
-	res, err := Copy(ctx, task, sp("v3"))
+	res, err := Copy(ctx, task, spec(src, dst, "v3"))
 	cli := dst.Client(t)
 	if err != nil || !task.IsChanged() || res.Written.Keys != int64(len(leaves)) {
 		t.Fatalf("check mode: %v %+v", err, res.Written)
@@ -159,8 +145,8 @@ func testCopyToV3(t *testing.T, read string) {
 		t.Fatalf("check mode wrote %d keys", r.Count)
 	}
 
-	res, err = Copy(ctx, &module.Task{}, sp("v3"))
-	if err != nil || !res.Verified || res.ReadFrom != read || res.Written.Keys != int64(len(leaves)) {
+	res, err = Copy(ctx, &module.Task{}, spec(src, dst, "v3"))
+	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) {
 		t.Fatalf("copy: %v %+v", err, res)
 	}
 	expiring := []string{"/ttldir/a", "/ttldir/sub/b", "/ttldir/_h", "/ttlkeys/k1", "/ttlkeys/k2"}
@@ -188,7 +174,7 @@ func testCopyToV3(t *testing.T, read string) {
 	cli.Put(ctx, "/tokens/_hiddenA", "stale")
 	cli.Put(ctx, "/ttlkeys/k1", "ttl 300") // same value, no lease: as after `etcdctl migrate`
 	task = &module.Task{}
-	res, err = Copy(ctx, task, sp("v3"))
+	res, err = Copy(ctx, task, spec(src, dst, "v3"))
 	if err != nil || !task.IsChanged() || res.Written.Keys != 3 || !res.Verified {
 		t.Fatalf("resume: %v %+v", err, res.Written)
 	}
@@ -198,7 +184,7 @@ func testCopyToV3(t *testing.T, read string) {
 
 	// verify_only notices a destination that drifted, and names what differs — in check mode too,
 	// since it only reads.
-	s := sp("v3")
+	s := spec(src, dst, "v3")
 	s.VerifyOnly = true
 	if res, err = Copy(ctx, &module.Task{CheckMode: true}, s); err != nil || !res.Verified {
 		t.Fatalf("verify_only in check mode: %v %+v", err, res)
@@ -210,7 +196,7 @@ func testCopyToV3(t *testing.T, read string) {
 	}
 
 	// require_empty_destination refuses before writing.
-	s = sp("v3")
+	s = spec(src, dst, "v3")
 	s.RequireEmptyDestination = true
 	if _, err = Copy(ctx, &module.Task{}, s); err == nil || !strings.Contains(err.Error(), "require_empty_destination") {
 		t.Fatalf("want a refusal, got %v", err)
@@ -287,32 +273,7 @@ func TestCopyReadsPastAStoppedMember(t *testing.T) {
 	s := spec(src, dst, "v3")
 	s.SourceDataDir = src.Members[1].DataDir
 	res, err := Copy(context.Background(), &module.Task{}, s)
-	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) ||
-		res.ReadFrom != "data_dir" { // a member of a 3-member cluster: its membership replays too
+	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) {
 		t.Fatalf("%v %+v", err, res)
-	}
-}
-
-// A data dir that is not the source's is never read as the source: auto falls back to the API,
-// data_dir refuses before writing anything.
-func TestSourceReadChecksTheDataDir(t *testing.T) {
-	src, other, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
-	leaves := seed(t, keysAPI(t, src), 50)
-	set(t, keysAPI(t, other), "/other/k", "v", nil)
-	s := spec(src, dst, "v3")
-	s.SourceDataDir = other.Members[0].DataDir
-	s.SourceRead = "data_dir"
-	_, err := Copy(context.Background(), &module.Task{}, s)
-	if err == nil || !strings.Contains(err.Error(), "source_read: data_dir") || !strings.Contains(err.Error(), "v2 index") {
-		t.Fatalf("want a refusal naming source_read, got %v", err)
-	}
-	if r, _ := dst.Client(t).Get(context.Background(), "/", clientv3.WithPrefix(), clientv3.WithCountOnly()); r.Count != 0 {
-		t.Fatalf("the refused copy wrote %d keys", r.Count)
-	}
-	s.SourceRead = "auto"
-	res, err := Copy(context.Background(), &module.Task{}, s)
-	// The other data dir knows no hidden names: every visible leaf is copied, the hidden ones are not.
-	if err != nil || res.ReadFrom != "api" || res.Written.Keys != int64(len(leaves)-len(hiddenSet)) {
-		t.Fatalf("auto should fall back to the API: %v %+v", err, res)
 	}
 }

@@ -81,15 +81,9 @@ func IsHidden(key string) bool {
 	return strings.HasPrefix(key, "_") || strings.Contains(key, "/_")
 }
 
-// nodeReader returns the v2 node at key (nil when absent) with its children if it is a directory,
-// sorted, hidden ones left out: the v2 API (v2Reader) or a store rebuilt from a data dir (storeImage).
-type nodeReader interface {
-	get(ctx context.Context, key string) (*clientv2.Node, error)
-}
-
 // walker lists a v2 keyspace directory by directory with several concurrent readers.
 type walker struct {
-	reader nodeReader
+	reader *v2Reader
 	Scope  Scope
 	// Hidden are known paths with hidden segments (see HiddenPaths); listings never show them, so
 	// the walk fetches each one by name in its parent directory.

@@ -55,7 +55,7 @@ func TestV2CopyModule(t *testing.T) {
 	}
 
 	res = runV2Copy(t, args, ansibletest.Opts{})
-	if res.Failed || !res.Changed || !res.Verified || res.ReadFrom != "data_dir" || res.Written.Keys != 4 || res.Written.LeasesGranted != 1 ||
+	if res.Failed || !res.Changed || !res.Verified || res.Written.Keys != 4 || res.Written.LeasesGranted != 1 ||
 		res.Destination.Digest != res.Source.Digest || res.Destination.TTLKeys != 1 {
 		t.Fatalf("copy: %s %+v", res.Msg, res.Result)
 	}
@@ -67,13 +67,6 @@ func TestV2CopyModule(t *testing.T) {
 	if res.Failed || res.Changed || res.Written.Identical != 4 || !res.Verified {
 		t.Fatalf("re-run: %s %+v", res.Msg, res.Result)
 	}
-
-	t.Run("source_read api gives the same copy", func(t *testing.T) {
-		a := withArgs(args, map[string]any{"source_read": "api", "verify_only": true})
-		if r := runV2Copy(t, a, ansibletest.Opts{}); r.Failed || !r.Verified || r.ReadFrom != "api" || r.Source.Digest != res.Source.Digest {
-			t.Fatalf("%s %+v", r.Msg, r.Result)
-		}
-	})
 
 	verify := withArgs(args, map[string]any{"verify_only": true, "prefixes": "/kubernetes.io"})
 	cli.Put(ctx, "/kubernetes.io/pods/ns/p1", "drifted")
@@ -105,8 +98,6 @@ func TestV2CopyModuleBadInput(t *testing.T) {
 		"no destination":      {map[string]any{"source": c.Args(), "target_api": "v3"}, "parameter destination: is required"},
 		"bad source cert":     {withArgs(base, map[string]any{"source": withArgs(secret, map[string]any{"ca_cert": "/nonexistent.crt"})}), "parameter source.ca_cert: cannot read /nonexistent.crt"},
 		"zero concurrency":    {withArgs(base, map[string]any{"concurrency": 0}), "parameter concurrency: must be at least 1"},
-		"data_dir read without a data dir": {withArgs(base, map[string]any{"source_read": "data_dir"}),
-			"parameter source_read: data_dir needs source_data_dir"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			raw := ansibletest.Module(t, "etcd_v2_copy", tc.args, ansibletest.Opts{})
