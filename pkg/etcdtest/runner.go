@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,9 +148,11 @@ func (c *Cluster) startEmbedded(m *Member) (runner, error) {
 		"client-cert-auth": "client-cert-auth"}
 	client, peer := map[string]any{}, map[string]any{}
 	for k, v := range flags {
-		var val any = v
+		var val any = v // the YAML config is typed, flags are not: booleans and numbers as such
 		if v == "true" || v == "false" {
 			val = v == "true"
+		} else if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			val = n
 		}
 		if _, ok := tlsKeys[k]; ok {
 			client[k] = val

@@ -118,8 +118,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	err = w.Walk(ctx, func(ctx context.Context, dir Node, kids []Node) error {
 		readable := make([]Node, 0, len(kids))
 		for _, k := range kids {
-			// The v2 API and v2 snapshots are JSON: bytes that are not UTF-8 arrive as U+FFFD and cannot
-			// be copied exactly (a data-dir read may also see them raw, from the WAL).
+			// The v2 API is JSON: bytes that are not UTF-8 arrive as U+FFFD and cannot be copied exactly.
 			if !k.Dir && (!utf8.ValidString(k.Value) || strings.Contains(k.Value, "\uFFFD")) {
 				invalid.add(k.Key)
 				continue

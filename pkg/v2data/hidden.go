@@ -90,26 +90,33 @@ func v2RequestPath(data []byte) string {
 	return ""
 }
 
-// storePaths walks the v2 store JSON of a snapshot (the store's node tree, hidden nodes included).
+// storePaths lists every node path in the v2 store JSON of a snapshot, hidden nodes included. It
+// scans for the nodes' "Path" keys instead of decoding the store: a snapshot holds every value, and
+// encoding/json needs seconds for a large one, before the walk can start. A value cannot fake the
+// key: inside a JSON string every quote is escaped, so `"Path":"` only appears where a path begins.
 func storePaths(data []byte, add func(string)) error {
-	type node struct {
-		Path     string
-		Children map[string]*node
-	}
-	var st struct{ Root *node }
-	if err := json.Unmarshal(data, &st); err != nil {
-		return err
-	}
-	var walk func(n *node)
-	walk = func(n *node) {
-		if n == nil {
-			return
+	key := []byte(`"Path":"`)
+	for i := 0; ; {
+		j := bytes.Index(data[i:], key)
+		if j < 0 {
+			return nil
 		}
-		add(n.Path)
-		for _, c := range n.Children {
-			walk(c)
+		start := i + j + len(key) - 1 // the path's opening quote
+		end := start + 1
+		for end < len(data) && data[end] != '"' {
+			if data[end] == '\\' {
+				end++
+			}
+			end++
 		}
+		if end >= len(data) {
+			return fmt.Errorf("a path at byte %d is not closed", start)
+		}
+		var p string
+		if err := json.Unmarshal(data[start:end+1], &p); err != nil {
+			return fmt.Errorf("the path at byte %d: %w", start, err)
+		}
+		add(p)
+		i = end + 1
 	}
-	walk(st.Root)
-	return nil
 }

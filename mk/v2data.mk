@@ -1,0 +1,17 @@
+# v2 data tools (issue 5): etcd_v2_copy and etcd_ttl_leases.
+#
+# make bench-v2data (part of make bench): both against the algorithms they replace and the server's
+# write ceiling, in one run (Debian's etcd 3.4 by default). BENCH_KEYS sizes the dataset (20000),
+# BENCH_ROUNDS the rounds whose median ratios are printed (3).
+BENCH_ETCD ?= /usr/bin/etcd
+.PHONY: bench-v2data test-v2data-versions
+bench-v2data:
+	ETCDTEST_BIN=$(BENCH_ETCD) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
+bench: bench-v2data
+
+# The copy and the lease attach against Debian's etcd 3.4 as processes (`make unit` covers embedded
+# 3.5): v2 answers, WAL and snapshot formats are per server version.
+test-v2data-versions:
+	ETCDTEST_BIN=/usr/bin/etcd $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/leases/
+
+EXTRA_TEST_TARGETS += test-v2data-versions
