@@ -38,7 +38,7 @@ func dataset(n int) []kv {
 }
 
 func BenchmarkV2Data(b *testing.B) {
-	n := 6000
+	n := 20000
 	if s := os.Getenv("BENCH_KEYS"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
@@ -47,7 +47,10 @@ func BenchmarkV2Data(b *testing.B) {
 	// destination server (v3) or to the same v2 destination. A separate source keeps its WAL — read
 	// for hidden-key discovery — the size of the dataset, as on a real member, instead of growing
 	// with every measurement's writes.
-	src, srv, v2dst := etcdtest.NewCluster(b, 1), etcdtest.NewCluster(b, 1), etcdtest.NewCluster(b, 1)
+	// The source snapshots its store every 5000 writes, so that, as on any long-lived member, most of
+	// it is in a v2 snapshot and the rest in the WAL (hidden-key discovery reads both).
+	src := etcdtest.NewCluster(b, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "5000"}})
+	srv, v2dst := etcdtest.NewCluster(b, 1), etcdtest.NewCluster(b, 1)
 	kapi, dkapi := keysAPI(b, src), keysAPI(b, v2dst)
 	cli := srv.Client(b)
 	ctx := context.Background()
@@ -56,8 +59,18 @@ func BenchmarkV2Data(b *testing.B) {
 	for _, d := range data {
 		bytes += len(d.key) + len(d.value)
 	}
+	// Every contender writes the dataset again: compact and defragment before each, or the history
+	// outgrows the backend quota (2 GiB) within a few rounds, and later contenders write into a larger,
+	// fragmented backend than earlier ones.
 	clearV3 := func() {
-		if _, err := cli.Delete(ctx, root, clientv3.WithPrefix()); err != nil {
+		resp, err := cli.Delete(ctx, root, clientv3.WithPrefix())
+		if err == nil {
+			_, err = cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
+		}
+		if err == nil {
+			_, err = cli.Defragment(ctx, cli.Endpoints()[0])
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -158,7 +171,7 @@ func BenchmarkV2Data(b *testing.B) {
 		2: fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of ceiling (target ≥ 70 %%)", ratio(2, 0), 100*ratio(2, 1)),
 		3: fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(3, 0), 100*ratio(3, 1)),
 		1: fmt.Sprintf("%.1f× baseline: the most any copy can reach here", ratio(1, 0)),
-		5: fmt.Sprintf("%.1f× baseline (target ≥ 20×)", ratio(5, 4)),
+		5: fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of the write ceiling", ratio(5, 4), 100*ratio(5, 1)),
 		8: fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(8, 6), 100*ratio(8, 7)),
 		9: fmt.Sprintf("%.0f %% of the write ceiling: reading through the v2 API (JSON, one request per directory) "+
 			"competes with the writes for the same cores", 100*ratio(9, 1)),

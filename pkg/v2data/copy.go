@@ -71,12 +71,14 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 		return nil, err
 	}
 	kapi := clientv2.NewKeysAPI(srcCli)
-	var hidden []string
+	// Hidden names are read beside the walk; a data dir that is plainly wrong fails here, before
+	// anything is written.
+	var discover func() ([]string, error)
 	if s.SourceDataDir != "" {
-		if hidden, err = HiddenPaths(s.SourceDataDir); err != nil {
+		if err := checkDataDir(s.SourceDataDir); err != nil {
 			return nil, err
 		}
-		res.HiddenKeyDiscovery = fmt.Sprintf("%d hidden names found in %s", len(hidden), s.SourceDataDir)
+		discover = func() ([]string, error) { return HiddenPaths(s.SourceDataDir) }
 	} else {
 		t.Warn("source_data_dir is not set: keys with a path segment starting with '_' (hidden keys) are never " +
 			"listed by the v2 API, so they are neither copied nor verified; set source_data_dir to the data dir " +
@@ -114,7 +116,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &walker{reader: reader, Scope: scope, Hidden: hidden, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
+	w := &walker{reader: reader, Scope: scope, Hidden: discover, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
 	err = w.Walk(ctx, func(ctx context.Context, dir Node, kids []Node) error {
 		readable := make([]Node, 0, len(kids))
 		for _, k := range kids {
@@ -133,6 +135,10 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	})
 	if ferr := dest.Flush(ctx); err == nil {
 		err = ferr
+	}
+	hidden := w.found
+	if discover != nil && err == nil {
+		res.HiddenKeyDiscovery = fmt.Sprintf("%d hidden names found in %s", len(hidden), s.SourceDataDir)
 	}
 	res.fill(src, dest.Stats(), invalid, began)
 	if err != nil {

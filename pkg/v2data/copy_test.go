@@ -195,6 +195,17 @@ func TestCopyToV3(t *testing.T) {
 		t.Fatalf("verify_only should fail on a changed value: %v %+v", err, res)
 	}
 
+	// A source_data_dir without a member log fails before anything is read or written.
+	empty := etcdtest.NewCluster(t, 1)
+	s = spec(src, empty, "v3")
+	s.SourceDataDir = t.TempDir()
+	if _, err = Copy(ctx, &module.Task{}, s); err == nil || !strings.Contains(err.Error(), "holds no etcd WAL") {
+		t.Fatalf("want a refusal of the data dir, got %v", err)
+	}
+	if r, _ := empty.Client(t).Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithCountOnly()); r.Count != 0 {
+		t.Fatalf("the refused copy wrote %d keys", r.Count)
+	}
+
 	// require_empty_destination refuses before writing.
 	s = spec(src, dst, "v3")
 	s.RequireEmptyDestination = true

@@ -159,7 +159,8 @@ func (d *v2Dest) existing(ctx context.Context, dir Node, kids []Node) (map[strin
 }
 
 func (d *v2Dest) Tally(ctx context.Context, scope Scope, hidden []string, skip func(string) bool, t *Tally) error {
-	w := &walker{reader: d.reader, Scope: scope, Hidden: hidden, Concurrency: d.concurrency, Timeout: d.timeout}
+	w := &walker{reader: d.reader, Scope: scope, Hidden: func() ([]string, error) { return hidden, nil },
+		Concurrency: d.concurrency, Timeout: d.timeout}
 	return w.Walk(ctx, func(_ context.Context, _ Node, kids []Node) error {
 		for _, k := range kids {
 			if !skip(k.Key) {

@@ -73,6 +73,16 @@ func HiddenPaths(dataDir string) ([]string, error) {
 	return out, nil
 }
 
+// checkDataDir fails fast on a source_data_dir that holds no member log, which HiddenPaths would
+// only find after reading for a while.
+func checkDataDir(dataDir string) error {
+	if !wal.Exist(filepath.Join(dataDir, "member", "wal")) {
+		return fmt.Errorf("source_data_dir %s holds no etcd WAL (member/wal); point it at the data dir of a member "+
+			"of the source cluster on this host (e.g. /var/lib/etcd)", dataDir)
+	}
+	return nil
+}
+
 // v2RequestPath decodes a WAL entry the way etcd applies it: an InternalRaftRequest carrying a v2
 // request, or (older proposals) a bare v2 Request.
 func v2RequestPath(data []byte) string {

@@ -6,6 +6,7 @@ package v2data
 import (
 	"context"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -85,26 +86,123 @@ func IsHidden(key string) bool {
 type walker struct {
 	reader *v2Reader
 	Scope  Scope
-	// Hidden are known paths with hidden segments (see HiddenPaths); listings never show them, so
-	// the walk fetches each one by name in its parent directory.
-	Hidden      []string
+	// Hidden returns the known paths with hidden segments (see HiddenPaths; nil: none). Listings
+	// never show them, so the walk fetches each by name once its parent directory was walked. It runs
+	// beside the first pass, which needs no names: finding them reads a whole member log.
+	Hidden      func() ([]string, error)
 	Concurrency int
 	// Timeout bounds one request.
 	Timeout time.Duration
+
+	// found holds what Hidden returned, once a walk has finished.
+	found []string
 }
 
-// visitFunc receives one directory's children (leaves with values; directories without children).
-// The walk lists a child directory only after the visit of its parent returned, so a copy can create
-// a directory before anything inside it. Visits run concurrently.
+// visitFunc receives children of one directory (leaves with values; directories without children):
+// all that a listing shows in one call, then any hidden ones. The walk lists a child directory only
+// after the visit that handed it over returned, so a copy can create a directory before anything
+// inside it. Visits run concurrently.
 type visitFunc func(ctx context.Context, dir Node, children []Node) error
 
-// Walk visits every node in scope.
+// Walk visits every node in scope: first what the listings show, then the hidden nodes, shallowest
+// first (a hidden directory may hold more), each in a directory the walk listed.
 func (w *walker) Walk(ctx context.Context, visit visitFunc) error {
 	scope := w.Scope.Normalize()
-	hiddenKids := hiddenChildren(w.Hidden)
+	type names struct {
+		paths []string
+		err   error
+	}
+	discovered := make(chan names, 1)
+	go func() {
+		var n names
+		if w.Hidden != nil {
+			n.paths, n.err = w.Hidden()
+		}
+		discovered <- n
+	}()
+	listed := &dirSet{m: map[string]Node{}}
+
+	// Prefixes first: each is a directory to list, a single leaf, or absent.
+	var roots []Node
+	for _, p := range scope.Prefixes {
+		if scope.Excluded(p) {
+			continue
+		}
+		n, err := w.get(ctx, p, Node{})
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			continue
+		}
+		if p != "/" {
+			if err := visit(ctx, Node{Key: path.Dir(p), Dir: true}, []Node{*n}); err != nil {
+				return err
+			}
+		}
+		if n.Dir {
+			roots = append(roots, *n)
+		}
+	}
+	if err := w.walk(ctx, roots, scope, listed, visit); err != nil {
+		return err
+	}
+
+	var found names
+	select {
+	case found = <-discovered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if found.err != nil {
+		return found.err
+	}
+	w.found = found.paths
+	for _, level := range hiddenLevels(found.paths) {
+		roots = nil
+		for _, parent := range level.parents {
+			dir, ok := listed.get(parent)
+			if !ok {
+				continue // not walked: absent, out of scope, or reached as a prefix of its own
+			}
+			var kids []Node
+			for _, name := range level.names[parent] {
+				key := path.Join(parent, name)
+				if !scope.Contains(key) {
+					continue
+				}
+				n, err := w.get(ctx, key, dir)
+				if err != nil {
+					return err
+				}
+				if n != nil {
+					kids = append(kids, *n)
+				}
+			}
+			if len(kids) == 0 {
+				continue
+			}
+			if err := visit(ctx, dir, kids); err != nil {
+				return err
+			}
+			for _, k := range kids {
+				if k.Dir {
+					roots = append(roots, k)
+				}
+			}
+		}
+		if err := w.walk(ctx, roots, scope, listed, visit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walk lists the trees under roots with Concurrency workers, depth first, and records every
+// directory it lists.
+func (w *walker) walk(ctx context.Context, roots []Node, scope Scope, listed *dirSet, visit visitFunc) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
 	var (
 		mu      sync.Mutex
 		queue   []Node
@@ -128,32 +226,10 @@ func (w *walker) Walk(ctx context.Context, visit visitFunc) error {
 		wake.Broadcast()
 		mu.Unlock()
 	}
+	push(roots...)
 
-	// Prefixes first: each is a directory to list, a single leaf, or absent.
-	for _, p := range scope.Prefixes {
-		if scope.Excluded(p) {
-			continue
-		}
-		n, err := w.get(ctx, p, Node{})
-		if err != nil {
-			return err
-		}
-		if n == nil {
-			continue
-		}
-		if p != "/" {
-			if err := visit(ctx, Node{Key: path.Dir(p), Dir: true}, []Node{*n}); err != nil {
-				return err
-			}
-		}
-		if n.Dir {
-			push(*n)
-		}
-	}
-
-	workers := max(w.Concurrency, 1)
 	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
+	for i := 0; i < max(w.Concurrency, 1); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -170,8 +246,9 @@ func (w *walker) Walk(ctx context.Context, visit visitFunc) error {
 				queue = queue[:len(queue)-1]
 				mu.Unlock()
 
-				kids, err := w.list(ctx, dir, scope, hiddenKids[dir.Key])
+				kids, err := w.list(ctx, dir, scope, nil)
 				if err == nil {
+					listed.add(dir)
 					err = visit(ctx, dir, kids)
 				}
 				if err != nil {
@@ -194,6 +271,25 @@ func (w *walker) Walk(ctx context.Context, visit visitFunc) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// dirSet records the directories a walk listed, with their inherited expiry, for the hidden pass.
+type dirSet struct {
+	mu sync.Mutex
+	m  map[string]Node
+}
+
+func (d *dirSet) add(n Node) {
+	d.mu.Lock()
+	d.m[n.Key] = Node{Key: n.Key, Dir: true, Expiry: n.Expiry}
+	d.mu.Unlock()
+}
+
+func (d *dirSet) get(key string) (Node, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.m[key]
+	return n, ok
 }
 
 // list returns the in-scope children of dir: the listing plus its known hidden children.
@@ -252,10 +348,17 @@ func fromV2(c *clientv2.Node, parent Node) Node {
 	return n
 }
 
-// hiddenChildren maps each directory to the hidden names known inside it, from full paths.
-func hiddenChildren(paths []string) map[string][]string {
+// hiddenLevel is the hidden nodes at one depth, by parent directory.
+type hiddenLevel struct {
+	parents []string            // sorted
+	names   map[string][]string // parent → hidden names in it
+}
+
+// hiddenLevels groups the hidden nodes that full paths pass through by depth, shallowest first:
+// /a/_h/b/_x gives /a/_h at depth 2 and /a/_h/b/_x at depth 4.
+func hiddenLevels(paths []string) []hiddenLevel {
 	seen := map[string]bool{}
-	out := map[string][]string{}
+	byDepth := map[int]*hiddenLevel{}
 	for _, p := range paths {
 		segs := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
 		for i, s := range segs {
@@ -264,11 +367,30 @@ func hiddenChildren(paths []string) map[string][]string {
 			}
 			parent := "/" + strings.Join(segs[:i], "/")
 			full := path.Join(parent, s)
-			if !seen[full] {
-				seen[full] = true
-				out[parent] = append(out[parent], s)
+			if seen[full] {
+				continue
 			}
+			seen[full] = true
+			l := byDepth[i]
+			if l == nil {
+				l = &hiddenLevel{names: map[string][]string{}}
+				byDepth[i] = l
+			}
+			if l.names[parent] == nil {
+				l.parents = append(l.parents, parent)
+			}
+			l.names[parent] = append(l.names[parent], s)
 		}
+	}
+	depths := make([]int, 0, len(byDepth))
+	for d := range byDepth {
+		depths = append(depths, d)
+	}
+	sort.Ints(depths)
+	out := make([]hiddenLevel, 0, len(depths))
+	for _, d := range depths {
+		sort.Strings(byDepth[d].parents)
+		out = append(out, *byDepth[d])
 	}
 	return out
 }
