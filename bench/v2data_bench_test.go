@@ -132,9 +132,12 @@ func BenchmarkV2Data(b *testing.B) {
 		s.Verify = true
 		r[3] = rate(func() { runCopy(s) })
 
-		// Lease attach on the v3 keys the last copy wrote.
+		// Lease attach, each contender on the same freshly written, lease-less keys.
+		clearV3()
+		batchedV3(b, cli, data)
 		r[4] = rate(func() { etcdTTL(b, cli) })
-		batchedV3(b, cli, data) // a put without a lease drops it again
+		clearV3()
+		batchedV3(b, cli, data)
 		r[5] = rate(func() {
 			res, err := leases.Attach(ctx, &module.Task{}, cli, leases.Spec{Prefixes: []leases.Prefix{{Prefix: root, TTL: time.Hour}},
 				MaxKeysPerLease: 1000, MaxTxnOps: 128, PageSize: 1000, Concurrency: 8, Timeout: 30 * time.Second})
