@@ -2,8 +2,6 @@ package v2data
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -11,7 +9,6 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 	"go.etcd.io/etcd/server/v3/wal"
 	"go.etcd.io/etcd/server/v3/wal/walpb"
 	"go.uber.org/zap"
@@ -34,19 +31,14 @@ func HiddenPaths(dataDir string) ([]string, error) {
 		}
 	}
 
-	var walSnap walpb.Snapshot
-	s, err := snap.New(zap.NewNop(), filepath.Join(member, "snap")).Load()
-	switch {
-	case err == nil:
-		walSnap = walpb.Snapshot{Index: s.Metadata.Index, Term: s.Metadata.Term}
-		if err := storePaths(s.Data, add); err != nil {
-			return nil, fmt.Errorf("source_data_dir %s: v2 snapshot: %w", dataDir, err)
-		}
-	case errors.Is(err, snap.ErrNoSnapshot):
-	default:
-		return nil, fmt.Errorf("source_data_dir %s: reading the v2 snapshot: %w", dataDir, err)
+	paths, meta, err := newestSnapshotPaths(filepath.Join(member, "snap"))
+	if err != nil {
+		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, err)
 	}
-
+	for _, p := range paths {
+		add(p)
+	}
+	walSnap := walpb.Snapshot{Index: meta.Index, Term: meta.Term}
 	w, err := wal.OpenForRead(zap.NewNop(), filepath.Join(member, "wal"), walSnap)
 	if err != nil {
 		return nil, fmt.Errorf("source_data_dir %s: %w; point it at the data dir of a member of the source "+
@@ -98,35 +90,4 @@ func v2RequestPath(data []byte) string {
 		return r.Path
 	}
 	return ""
-}
-
-// storePaths lists every node path in the v2 store JSON of a snapshot, hidden nodes included. It
-// scans for the nodes' "Path" keys instead of decoding the store: a snapshot holds every value, and
-// encoding/json needs seconds for a large one, before the walk can start. A value cannot fake the
-// key: inside a JSON string every quote is escaped, so `"Path":"` only appears where a path begins.
-func storePaths(data []byte, add func(string)) error {
-	key := []byte(`"Path":"`)
-	for i := 0; ; {
-		j := bytes.Index(data[i:], key)
-		if j < 0 {
-			return nil
-		}
-		start := i + j + len(key) - 1 // the path's opening quote
-		end := start + 1
-		for end < len(data) && data[end] != '"' {
-			if data[end] == '\\' {
-				end++
-			}
-			end++
-		}
-		if end >= len(data) {
-			return fmt.Errorf("a path at byte %d is not closed", start)
-		}
-		var p string
-		if err := json.Unmarshal(data[start:end+1], &p); err != nil {
-			return fmt.Errorf("the path at byte %d: %w", start, err)
-		}
-		add(p)
-		i = end + 1
-	}
 }
