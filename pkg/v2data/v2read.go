@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf16"
@@ -67,34 +68,46 @@ func (r *v2Reader) get(ctx context.Context, key string) (*clientv2.Node, error) 
 			last = err
 			continue
 		}
-		body, err := readBody(resp)
-		if err != nil {
+		n, answered, err := readAnswer(resp, key)
+		if !answered {
 			last = err
 			continue
 		}
 		r.pinned.Store(int32(at))
-		switch resp.StatusCode {
-		case http.StatusOK:
-			return decodeNode(body)
-		default:
-			var e clientv2.Error
-			if json.Unmarshal(body, &e) == nil && e.Code != 0 {
-				if e.Code == clientv2.ErrorCodeKeyNotFound {
-					return nil, nil
-				}
-				return nil, e
-			}
-			return nil, fmt.Errorf("GET %s: %s: %.200s", key, resp.Status, body)
-		}
+		return n, err
 	}
 	return nil, last
 }
 
-func readBody(resp *http.Response) ([]byte, error) {
-	defer resp.Body.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, max(resp.ContentLength, 512)+1))
-	_, err := io.Copy(buf, resp.Body)
-	return buf.Bytes(), err
+// bodies holds response buffers for reuse: a walk reads the whole store, and a fresh buffer per
+// answer is zeroed memory the size of every value. Decoded strings are copies, never views.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readAnswer decodes one response; answered is false when the body could not be read (try another
+// endpoint).
+func readAnswer(resp *http.Response, key string) (n *clientv2.Node, answered bool, err error) {
+	buf := bodies.Get().(*bytes.Buffer)
+	defer bodies.Put(buf)
+	buf.Reset()
+	buf.Grow(int(max(resp.ContentLength, 512)) + 1)
+	_, err = io.Copy(buf, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, false, err
+	}
+	body := buf.Bytes()
+	if resp.StatusCode == http.StatusOK {
+		n, err = decodeNode(body)
+		return n, true, err
+	}
+	var e clientv2.Error
+	if json.Unmarshal(body, &e) == nil && e.Code != 0 {
+		if e.Code == clientv2.ErrorCodeKeyNotFound {
+			return nil, true, nil
+		}
+		return nil, true, e
+	}
+	return nil, true, fmt.Errorf("GET %s: %s: %.200s", key, resp.Status, body)
 }
 
 // decodeNode reads the "node" of a v2 GET answer.
