@@ -85,20 +85,23 @@ type PrefixResult struct {
 
 // Result is the module result.
 type Result struct {
-	Prefixes       []PrefixResult `json:"prefixes"`
-	Attached       int64          `json:"attached"`
-	Conflicts      int64          `json:"conflicts"`
-	ElapsedSeconds float64        `json:"elapsed_seconds"`
-	KeysPerSecond  float64        `json:"keys_per_second"`
+	Prefixes  []PrefixResult `json:"prefixes"`
+	Attached  int64          `json:"attached"`
+	Conflicts int64          `json:"conflicts"`
+	// ResentValues: a member older than etcd 3.3 (or of unknown version) made every put carry the
+	// key's value again instead of keeping it with ignore_value.
+	ResentValues   bool    `json:"resent_values"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	KeysPerSecond  float64 `json:"keys_per_second"`
 }
 
 // Attach leases the keys under each prefix. In check mode it counts what it would attach and grant.
 func Attach(ctx context.Context, t *module.Task, cli *clientv3.Client, s Spec) (*Result, error) {
 	began := time.Now()
-	res := &Result{}
+	res := &Result{ResentValues: !ignoreValueSafe(ctx, cli, s.Timeout)}
 	var seen int64
 	for _, p := range s.Prefixes {
-		pr, err := attachPrefix(ctx, t.CheckMode, cli, s, p)
+		pr, err := attachPrefix(ctx, t.CheckMode, res.ResentValues, cli, s, p)
 		res.Prefixes = append(res.Prefixes, pr)
 		res.Attached += pr.Attached
 		res.Conflicts += pr.Conflicts
@@ -125,11 +128,12 @@ type target struct {
 	key   string
 	rev   int64
 	lease clientv3.LeaseID
+	value []byte // sent again only when a member cannot keep it (see ignoreValueSafe)
 }
 
-// attachPrefix pages through the prefix (keys only), grants leases as keys fill them, and hands
-// batches of guarded puts to concurrent writers.
-func attachPrefix(ctx context.Context, dry bool, cli *clientv3.Client, s Spec, p Prefix) (PrefixResult, error) {
+// attachPrefix pages through the prefix (keys only, unless values must be resent), grants leases as
+// keys fill them, and hands batches of guarded puts to concurrent writers.
+func attachPrefix(ctx context.Context, dry, resend bool, cli *clientv3.Client, s Spec, p Prefix) (PrefixResult, error) {
 	pr := PrefixResult{Prefix: p.Prefix, TTL: int64(p.TTL / time.Second)}
 	var attached, conflicts atomic.Int64
 	var mu sync.Mutex
@@ -164,7 +168,11 @@ func attachPrefix(ctx context.Context, dry bool, cli *clientv3.Client, s Spec, p
 	end := clientv3.GetPrefixRangeEnd(p.Prefix)
 	for start := p.Prefix; rerr == nil; {
 		rctx, cancel := context.WithTimeout(ctx, s.Timeout)
-		resp, err := cli.Get(rctx, start, clientv3.WithRange(end), clientv3.WithLimit(int64(s.PageSize)), clientv3.WithKeysOnly())
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(s.PageSize))}
+		if !resend {
+			opts = append(opts, clientv3.WithKeysOnly())
+		}
+		resp, err := cli.Get(rctx, start, opts...)
 		cancel()
 		if err != nil {
 			rerr = err
@@ -195,7 +203,7 @@ func attachPrefix(ctx context.Context, dry bool, cli *clientv3.Client, s Spec, p
 				attached.Add(1)
 				continue
 			}
-			batch = append(batch, target{key: string(kv.Key), rev: kv.ModRevision, lease: lease})
+			batch = append(batch, target{key: string(kv.Key), rev: kv.ModRevision, lease: lease, value: kv.Value})
 			if len(batch) == s.MaxTxnOps {
 				batches <- batch
 				batch = nil
@@ -221,7 +229,7 @@ func attachPrefix(ctx context.Context, dry bool, cli *clientv3.Client, s Spec, p
 }
 
 // guardedAttach attaches each key's lease only if the key is still at the revision it was read at
-// (put with ignore_value keeps the value). One transaction holds the whole batch; when a guard
+// (put with ignore_value keeps the value; or the value read with that revision is put again). One transaction holds the whole batch; when a guard
 // fails, the else branch reads the batch back, the changed keys are dropped as conflicts and the
 // rest is tried again.
 func guardedAttach(ctx context.Context, cli *clientv3.Client, timeout time.Duration, b []target) (int64, []string, error) {
@@ -232,7 +240,11 @@ func guardedAttach(ctx context.Context, cli *clientv3.Client, timeout time.Durat
 		gets := make([]clientv3.Op, len(b))
 		for i, k := range b {
 			cmps[i] = clientv3.Compare(clientv3.ModRevision(k.key), "=", k.rev)
-			puts[i] = clientv3.OpPut(k.key, "", clientv3.WithIgnoreValue(), clientv3.WithLease(k.lease))
+			if k.value != nil {
+				puts[i] = clientv3.OpPut(k.key, string(k.value), clientv3.WithLease(k.lease))
+			} else {
+				puts[i] = clientv3.OpPut(k.key, "", clientv3.WithIgnoreValue(), clientv3.WithLease(k.lease))
+			}
 			gets[i] = clientv3.OpGet(k.key, clientv3.WithKeysOnly())
 		}
 		rctx, cancel := context.WithTimeout(ctx, timeout)
@@ -256,4 +268,36 @@ func guardedAttach(ctx context.Context, cli *clientv3.Client, timeout time.Durat
 		b = still
 	}
 	return 0, lost, nil
+}
+
+// ignoreValueSafe reports whether every member keeps a key's value on a put with ignore_value, i.e.
+// runs etcd 3.3 or later. An older member does not know the flag, drops it, and stores the empty
+// value sent with it: attaching leases that way would erase every value. A member whose version
+// cannot be read counts as older.
+func ignoreValueSafe(ctx context.Context, cli *clientv3.Client, timeout time.Duration) bool {
+	mctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ml, err := cli.MemberList(mctx)
+	if err != nil {
+		return false
+	}
+	for _, m := range ml.Members {
+		if len(m.ClientURLs) == 0 {
+			return false // not started yet: its version is unknown
+		}
+		st, err := cli.Status(mctx, m.ClientURLs[0])
+		if err != nil || !atLeast(st.Version, 3, 3) {
+			return false
+		}
+	}
+	return true
+}
+
+// atLeast compares a version string ("3.4.23") with major.minor.
+func atLeast(version string, major, minor int) bool {
+	var ma, mi int
+	if n, _ := fmt.Sscanf(version, "%d.%d", &ma, &mi); n != 2 {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
 }

@@ -59,6 +59,9 @@ func TestAttachSpreadsKeysOverLeasesAndIsIdempotent(t *testing.T) {
 	if err != nil || p.KeysSeen != 2501 || p.Attached != 2491 || p.AlreadyLeased != 10 || p.Conflicts != 0 || p.LeasesGranted != 3 {
 		t.Fatalf("attach: %v %+v", err, p)
 	}
+	if res.ResentValues {
+		t.Fatal("every member runs etcd ≥ 3.3: values are kept with ignore_value, not sent again")
+	}
 	r, _ := cli.Get(ctx, "/kubernetes.io/events", clientv3.WithPrefix())
 	perLease := map[clientv3.LeaseID]int{}
 	for _, kv := range r.Kvs {
@@ -95,29 +98,48 @@ func TestAttachSpreadsKeysOverLeasesAndIsIdempotent(t *testing.T) {
 }
 
 // A key changed between the read and the guarded write is reported and keeps what its writer
-// wrote; the rest of the batch is attached.
+// wrote; the rest of the batch is attached, with its values kept (ignore_value) or sent again (for
+// members older than etcd 3.3).
 func TestGuardReportsChangedKeys(t *testing.T) {
-	c := etcdtest.NewCluster(t, 1)
-	cli := c.Client(t)
-	ctx := context.Background()
-	putN(t, cli, "/g/k-%03d", 100)
-	r, _ := cli.Get(ctx, "/g/", clientv3.WithPrefix())
-	l, _ := cli.Grant(ctx, 60)
-	var b []target
-	for _, kv := range r.Kvs {
-		b = append(b, target{key: string(kv.Key), rev: kv.ModRevision, lease: l.ID})
+	for _, resend := range []bool{false, true} {
+		c := etcdtest.NewCluster(t, 1)
+		cli := c.Client(t)
+		ctx := context.Background()
+		putN(t, cli, "/g/k-%03d", 100)
+		r, _ := cli.Get(ctx, "/g/", clientv3.WithPrefix())
+		l, _ := cli.Grant(ctx, 60)
+		var b []target
+		for _, kv := range r.Kvs {
+			k := target{key: string(kv.Key), rev: kv.ModRevision, lease: l.ID}
+			if resend {
+				k.value = kv.Value
+			}
+			b = append(b, k)
+		}
+		cli.Put(ctx, "/g/k-007", "written by someone else")
+		cli.Delete(ctx, "/g/k-042")
+		n, lost, err := guardedAttach(ctx, cli, 10*time.Second, b)
+		if err != nil || n != 98 || strings.Join(lost, ",") != "/g/k-007,/g/k-042" {
+			t.Fatalf("resend %v: attached %d, lost %v, %v", resend, n, lost, err)
+		}
+		if g, _ := cli.Get(ctx, "/g/k-007"); string(g.Kvs[0].Value) != "written by someone else" || g.Kvs[0].Lease != 0 {
+			t.Fatalf("resend %v: changed key stomped: %+v", resend, g.Kvs[0])
+		}
+		if g, _ := cli.Get(ctx, "/g/k-042"); len(g.Kvs) != 0 {
+			t.Fatalf("resend %v: deleted key re-created", resend)
+		}
+		if g, _ := cli.Get(ctx, "/g/k-099"); string(g.Kvs[0].Value) != "value 99" || g.Kvs[0].Lease != int64(l.ID) {
+			t.Fatalf("resend %v: %+v", resend, g.Kvs[0])
+		}
+		c.Close()
 	}
-	cli.Put(ctx, "/g/k-007", "written by someone else")
-	cli.Delete(ctx, "/g/k-042")
-	n, lost, err := guardedAttach(ctx, cli, 10*time.Second, b)
-	if err != nil || n != 98 || strings.Join(lost, ",") != "/g/k-007,/g/k-042" {
-		t.Fatalf("attached %d, lost %v, %v", n, lost, err)
-	}
-	if g, _ := cli.Get(ctx, "/g/k-007"); string(g.Kvs[0].Value) != "written by someone else" || g.Kvs[0].Lease != 0 {
-		t.Fatalf("changed key stomped: %+v", g.Kvs[0])
-	}
-	if g, _ := cli.Get(ctx, "/g/k-042"); len(g.Kvs) != 0 {
-		t.Fatal("deleted key re-created")
+}
+
+func TestIgnoreValueNeedsEtcd33(t *testing.T) {
+	for v, want := range map[string]bool{"3.2.32": false, "3.3.0": true, "3.4.23": true, "3.10.1": true, "2.3.8": false, "": false, "x": false} {
+		if atLeast(v, 3, 3) != want {
+			t.Errorf("%q: want %v", v, want)
+		}
 	}
 }
 
