@@ -19,6 +19,7 @@ type params struct {
 	Prefixes                []string         `arg:"prefixes" default:"/"`
 	Exclude                 []string         `arg:"exclude"`
 	SourceDataDir           string           `arg:"source_data_dir"`
+	SourceRead              string           `arg:"source_read" default:"auto" choices:"auto,api"`
 	Concurrency             int              `arg:"concurrency" default:"8"`
 	RequireEmptyDestination bool             `arg:"require_empty_destination" default:"false"`
 	Verify                  bool             `arg:"verify" default:"true"`
@@ -67,7 +68,7 @@ func main() {
 		return v2data.Copy(ctx, t, v2data.Spec{
 			Source: p.Source, Dest: p.Destination, TargetAPI: p.TargetAPI,
 			Scope:         v2data.Scope{Prefixes: p.Prefixes, Exclude: p.Exclude},
-			SourceDataDir: p.SourceDataDir, Concurrency: p.Concurrency,
+			SourceDataDir: p.SourceDataDir, SourceRead: p.SourceRead, Concurrency: p.Concurrency,
 			RequireEmptyDestination: p.RequireEmptyDestination, Verify: p.Verify, VerifyOnly: p.VerifyOnly,
 			InvalidUTF8: p.InvalidUTF8, MaxTxnOps: p.MaxTxnOps, MaxKeysPerLease: p.MaxKeysPerLease,
 			LeaseGranularity: p.LeaseGranularity,

@@ -20,8 +20,11 @@ type Spec struct {
 	// TargetAPI is "v2" (node for node into a v2 store) or "v3" (leaves become v3 keys).
 	TargetAPI string
 	Scope     Scope
-	// SourceDataDir is a source member's data dir on this host, read for hidden key names ("" = none).
+	// SourceDataDir is a source member's data dir on this host, read for hidden key names ("" = none),
+	// and, for a v3 destination, for the keyspace itself when it is provably current (see
+	// snapshotRead) unless SourceRead is "api".
 	SourceDataDir string
+	SourceRead    string
 	Concurrency   int
 	// RequireEmptyDestination refuses to write when the destination holds data in scope.
 	RequireEmptyDestination bool
@@ -45,10 +48,14 @@ type Result struct {
 	Verified           bool     `json:"verified"`
 	Differences        []string `json:"differences,omitempty"`
 	HiddenKeyDiscovery string   `json:"hidden_key_discovery"`
-	InvalidUTF8Count   int      `json:"invalid_utf8_count"`
-	InvalidUTF8Keys    []string `json:"invalid_utf8_keys,omitempty"`
-	ElapsedSeconds     float64  `json:"elapsed_seconds"`
-	KeysPerSecond      float64  `json:"keys_per_second"`
+	// SourceRead says where the keyspace was read: "api", or "snapshot" (the data dir's v2 snapshot,
+	// and the API for what was written after it); SourceReadNote why not from the snapshot.
+	SourceRead       string   `json:"source_read"`
+	SourceReadNote   string   `json:"source_read_note,omitempty"`
+	InvalidUTF8Count int      `json:"invalid_utf8_count"`
+	InvalidUTF8Keys  []string `json:"invalid_utf8_keys,omitempty"`
+	ElapsedSeconds   float64  `json:"elapsed_seconds"`
+	KeysPerSecond    float64  `json:"keys_per_second"`
 }
 
 // Written counts what the copy did to the destination (in check mode: would do).
@@ -116,27 +123,33 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	snapRead, err := s.planRead(ctx, res)
+	if err != nil {
+		return nil, err
+	}
 	w := &walker{reader: reader, Scope: scope, Hidden: discover, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout}
-	err = w.Walk(ctx, func(ctx context.Context, dir Node, kids []Node) error {
-		readable := make([]Node, 0, len(kids))
-		for _, k := range kids {
-			// The v2 API is JSON: bytes that are not UTF-8 arrive as U+FFFD and cannot be copied exactly.
-			if !k.Dir && (!utf8.ValidString(k.Value) || strings.Contains(k.Value, "\uFFFD")) {
-				invalid.add(k.Key)
-				continue
-			}
+	visit := func(ctx context.Context, dir Node, kids []Node) error {
+		readable := readableNodes(kids, invalid)
+		for _, k := range readable {
 			src.Add(k)
-			readable = append(readable, k)
 		}
 		if s.VerifyOnly {
 			return nil
 		}
 		return dest.Apply(ctx, dir, readable, !empty, t.CheckMode)
-	})
+	}
+	var hidden []string
+	if snapRead != nil {
+		defer snapRead.close()
+		err = snapRead.walk(ctx, w, scope, began.Add(-goneAfter), visit)
+		hidden = snapRead.log.hidden
+	} else {
+		err = w.Walk(ctx, visit)
+		hidden = w.found
+	}
 	if ferr := dest.Flush(ctx); err == nil {
 		err = ferr
 	}
-	hidden := w.found
 	if discover != nil && err == nil {
 		res.HiddenKeyDiscovery = fmt.Sprintf("%d hidden names found in %s", len(hidden), s.SourceDataDir)
 	}
@@ -153,15 +166,15 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 
 	var diffs []string
 	if s.Verify || s.VerifyOnly {
-		dst := &Tally{Dirs: s.TargetAPI == "v2"}
-		// Without discovery the source side holds no hidden nodes; compare like with like.
-		skip := func(key string) bool { return invalid.has(key) || (s.SourceDataDir == "" && IsHidden(key)) }
-		if err := dest.Tally(ctx, scope, hidden, skip, dst); err != nil {
+		var err error
+		var live *walker // a copy that read a snapshot is verified against the live source
+		if snapRead != nil {
+			live = &walker{reader: reader, Scope: scope, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout,
+				Hidden: func() ([]string, error) { return hidden, nil }}
+		}
+		if res.Destination, diffs, err = s.verify(ctx, dest, scope, hidden, src, live, invalid, changes.expiredKey); err != nil {
 			return res, &module.Error{Err: err, Result: res}
 		}
-		c := dst.Counts()
-		res.Destination = &c
-		diffs = Compare(src, dst, time.Now(), changes.expiredKey)
 	}
 	if err := changes.finish(ctx, src.hiddenExpired(time.Now())); err != nil {
 		return res, &module.Error{Err: err, Result: res}
@@ -184,6 +197,75 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 		t.Warn("%s", msg)
 	}
 	return res, nil
+}
+
+// verify walks the destination and compares it with src, the source as the copy read it, or, with
+// live, as a walk of the source shows it now (beside the destination's walk).
+func (s *Spec) verify(ctx context.Context, dest destination, scope Scope, hidden []string, src *Tally, live *walker,
+	invalid *keySet, expiredInSource func(string) bool) (*Counts, []string, error) {
+	truth, liveErr := src, make(chan error, 1)
+	if live != nil {
+		truth = &Tally{Dirs: src.Dirs}
+		go func() {
+			liveErr <- live.Walk(ctx, func(_ context.Context, _ Node, kids []Node) error {
+				for _, k := range readableNodes(kids, invalid) {
+					truth.Add(k)
+				}
+				return nil
+			})
+		}()
+	} else {
+		liveErr <- nil
+	}
+	dst := &Tally{Dirs: src.Dirs}
+	// Without discovery the source side holds no hidden nodes; compare like with like.
+	skip := func(key string) bool { return invalid.has(key) || (s.SourceDataDir == "" && IsHidden(key)) }
+	err := dest.Tally(ctx, scope, hidden, skip, dst)
+	if lerr := <-liveErr; err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	c := dst.Counts()
+	return &c, Compare(truth, dst, time.Now(), expiredInSource), nil
+}
+
+// goneAfter: a node whose deadline passed this long before the copy began has been deleted by the
+// source's leader (it expires TTL keys every 500 ms), so a snapshot read leaves it out.
+const goneAfter = 5 * time.Second
+
+// planRead decides where the copy reads the source (see snapshotRead) and says so in res; nil: the
+// API.
+func (s *Spec) planRead(ctx context.Context, res *Result) (*snapshotRead, error) {
+	res.SourceRead = "api"
+	switch {
+	case s.SourceDataDir == "" || s.SourceRead == "api":
+		return nil, nil
+	case s.TargetAPI != "v3" || s.VerifyOnly:
+		return nil, nil // a v2 destination creates directories before their contents; a comparison reads the live source
+	}
+	r, why, err := planSnapshotRead(ctx, s.Source, s.SourceDataDir)
+	if r != nil {
+		res.SourceRead = "snapshot"
+	}
+	res.SourceReadNote = why
+	return r, err
+}
+
+// readableNodes returns the nodes whose values the v2 API returned exactly, and adds the others to
+// invalid: the v2 API is JSON, so bytes that are not UTF-8 arrive as U+FFFD and cannot be copied
+// exactly (a snapshot stores them the same way).
+func readableNodes(kids []Node, invalid *keySet) []Node {
+	readable := make([]Node, 0, len(kids))
+	for _, k := range kids {
+		if !k.Dir && (!utf8.ValidString(k.Value) || strings.Contains(k.Value, "\uFFFD")) {
+			invalid.add(k.Key)
+			continue
+		}
+		readable = append(readable, k)
+	}
+	return readable
 }
 
 func (s *Spec) open() (destination, error) {

@@ -10,8 +10,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
 	"go.etcd.io/etcd/server/v3/wal"
-	"go.etcd.io/etcd/server/v3/wal/walpb"
-	"go.uber.org/zap"
 )
 
 // v2 user keys live under /1 in the store (membership under /0); the HTTP API hides the prefix.
@@ -22,47 +20,118 @@ const storeKeysPrefix = "/1"
 // The result is a list of candidate paths (as the v2 API names them); a walk fetches each by name,
 // so deleted or expired ones simply come back absent. It only reads: safe beside a running member.
 func HiddenPaths(dataDir string) ([]string, error) {
-	member := filepath.Join(dataDir, "member")
-	found := map[string]bool{}
-	add := func(storePath string) {
-		p, ok := strings.CutPrefix(storePath, storeKeysPrefix+"/")
-		if ok && IsHidden(p) {
-			found["/"+p] = true
-		}
+	l, err := readMemberLog(dataDir, false)
+	if err != nil {
+		return nil, err
 	}
+	return l.hidden, nil
+}
 
-	paths, meta, err := newestSnapshotPaths(filepath.Join(member, "snap"))
+// memberLog is what a member's data dir holds of its v2 store: the newest snapshot, and the v2
+// writes in the WAL after it.
+type memberLog struct {
+	snap *snapshotFile // nil: none, or not kept
+	// nodeID and clusterID are the member's, last the index of the WAL's last entry.
+	nodeID, clusterID, last uint64
+	hidden                  []string // API paths with a hidden segment, in the snapshot or written after it
+	// written lists the API paths v2 writes after the snapshot touched ("/": the whole keyspace). It
+	// is exact only when understood: every entry after the snapshot was decoded and its method known.
+	written    []string
+	understood bool
+}
+
+// readMemberLog reads a member's data dir; with keepSnapshot, the snapshot stays open (close it)
+// and every write after it is decoded, for a copy that reads the store from the snapshot.
+func readMemberLog(dataDir string, keepSnapshot bool) (*memberLog, error) {
+	member := filepath.Join(dataDir, "member")
+	snap, err := newestSnapshot(filepath.Join(member, "snap"))
 	if err != nil {
 		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, err)
 	}
-	for _, p := range paths {
-		add(p)
-	}
-	walSnap := walpb.Snapshot{Index: meta.Index, Term: meta.Term}
-	w, err := wal.OpenForRead(zap.NewNop(), filepath.Join(member, "wal"), walSnap)
-	if err != nil {
-		return nil, fmt.Errorf("source_data_dir %s: %w; point it at the data dir of a member of the source "+
-			"cluster on this host (the directory holding member/wal, e.g. /var/lib/etcd)", dataDir, err)
-	}
-	defer w.Close()
-	_, _, ents, err := w.ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("source_data_dir %s: reading the WAL: %w", dataDir, err)
-	}
-	for _, e := range ents {
-		// A hidden path holds "/_"; most entries (v3 writes, other v2 paths) are skipped undecoded.
-		if e.Type == raftpb.EntryNormal && bytes.Contains(e.Data, []byte("/_")) {
-			if p := v2RequestPath(e.Data); p != "" {
-				add(p)
+	l := &memberLog{understood: true}
+	hidden, written := map[string]bool{}, map[string]bool{}
+	dirs := &storeDirs{children: map[string]*int{}, nested: map[string]bool{}}
+	var snapIndex, snapTerm uint64
+	if snap != nil {
+		snapIndex, snapTerm = snap.meta.Index, snap.meta.Term
+		err := storePaths(snap.store, func(raw []byte) error {
+			if keepSnapshot {
+				dirs.add(raw)
 			}
+			if !bytes.Contains(raw, []byte("/_")) { // neither '/' nor '_' is ever escaped
+				return nil
+			}
+			p, err := unquotePath(raw)
+			addKey(hidden, p, true)
+			return err
+		})
+		if err != nil || !keepSnapshot {
+			snap.close()
+			snap = nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("source_data_dir %s: v2 snapshot: %w", dataDir, err)
 		}
 	}
-	out := make([]string, 0, len(found))
-	for p := range found {
+	l.snap = snap
+	fail := func(err error) (*memberLog, error) {
+		l.snap.close()
+		return nil, err
+	}
+
+	entry := func(index uint64, typ raftpb.EntryType, data []byte) {
+		if typ != raftpb.EntryNormal || len(data) == 0 {
+			return // membership changes write outside the keys; empty entries come with new leaders
+		}
+		// A hidden path holds "/_": when only hidden names are wanted, most entries (v3 writes,
+		// other v2 paths) are skipped undecoded.
+		if !keepSnapshot && !bytes.Contains(data, []byte("/_")) {
+			return
+		}
+		r, v2, ok := v2Request(data)
+		switch {
+		case !ok:
+			l.understood = false
+		case !v2:
+		case r.Method == "PUT" || r.Method == "POST" || r.Method == "DELETE":
+			addKey(hidden, r.Path, true)
+			addKey(written, r.Path, false)
+		case r.Method != "QGET" && r.Method != "SYNC": // reads, and the expiry of TTL keys
+			l.understood = false
+		}
+	}
+	md, last, err := readWAL(filepath.Join(member, "wal"), snapIndex, snapTerm, entry)
+	if err != nil {
+		return fail(fmt.Errorf("source_data_dir %s: reading the WAL: %w; point it at the data dir of a member of the "+
+			"source cluster on this host (the directory holding member/wal, e.g. /var/lib/etcd)", dataDir, err))
+	}
+	l.nodeID, l.clusterID, l.last = md.NodeID, md.ClusterID, last
+	l.hidden, l.written = sortedKeys(hidden), dirs.hoist(sortedKeys(written))
+	return l, nil
+}
+
+// addKey adds a v2 store path as the API names it (without the /1 prefix of user keys; outside it,
+// nothing), only if hidden when onlyHidden.
+func addKey(set map[string]bool, storePath string, onlyHidden bool) {
+	if storePath == storeKeysPrefix {
+		if !onlyHidden {
+			set["/"] = true
+		}
+		return
+	}
+	p, ok := strings.CutPrefix(storePath, storeKeysPrefix+"/")
+	if ok && (!onlyHidden || IsHidden(p)) {
+		set["/"+p] = true
+	}
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for p := range set {
 		out = append(out, p)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out
 }
 
 // checkDataDir fails fast on a source_data_dir that holds no member log, which HiddenPaths would
@@ -75,19 +144,17 @@ func checkDataDir(dataDir string) error {
 	return nil
 }
 
-// v2RequestPath decodes a WAL entry the way etcd applies it: an InternalRaftRequest carrying a v2
-// request, or (older proposals) a bare v2 Request.
-func v2RequestPath(data []byte) string {
+// v2Request decodes a WAL entry the way etcd applies it: an InternalRaftRequest carrying a v2
+// request (v2 false: a v3 request), or (older proposals) a bare v2 Request. ok is false for an
+// entry that is neither.
+func v2Request(data []byte) (r *pb.Request, v2, ok bool) {
 	var irr pb.InternalRaftRequest
 	if err := irr.Unmarshal(data); err == nil {
-		if irr.V2 != nil {
-			return irr.V2.Path
-		}
-		return ""
+		return irr.V2, irr.V2 != nil, true
 	}
-	var r pb.Request
+	r = &pb.Request{}
 	if err := r.Unmarshal(data); err == nil {
-		return r.Path
+		return r, true, true
 	}
-	return ""
+	return nil, false, false
 }

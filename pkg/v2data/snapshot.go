@@ -1,307 +1,244 @@
 package v2data
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"go.etcd.io/etcd/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// newestSnapshotPaths scans the newest intact v2 snapshot in snapDir (a member's member/snap) for the
-// store paths of possibly hidden nodes (see pathScan) and returns them with the snapshot's metadata (zero, and no paths, when there
-// is none). It streams the file and checks its CRC as etcd does, falling back to the previous
-// snapshot when the newest is torn or unfinished.
+// snapshotFile is a member's v2 snapshot, mapped read-only: store is the v2 store as JSON (a view
+// into the mapping, valid until close), meta says which raft entry it ends at.
+type snapshotFile struct {
+	name  string
+	mem   []byte
+	store []byte
+	meta  raftpb.SnapshotMetadata
+}
+
+func (f *snapshotFile) close() {
+	if f != nil && f.mem != nil {
+		_ = syscall.Munmap(f.mem)
+		f.mem, f.store = nil, nil
+	}
+}
+
+// newestSnapshot opens the newest intact v2 snapshot in snapDir (a member's member/snap), nil when
+// there is none. It checks the CRC as etcd does and falls back to the previous snapshot when the
+// newest is torn or unfinished.
 //
 // It does not use etcd's snap.Load, which is made for a stopped member: it renames a snapshot it
 // cannot read to *.broken (a running member may be writing it at that moment, in place) and deletes
-// db.tmp* files (a running member's defragmentation in progress). It also holds three copies of the
-// file in memory; this holds one buffer.
-func newestSnapshotPaths(snapDir string) ([]string, raftpb.SnapshotMetadata, error) {
+// db.tmp* files (a running member's defragmentation in progress). It also copies the file into
+// memory three times; a mapping costs no heap.
+func newestSnapshot(snapDir string) (*snapshotFile, error) {
 	ents, err := os.ReadDir(snapDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, raftpb.SnapshotMetadata{}, err
+		return nil, err
 	}
 	var names []string
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".snap") { // term-index.snap, newest last by name
+		if strings.HasSuffix(e.Name(), ".snap") { // term-index.snap: newest last by name
 			names = append(names, e.Name())
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(names)))
 	var failures []string
 	for _, name := range names {
-		paths, meta, err := snapshotPaths(filepath.Join(snapDir, name))
+		f, err := openSnapshot(filepath.Join(snapDir, name))
 		if err == nil {
-			return paths, meta, nil
+			return f, nil
 		}
 		failures = append(failures, fmt.Sprintf("%s: %v", name, err))
 	}
 	if len(failures) > 0 {
-		return nil, raftpb.SnapshotMetadata{}, fmt.Errorf("no readable v2 snapshot in %s (%s)", snapDir, strings.Join(failures, "; "))
+		return nil, fmt.Errorf("no readable v2 snapshot in %s (%s)", snapDir, strings.Join(failures, "; "))
 	}
-	return nil, raftpb.SnapshotMetadata{}, nil
+	return nil, nil
 }
 
 // A snapshot file is a snappb.Snapshot {1: crc, 2: data}; data is a raftpb.Snapshot {1: the v2 store
 // as JSON, 2: metadata}, and the CRC (Castagnoli) covers all of data.
 var snapCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
-// snapshotPaths streams one snapshot file through the path scan.
-func snapshotPaths(file string) ([]string, raftpb.SnapshotMetadata, error) {
-	var meta raftpb.SnapshotMetadata
-	f, err := os.Open(file)
+func openSnapshot(file string) (*snapshotFile, error) {
+	fd, err := os.Open(file)
 	if err != nil {
-		return nil, meta, err
+		return nil, err
 	}
-	defer f.Close()
-	outer := &protoReader{r: bufio.NewReaderSize(f, 1<<16), left: -1}
-	var (
-		wantCRC, gotCRC uint32
-		sawCRC, sawData bool
-		scan            = &pathScan{}
-	)
-	for {
-		field, wire, err := outer.tag()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, meta, err
-		}
-		switch {
-		case field == 1 && wire == 0:
-			v, err := outer.varint()
-			if err != nil {
-				return nil, meta, err
-			}
-			wantCRC, sawCRC = uint32(v), true
-		case field == 2 && wire == 2:
-			n, err := outer.varint()
-			if err != nil {
-				return nil, meta, err
-			}
-			inner := &protoReader{r: outer.r, left: int64(n), crc: new(uint32)}
-			if meta, err = snapshotData(inner, scan); err != nil {
-				return nil, meta, err
-			}
-			gotCRC, sawData = *inner.crc, true
-		default:
-			if err := outer.skip(wire); err != nil {
-				return nil, meta, err
-			}
-		}
+	defer fd.Close()
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, err
 	}
+	if st.Size() == 0 {
+		return nil, errors.New("empty")
+	}
+	mem, err := syscall.Mmap(int(fd.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	f := &snapshotFile{name: filepath.Base(file), mem: mem}
+	if err := f.parse(); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *snapshotFile) parse() error {
+	var crc uint32
+	var data []byte
+	err := protoFields(f.mem, func(num protowire.Number, v uint64, b []byte) {
+		switch num {
+		case 1:
+			crc = uint32(v)
+		case 2:
+			data = b
+		}
+	})
 	switch {
-	case !sawData || !sawCRC || wantCRC == 0:
-		return nil, meta, errors.New("empty or unfinished snapshot")
-	case gotCRC != wantCRC:
-		return nil, meta, errors.New("CRC mismatch (torn or unfinished)")
-	}
-	return scan.paths, meta, nil
-}
-
-// snapshotData reads a raftpb.Snapshot: the store JSON goes through scan, the metadata is decoded.
-func snapshotData(r *protoReader, scan *pathScan) (raftpb.SnapshotMetadata, error) {
-	var meta raftpb.SnapshotMetadata
-	for r.left > 0 {
-		field, wire, err := r.tag()
-		if err != nil {
-			return meta, err
-		}
-		if wire != 2 || (field != 1 && field != 2) {
-			if err := r.skip(wire); err != nil {
-				return meta, err
-			}
-			continue
-		}
-		n, err := r.varint()
-		if err != nil {
-			return meta, err
-		}
-		if field == 2 {
-			b := make([]byte, n)
-			if err := r.full(b); err != nil {
-				return meta, err
-			}
-			if err := meta.Unmarshal(b); err != nil {
-				return meta, fmt.Errorf("metadata: %w", err)
-			}
-			continue
-		}
-		if err := scan.stream(r, int64(n)); err != nil {
-			return meta, err
-		}
-	}
-	return meta, nil
-}
-
-// protoReader reads protobuf fields from a stream: left bytes remain in this message (-1: to EOF),
-// and crc, if set, runs over everything read.
-type protoReader struct {
-	r    *bufio.Reader
-	left int64
-	crc  *uint32
-}
-
-func (p *protoReader) Read(b []byte) (int, error) {
-	if p.left == 0 {
-		return 0, io.EOF
-	}
-	if p.left > 0 && int64(len(b)) > p.left {
-		b = b[:p.left]
-	}
-	n, err := p.r.Read(b)
-	if p.left > 0 {
-		p.left -= int64(n)
-		if err == io.EOF && p.left > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-	}
-	if p.crc != nil {
-		*p.crc = crc32.Update(*p.crc, snapCRCTable, b[:n])
-	}
-	return n, err
-}
-
-func (p *protoReader) ReadByte() (byte, error) {
-	var b [1]byte
-	if _, err := io.ReadFull(p, b[:]); err != nil {
-		return 0, err
-	}
-	return b[0], nil
-}
-
-func (p *protoReader) varint() (uint64, error) {
-	v, err := binary.ReadUvarint(p)
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return v, err
-}
-
-// tag returns the next field number and wire type; io.EOF only at a clean end.
-func (p *protoReader) tag() (uint64, uint64, error) {
-	v, err := binary.ReadUvarint(p)
-	return v >> 3, v & 7, err
-}
-
-func (p *protoReader) full(b []byte) error {
-	_, err := io.ReadFull(p, b)
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-func (p *protoReader) skip(wire uint64) error {
-	var n uint64
-	switch wire {
-	case 0:
-		_, err := p.varint()
+	case err != nil:
 		return err
-	case 1:
-		n = 8
-	case 2:
-		var err error
-		if n, err = p.varint(); err != nil {
-			return err
-		}
-	case 5:
-		n = 4
-	default:
-		return fmt.Errorf("unexpected protobuf wire type %d", wire)
+	case len(data) == 0 || crc == 0:
+		return errors.New("empty or unfinished")
+	case crc32.Checksum(data, snapCRCTable) != crc:
+		return errors.New("CRC mismatch (torn or unfinished)")
 	}
-	_, err := io.CopyN(io.Discard, p, int64(n))
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	var meta []byte
+	if err := protoFields(data, func(num protowire.Number, _ uint64, b []byte) {
+		switch num {
+		case 1:
+			f.store = b
+		case 2:
+			meta = b
+		}
+	}); err != nil {
+		return err
 	}
-	return err
-}
-
-// pathScan finds node paths in the v2 store JSON by their "Path" keys instead of decoding the
-// store: a snapshot holds every value, and encoding/json needs seconds for a large one. A value
-// cannot fake the key: inside a JSON string every quote is escaped, so `"Path":"` only appears where
-// a path begins. Only paths that may have a hidden segment are kept: those holding "/_" (neither '/'
-// nor '_' is ever escaped).
-type pathScan struct {
-	paths []string
-	buf   []byte
-}
-
-var pathKey = []byte(`"Path":"`)
-
-// stream scans n bytes of JSON from r, one buffer at a time; a path cut by the buffer's end is
-// carried over to the next read.
-func (s *pathScan) stream(r io.Reader, n int64) error {
-	if s.buf == nil {
-		s.buf = make([]byte, 1<<20)
-	}
-	kept := 0
-	for n > 0 {
-		if kept == len(s.buf) { // one path longer than the buffer
-			s.buf = append(s.buf, make([]byte, len(s.buf))...)
-		}
-		m, err := io.ReadFull(r, s.buf[kept:min(int64(len(s.buf)), int64(kept)+n)])
-		if err != nil {
-			return fmt.Errorf("store data: %w", err)
-		}
-		n -= int64(m)
-		b := s.buf[:kept+m]
-		done, err := s.scan(b, n == 0)
-		if err != nil {
-			return err
-		}
-		kept = copy(s.buf, b[done:])
+	if err := f.meta.Unmarshal(meta); err != nil {
+		return fmt.Errorf("metadata: %w", err)
 	}
 	return nil
 }
 
-// scan records the complete paths in b and returns how far it got: the start of a path (or of a
-// possible key) that b cuts off, unless last.
-func (s *pathScan) scan(b []byte, last bool) (int, error) {
-	i := 0
-	for {
-		j := bytes.Index(b[i:], pathKey)
-		if j < 0 {
-			if last {
-				return len(b), nil
-			}
-			return max(i, len(b)-len(pathKey)+1), nil
+// protoFields calls fn for every field of a protobuf message: varints as v, bytes as b (a view).
+func protoFields(m []byte, fn func(num protowire.Number, v uint64, b []byte)) error {
+	for len(m) > 0 {
+		num, typ, n := protowire.ConsumeTag(m)
+		if n < 0 {
+			return protowire.ParseError(n)
 		}
-		start := i + j + len(pathKey) - 1 // the path's opening quote
-		end := start + 1
-		for end < len(b) && b[end] != '"' {
-			if b[end] == '\\' {
+		m = m[n:]
+		var v uint64
+		var b []byte
+		switch typ {
+		case protowire.VarintType:
+			v, n = protowire.ConsumeVarint(m)
+		case protowire.BytesType:
+			b, n = protowire.ConsumeBytes(m)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, m)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		m = m[n:]
+		fn(num, v, b)
+	}
+	return nil
+}
+
+// storePaths calls fn with every node path in the v2 store JSON of a snapshot, as it stands there
+// (JSON-escaped; see unquotePath). It scans for the nodes' "Path" keys instead of decoding the store.
+// A value cannot fake the key: inside a JSON string every quote is escaped, so `"Path":"` only
+// appears where a path begins.
+func storePaths(store []byte, fn func(raw []byte) error) error {
+	key := []byte(`"Path":"`)
+	for i := 0; ; {
+		j := bytes.Index(store[i:], key)
+		if j < 0 {
+			return nil
+		}
+		start := i + j + len(key) // the path's first byte
+		end := start
+		for end < len(store) && store[end] != '"' {
+			if store[end] == '\\' {
 				end++
 			}
 			end++
 		}
-		if end >= len(b) {
-			if last {
-				return 0, fmt.Errorf("a path in the store data is not closed")
-			}
-			return i + j, nil
+		if end >= len(store) {
+			return fmt.Errorf("a path at byte %d is not closed", start)
 		}
-		raw := b[start+1 : end]
-		if bytes.Contains(raw, []byte("/_")) {
-			p := string(raw)
-			if bytes.IndexByte(raw, '\\') >= 0 {
-				if err := json.Unmarshal(b[start:end+1], &p); err != nil {
-					return 0, fmt.Errorf("a path in the store data: %w", err)
-				}
-			}
-			s.paths = append(s.paths, p)
+		if err := fn(store[start:end]); err != nil {
+			return fmt.Errorf("the path at byte %d: %w", start, err)
 		}
 		i = end + 1
 	}
+}
+
+// unquotePath decodes a path as storePaths hands it over.
+func unquotePath(raw []byte) (string, error) {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw), nil
+	}
+	var p string
+	err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &p)
+	return p, err
+}
+
+// storeDirs counts, from the paths in a snapshot, each directory's children (store paths, raw),
+// and which directories hold directories.
+type storeDirs struct {
+	children map[string]*int
+	nested   map[string]bool
+}
+
+func (d *storeDirs) add(raw []byte) {
+	i := bytes.LastIndexByte(raw, '/')
+	if i <= 0 {
+		return // the root, or a top-level node of the store (/0, /1)
+	}
+	parent := raw[:i]
+	if n := d.children[string(parent)]; n != nil { // lookups by string(bytes) do not allocate
+		*n++
+	} else {
+		one := 1
+		d.children[string(parent)] = &one
+	}
+	if j := bytes.LastIndexByte(parent, '/'); j > 0 && !d.nested[string(parent[:j])] {
+		d.nested[string(parent[:j])] = true
+	}
+}
+
+// hoist replaces the written children of a directory by the directory itself when they are at
+// least half of its children and it holds no directories: one listing instead of a request per key
+// (events and leases are written directory by directory).
+func (d *storeDirs) hoist(written []string) []string {
+	byParent := map[string][]string{}
+	for _, w := range written {
+		byParent[path.Dir(w)] = append(byParent[path.Dir(w)], w)
+	}
+	var out []string
+	for parent, kids := range byParent {
+		sp := storeKeysPrefix + parent
+		if n := d.children[sp]; parent != "/" && n != nil && !d.nested[sp] && 2*len(kids) >= *n {
+			out = append(out, parent)
+		} else {
+			out = append(out, kids...)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -89,7 +89,10 @@ type walker struct {
 	// Hidden returns the known paths with hidden segments (see HiddenPaths; nil: none). Listings
 	// never show them, so the walk fetches each by name once its parent directory was walked. It runs
 	// beside the first pass, which needs no names: finding them reads a whole member log.
-	Hidden      func() ([]string, error)
+	Hidden func() ([]string, error)
+	// Parent returns a prefix's parent directory, with the expiry it passes on (nil: a permanent
+	// directory; the walk does not read above its prefixes).
+	Parent      func(key string) Node
 	Concurrency int
 	// Timeout bounds one request.
 	Timeout time.Duration
@@ -122,27 +125,9 @@ func (w *walker) Walk(ctx context.Context, visit visitFunc) error {
 	}()
 	listed := &dirSet{m: map[string]Node{}}
 
-	// Prefixes first: each is a directory to list, a single leaf, or absent.
-	var roots []Node
-	for _, p := range scope.Prefixes {
-		if scope.Excluded(p) {
-			continue
-		}
-		n, err := w.get(ctx, p, Node{})
-		if err != nil {
-			return err
-		}
-		if n == nil {
-			continue
-		}
-		if p != "/" {
-			if err := visit(ctx, Node{Key: path.Dir(p), Dir: true}, []Node{*n}); err != nil {
-				return err
-			}
-		}
-		if n.Dir {
-			roots = append(roots, *n)
-		}
+	roots, err := w.prefixes(ctx, scope, visit)
+	if err != nil {
+		return err
 	}
 	if err := w.walk(ctx, roots, scope, listed, visit); err != nil {
 		return err
@@ -196,6 +181,56 @@ func (w *walker) Walk(ctx context.Context, visit visitFunc) error {
 		}
 	}
 	return nil
+}
+
+// prefixes reads the scope's prefixes, Concurrency at a time (a snapshot read may hand over
+// thousands): each is a directory to list (returned), a single node (visited), or absent.
+func (w *walker) prefixes(ctx context.Context, scope Scope, visit visitFunc) ([]Node, error) {
+	var (
+		mu    sync.Mutex
+		roots []Node
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan string)
+	)
+	for i := 0; i < min(max(w.Concurrency, 1), len(scope.Prefixes)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				parent := Node{Key: path.Dir(p), Dir: true}
+				if w.Parent != nil {
+					parent = w.Parent(p)
+				}
+				n, err := w.get(ctx, p, parent)
+				if err == nil && n != nil && p != "/" {
+					err = visit(ctx, parent, []Node{*n})
+				}
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				if err == nil && n != nil && n.Dir {
+					roots = append(roots, *n)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, p := range scope.Prefixes {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		if !scope.Excluded(p) {
+			next <- p
+		}
+	}
+	close(next)
+	wg.Wait()
+	return roots, first
 }
 
 // walk lists the trees under roots with Concurrency workers, depth first, and records every

@@ -25,8 +25,10 @@ func runV2Copy(t *testing.T, args map[string]any, o ansibletest.Opts) v2CopyResu
 
 // Through real Ansible, source and destination TLS clusters: check mode first (counts, writes
 // nothing), then the copy (verified, hidden and TTL keys included), then again (nothing changes).
+// The source snapshots often, so the copy reads its v2 snapshot and the API for the rest.
 func TestV2CopyModule(t *testing.T) {
-	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
+	src := etcdtest.NewCluster(t, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "2"}})
+	dst := etcdtest.NewCluster(t, 1)
 	ctx := context.Background()
 	o := src.ConnOptions()
 	v2, err := o.V2()
@@ -56,6 +58,7 @@ func TestV2CopyModule(t *testing.T) {
 
 	res = runV2Copy(t, args, ansibletest.Opts{})
 	if res.Failed || !res.Changed || !res.Verified || res.Written.Keys != 4 || res.Written.LeasesGranted != 1 ||
+		res.SourceRead != "snapshot" ||
 		res.Destination.Digest != res.Source.Digest || res.Destination.TTLKeys != 1 {
 		t.Fatalf("copy: %s %+v", res.Msg, res.Result)
 	}

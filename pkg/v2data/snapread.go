@@ -1,0 +1,287 @@
+package v2data
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/etcdconn"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// snapshotRead reads the source's v2 store from the member's data dir instead of through the API:
+// the keyspace as of the newest snapshot, minus whatever v2 writes touched after it, which is read
+// through the API. The source then serves only those paths instead of encoding every value as JSON,
+// which on a small machine costs as much as the writes.
+//
+// It is used only where it is provably the live store: the data dir belongs to a member of the
+// source cluster (cluster and member ids) that has applied every entry the cluster had committed
+// when the copy began, and every write in its log after the snapshot was understood. Writes after
+// the copy began fail the copy as they always do (see watchChanges).
+type snapshotRead struct {
+	log *memberLog
+}
+
+// statusTimeout bounds the status asked of each source member: one that does not answer quickly only
+// means the API is read.
+const statusTimeout = 2 * time.Second
+
+// planSnapshotRead returns a snapshot read, or nil and why the API must be read instead. Call it
+// after reading the copy's start index. Errors reading the data dir are errors: the API walk needs
+// the same files for hidden names.
+func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string) (*snapshotRead, string, error) {
+	// The cluster's committed index, asked of every member after the copy's start index was read:
+	// every write the copy's start reflects is at or below it.
+	cli, err := src.V3()
+	if err != nil {
+		return nil, fmt.Sprintf("the source's v3 API is unreachable (%v)", err), nil
+	}
+	defer cli.Close()
+	statuses := make([]*clientv3.StatusResponse, len(src.Endpoints))
+	errs := make([]error, len(src.Endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range src.Endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+			defer cancel()
+			statuses[i], errs[i] = cli.Status(sctx, ep)
+		}()
+	}
+	wg.Wait()
+	var committed, clusterID uint64
+	applied := map[uint64]uint64{} // member id → applied index
+	for i, st := range statuses {
+		if errs[i] != nil {
+			return nil, fmt.Sprintf("the status of %s is unknown (%v)", src.Endpoints[i], errs[i]), nil
+		}
+		committed = max(committed, st.RaftIndex)
+		applied[st.Header.MemberId] = st.RaftAppliedIndex
+		clusterID = st.Header.ClusterId
+	}
+
+	l, err := readMemberLog(dataDir, true)
+	if err != nil {
+		return nil, "", err
+	}
+	why := ""
+	switch at, ok := applied[l.nodeID]; {
+	case l.snap == nil:
+		why = "the member has no v2 snapshot"
+	case l.clusterID != clusterID:
+		why = fmt.Sprintf("the data dir belongs to cluster %x, the source is %x", l.clusterID, clusterID)
+	case !ok:
+		why = fmt.Sprintf("the data dir's member %x is not among the source endpoints", l.nodeID)
+	case at < committed || l.last < committed:
+		why = fmt.Sprintf("the data dir's member is behind the cluster (applied %d, logged %d, committed %d)", at, l.last, committed)
+	case !l.understood:
+		why = "its log holds v2 entries this module does not know"
+	}
+	if why != "" {
+		l.snap.close()
+		return nil, "source_data_dir: " + why, nil
+	}
+	return &snapshotRead{log: l}, "", nil
+}
+
+func (r *snapshotRead) close() { r.log.snap.close() }
+
+// walk visits the keyspace in scope: the snapshot's nodes, then, through w, what was written after
+// it. The snapshot's visits hand over a directory after its contents: fine for a v3 destination,
+// which only writes leaves. Nodes that had expired well before the copy began (gone is that
+// moment) are left out: the source has deleted them since.
+func (r *snapshotRead) walk(ctx context.Context, w *walker, scope Scope, gone time.Time, visit visitFunc) error {
+	s := &storeWalk{ctx: ctx, scope: scope, gone: gone, written: map[string]bool{}, dirs: map[string]time.Time{}, visit: visit}
+	for _, p := range r.log.written {
+		s.written[p] = true
+	}
+	if err := s.run(r.log.snap.store); err != nil {
+		return err
+	}
+	live := s.liveScope(r.log.written)
+	if len(live.Prefixes) == 0 {
+		return nil
+	}
+	w.Scope = live
+	w.Hidden = func() ([]string, error) { return r.log.hidden, nil }
+	w.Parent = func(key string) Node {
+		dir := path.Dir(key)
+		return Node{Key: dir, Dir: true, Expiry: s.dirs[dir]}
+	}
+	return w.Walk(ctx, visit)
+}
+
+// storeWalk visits the nodes of a v2 store snapshot (its JSON, as etcd saves it) in scope, a
+// directory's children in batches, leaving out written paths.
+type storeWalk struct {
+	ctx     context.Context
+	scope   Scope
+	gone    time.Time
+	written map[string]bool
+	dirs    map[string]time.Time // directories walked, with their inherited expiry
+	visit   visitFunc
+}
+
+// storeBatch bounds the children handed over in one visit (a listing would hand over all).
+const storeBatch = 1000
+
+func (s *storeWalk) run(store []byte) error {
+	p := &jparser{b: store}
+	found := false
+	err := p.object(func(field string) error {
+		if field != "Root" {
+			return p.skip()
+		}
+		found = true
+		_, err := s.node(p, Node{})
+		return err
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("no Root")
+	}
+	if err != nil {
+		return fmt.Errorf("source_data_dir: the v2 snapshot: %w", err)
+	}
+	return nil
+}
+
+// node reads one node object. A directory's children are visited before it returns; the node
+// itself is returned for its parent's batch (nil: left out).
+func (s *storeWalk) node(p *jparser, parent Node) (*Node, error) {
+	var storePath string
+	user := false // a user key (under /1), not membership (/0) or the store's root
+	n := Node{Expiry: parent.Expiry}
+	err := p.object(func(field string) (err error) {
+		switch field {
+		case "Path":
+			if storePath, err = p.str(); err == nil {
+				n.Key, user = apiKey(storePath)
+				n.Hidden = IsHidden(n.Key)
+			}
+		case "ExpireTime":
+			var t string
+			if t, err = p.str(); err != nil || strings.HasPrefix(t, "0001-01-01T00:00:00") { // zero: permanent
+				return err
+			}
+			if n.Expiration, err = time.Parse(time.RFC3339Nano, t); err == nil && (n.Expiry.IsZero() || n.Expiration.Before(n.Expiry)) {
+				n.Expiry = n.Expiration
+			}
+		case "Value":
+			n.Value, err = p.str()
+		case "Children":
+			if p.null() {
+				return nil
+			}
+			// etcd writes a node's fields in order, Children last: path and expiry are known here.
+			if storePath == "" {
+				return fmt.Errorf("a directory without a path before its children")
+			}
+			n.Dir = true
+			if storePath == "/" {
+				return s.children(p, n)
+			}
+			if !user || !s.descend(n) {
+				return p.skip()
+			}
+			s.dirs[n.Key] = n.Expiry
+			return s.children(p, n)
+		default:
+			err = p.skip()
+		}
+		return err
+	})
+	if err != nil || !user || n.Key == "/" || s.written[n.Key] || !s.scope.Contains(n.Key) || s.expired(n) {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// children reads a directory's children object, visiting them in batches.
+func (s *storeWalk) children(p *jparser, dir Node) error {
+	var batch []Node
+	flush := func() error {
+		if len(batch) == 0 {
+			return s.ctx.Err()
+		}
+		err := s.visit(s.ctx, dir, batch)
+		batch = nil
+		return err
+	}
+	err := p.object(func(string) error {
+		c, err := s.node(p, dir)
+		if err != nil || c == nil {
+			return err
+		}
+		if batch = append(batch, *c); len(batch) >= storeBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// descend: part of the tree under dir may be in scope, none of it was written after the snapshot
+// (written subtrees are read live), and it has not expired.
+func (s *storeWalk) descend(dir Node) bool {
+	if s.written[dir.Key] || s.scope.Excluded(dir.Key) || s.expired(dir) {
+		return false
+	}
+	for _, p := range s.scope.Prefixes {
+		if under(dir.Key, p) || under(p, dir.Key) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *storeWalk) expired(n Node) bool { return !n.Expiry.IsZero() && n.Expiry.Before(s.gone) }
+
+// liveScope is what must be read through the API: the paths written after the snapshot that are
+// in scope (or the scope prefixes inside them), each raised to the highest directory the snapshot
+// did not hold (so directories a write created are read too), none inside another.
+func (s *storeWalk) liveScope(written []string) Scope {
+	var out []string
+	for _, w := range written {
+		for w != "/" && path.Dir(w) != "/" {
+			if _, ok := s.dirs[path.Dir(w)]; ok {
+				break
+			}
+			w = path.Dir(w)
+		}
+		for _, p := range s.scope.Prefixes {
+			switch {
+			case under(w, p):
+				out = append(out, w)
+			case under(p, w):
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Strings(out)
+	out = slices.Compact(out)
+	live := Scope{Exclude: s.scope.Exclude}
+	for _, p := range out {
+		if !slices.ContainsFunc(out, func(q string) bool { return q != p && under(p, q) }) {
+			live.Prefixes = append(live.Prefixes, p)
+		}
+	}
+	return live
+}
+
+// apiKey turns a v2 store path into the API's ("/1/a" → "/a", "/1" → "/"); false outside user keys.
+func apiKey(storePath string) (string, bool) {
+	if storePath == storeKeysPrefix {
+		return "/", true
+	}
+	k, ok := strings.CutPrefix(storePath, storeKeysPrefix+"/")
+	return "/" + k, ok
+}

@@ -1,0 +1,261 @@
+package v2data
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// WAL record types (etcd's wal package).
+const (
+	walMetadata = 1
+	walEntry    = 2
+	walState    = 3
+	walCRC      = 4
+	walSnapshot = 5
+)
+
+// walEntryFunc receives one raft entry after the snapshot; data is only valid during the call.
+type walEntryFunc func(index uint64, typ raftpb.EntryType, data []byte)
+
+// readWAL reads a member's WAL from the segment holding the snapshot at snapIndex (term snapTerm)
+// onward, as etcd's wal package does in read mode (OpenForRead, ReadAll): the same segments, CRC
+// chain and snapshot record, stopping at the end of what was written or at a torn last record. It
+// hands over the entries after the snapshot one at a time instead of returning them all: ReadAll
+// holds them in memory, and on a member that wrote much since its last snapshot that is the
+// keyspace again. It returns the member's metadata and the index of the last entry (snapIndex when
+// none follows).
+func readWAL(dir string, snapIndex, snapTerm uint64, fn walEntryFunc) (pb.Metadata, uint64, error) {
+	var md pb.Metadata
+	files, err := walSegments(dir, snapIndex)
+	if err != nil {
+		return md, 0, err
+	}
+	r := &walReader{snapIndex: snapIndex, snapTerm: snapTerm, last: snapIndex, fn: fn, md: &md}
+	for i, f := range files {
+		done, err := r.segment(filepath.Join(dir, f), i == len(files)-1)
+		if err != nil {
+			return md, 0, fmt.Errorf("%s: %w", f, err)
+		}
+		if done {
+			break
+		}
+	}
+	if !r.matched {
+		return md, 0, fmt.Errorf("the WAL in %s holds no record of the snapshot at index %d", dir, snapIndex)
+	}
+	return md, r.last, nil
+}
+
+// walSegments lists the segments to read: the last one starting at or before index, and all after
+// it, in an unbroken sequence.
+func walSegments(dir string, index uint64) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	type segment struct {
+		name       string
+		seq, start uint64
+	}
+	var segs []segment
+	for _, e := range ents {
+		var s segment
+		if n, _ := fmt.Sscanf(e.Name(), "%016x-%016x.wal", &s.seq, &s.start); n == 2 && strings.HasSuffix(e.Name(), ".wal") {
+			s.name = e.Name()
+			segs = append(segs, s)
+		}
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].seq < segs[j].seq })
+	first := -1
+	for i := len(segs) - 1; i >= 0; i-- {
+		if segs[i].start <= index {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return nil, fmt.Errorf("no WAL segment in %s covers index %d", dir, index)
+	}
+	var names []string
+	for i := first; i < len(segs); i++ {
+		if i > first && segs[i].seq != segs[i-1].seq+1 {
+			return nil, fmt.Errorf("WAL segments in %s are not in sequence: %s after %s", dir, segs[i].name, segs[i-1].name)
+		}
+		names = append(names, segs[i].name)
+	}
+	return names, nil
+}
+
+type walReader struct {
+	snapIndex, snapTerm uint64
+	fn                  walEntryFunc
+	md                  *pb.Metadata
+	crc                 uint32
+	matched             bool
+	last                uint64
+	buf                 []byte
+}
+
+var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
+
+// errPastEnd: a record's length runs past the end of its segment.
+var errPastEnd = errors.New("a record runs past the end of the segment")
+
+// segment reads one segment file; done: the WAL ended in it.
+func (r *walReader) segment(file string, last bool) (done bool, err error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	// An incomplete record ends the last segment (it was being written); anywhere else it is damage.
+	incomplete := func(err error) (bool, error) {
+		if last && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errPastEnd)) {
+			return true, nil
+		}
+		return false, err
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
+	for off := int64(0); ; {
+		var frame [8]byte
+		if _, err := io.ReadFull(br, frame[:]); err == io.EOF {
+			return false, nil
+		} else if err != nil {
+			return incomplete(err)
+		}
+		lenField := int64(binary.LittleEndian.Uint64(frame[:]))
+		if lenField == 0 {
+			return false, nil // preallocated space: the segment ends here
+		}
+		size := int64(uint64(lenField) & ^(uint64(0xff) << 56))
+		pad := int64(0)
+		if lenField < 0 {
+			pad = int64((uint64(lenField) >> 56) & 0x7)
+		}
+		if size > st.Size()-off-8-pad {
+			return incomplete(fmt.Errorf("%w (%d bytes at offset %d)", errPastEnd, size, off))
+		}
+		if int64(cap(r.buf)) < size+pad {
+			r.buf = make([]byte, size+pad)
+		}
+		data := r.buf[:size+pad]
+		if _, err := io.ReadFull(br, data); err != nil {
+			return incomplete(err)
+		}
+		if err := r.record(data[:size]); err != nil {
+			if last && tornWrite(data, off+8) {
+				return true, nil
+			}
+			return false, fmt.Errorf("the record at offset %d: %w", off, err)
+		}
+		off += 8 + size + pad
+	}
+}
+
+// tornWrite: a sector (512 bytes) of the record is all zeros, as when a write was cut short.
+func tornWrite(data []byte, fileOff int64) bool {
+	for len(data) > 0 {
+		n := min(int(512-fileOff%512), len(data))
+		zero := true
+		for _, b := range data[:n] {
+			if b != 0 {
+				zero = false
+				break
+			}
+		}
+		if zero {
+			return true
+		}
+		data, fileOff = data[n:], fileOff+int64(n)
+	}
+	return false
+}
+
+// record checks one walpb.Record {1: type, 2: crc, 3: data} against the CRC chain and handles it.
+func (r *walReader) record(rec []byte) error {
+	var typ, crc uint64
+	var data []byte
+	if err := protoFields(rec, func(num protowire.Number, v uint64, b []byte) {
+		switch num {
+		case 1:
+			typ = v
+		case 2:
+			crc = v
+		case 3:
+			data = b
+		}
+	}); err != nil {
+		return err
+	}
+	if typ == walCRC {
+		if r.crc != 0 && uint32(crc) != r.crc {
+			return errors.New("CRC mismatch at a segment boundary")
+		}
+		r.crc = uint32(crc)
+		return nil
+	}
+	if r.crc = crc32.Update(r.crc, walCRCTable, data); r.crc != uint32(crc) {
+		return errors.New("CRC mismatch")
+	}
+	switch typ {
+	case walMetadata:
+		return r.md.Unmarshal(data)
+	case walState:
+		return nil
+	case walSnapshot:
+		var index, term uint64
+		err := protoFields(data, func(num protowire.Number, v uint64, _ []byte) {
+			switch num {
+			case 1:
+				index = v
+			case 2:
+				term = v
+			}
+		})
+		if err == nil && index == r.snapIndex {
+			if term != r.snapTerm {
+				return fmt.Errorf("the snapshot record at index %d has term %d, the snapshot %d", index, term, r.snapTerm)
+			}
+			r.matched = true
+		}
+		return err
+	case walEntry:
+		// raftpb.Entry {1: type, 2: term, 3: index, 4: data}
+		var index, etype uint64
+		var edata []byte
+		if err := protoFields(data, func(num protowire.Number, v uint64, b []byte) {
+			switch num {
+			case 1:
+				etype = v
+			case 3:
+				index = v
+			case 4:
+				edata = b
+			}
+		}); err != nil {
+			return err
+		}
+		if index > r.snapIndex {
+			r.last = index
+			r.fn(index, raftpb.EntryType(etype), edata)
+		}
+		return nil
+	}
+	return fmt.Errorf("unexpected record type %d", typ)
+}
