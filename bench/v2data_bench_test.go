@@ -4,13 +4,17 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,26 +47,103 @@ func BenchmarkV2Data(b *testing.B) {
 		n, _ = strconv.Atoi(s)
 	}
 	data := dataset(n)
-	// The source holds the v2 dataset and is only read; every contender writes to the same
-	// destination server (v3) or to the same v2 destination. A separate source keeps its WAL — read
-	// for hidden-key discovery — the size of the dataset, as on a real member, instead of growing
-	// with every measurement's writes.
-	// The source snapshots its store every 5000 writes, so that, as on any long-lived member, most of
-	// it is in a v2 snapshot and the rest in the WAL (hidden-key discovery reads both).
+	// The source holds the v2 dataset and is only read. It snapshots its store every 5000 writes,
+	// so that, as on any long-lived member, most of it is in a v2 snapshot and the rest in the WAL
+	// (hidden-key discovery reads both).
 	src := etcdtest.NewCluster(b, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "5000"}})
-	srv, v2dst := etcdtest.NewCluster(b, 1), etcdtest.NewCluster(b, 1)
-	kapi, dkapi := keysAPI(b, src), keysAPI(b, v2dst)
-	cli := srv.Client(b)
+	kapi := keysAPI(b, src)
 	ctx := context.Background()
 	parallelV2(b, kapi, data)
-	bytes := 0
-	for _, d := range data {
-		bytes += len(d.key) + len(d.value)
+	// Then it takes no more snapshots: one costs it a second of CPU, which would land on whichever
+	// contender's quorum reads pushed it past the next 5000 entries.
+	m := src.Members[0]
+	src.Stop(m)
+	m.Extra["snapshot-count"] = "100000000"
+	if err := src.Start(m); err != nil {
+		b.Fatal(err)
 	}
-	// Every contender writes the dataset again: compact and defragment before each, or the history
-	// outgrows the backend quota (2 GiB) within a few rounds, and later contenders write into a larger,
-	// fragmented backend than earlier ones.
-	clearV3 := func() {
+	src.WaitReady(b)
+	kapi = keysAPI(b, src)
+	size := 0
+	for _, d := range data {
+		size += len(d.key) + len(d.value)
+	}
+	copySpec := func(dst *etcdtest.Cluster, target string) v2data.Spec {
+		return v2data.Spec{Source: src.ConnOptions(), Dest: dst.ConnOptions(), TargetAPI: target, Concurrency: 8, InvalidUTF8: "fail",
+			SourceDataDir: src.Members[0].DataDir, // hidden-key discovery reads the WAL: part of the job
+			MaxTxnOps:     128, MaxKeysPerLease: 1000, LeaseGranularity: 10 * time.Second, RequireEmptyDestination: true}
+	}
+	readFrom := map[string]bool{} // where the copies read the source
+	runCopy := func(s v2data.Spec, check bool) {
+		res, err := v2data.Copy(ctx, &module.Task{CheckMode: check}, s)
+		if err != nil || res.Source.Keys != int64(n) || res.Written.Keys != int64(n) {
+			b.Fatalf("copy: %v %+v", err, res)
+		}
+		readFrom[s.TargetAPI+" from "+res.SourceRead+" "+res.SourceReadNote] = true
+	}
+	v3 := func(dst *etcdtest.Cluster) *clientv3.Client { return dst.Client(b) }
+	contenders := []struct {
+		name string
+		v2   bool                        // the destination serves v2 (else v3)
+		prep func(dst *etcdtest.Cluster) // untimed
+		run  func(dst *etcdtest.Cluster)
+	}{
+		// v2 → v3 copy (the online migration).
+		{name: "copy baseline: etcd-hard-migrate (one response, one put per node, sequential)",
+			run: func(dst *etcdtest.Cluster) { hardMigrateV3(b, kapi, v3(dst)) }},
+		{name: "write ceiling: 128 puts per txn, 8 writers, nothing read",
+			run: func(dst *etcdtest.Cluster) { batchedV3(b, v3(dst), data) }},
+		{name: "etcd_v2_copy (no verification)",
+			run: func(dst *etcdtest.Cluster) { runCopy(copySpec(dst, "v3"), false) }},
+		{name: "etcd_v2_copy with verification (re-reads the destination)", run: func(dst *etcdtest.Cluster) {
+			s := copySpec(dst, "v3")
+			s.Verify = true
+			runCopy(s, false)
+		}},
+		// Lease attach, each contender on the same freshly written, lease-less keys.
+		{name: "lease attach baseline: oc adm migrate etcd-ttl (one txn per key, sequential)",
+			prep: func(dst *etcdtest.Cluster) { batchedV3(b, v3(dst), data) },
+			run:  func(dst *etcdtest.Cluster) { etcdTTL(b, v3(dst)) }},
+		{name: "etcd_ttl_leases",
+			prep: func(dst *etcdtest.Cluster) { batchedV3(b, v3(dst), data) },
+			run: func(dst *etcdtest.Cluster) {
+				res, err := leases.Attach(ctx, &module.Task{}, v3(dst), leases.Spec{Prefixes: []leases.Prefix{{Prefix: root, TTL: time.Hour}},
+					MaxKeysPerLease: 1000, MaxTxnOps: 128, PageSize: 1000, Concurrency: 8, Timeout: 30 * time.Second})
+				if err != nil || res.Attached != int64(n) {
+					b.Fatalf("attach: %v %+v", err, res)
+				}
+			}},
+		// v2 → v2 copy (the clean-up runbook), for the record: v2 has no batching.
+		{name: "v2 → v2 baseline: etcd-hard-migrate (one set per node, sequential)", v2: true,
+			run: func(dst *etcdtest.Cluster) { hardMigrateV2(b, kapi, keysAPI(b, dst)) }},
+		{name: "v2 → v2 ceiling: 8 parallel setters, nothing read", v2: true,
+			run: func(dst *etcdtest.Cluster) { parallelV2(b, keysAPI(b, dst), data) }},
+		{name: "etcd_v2_copy target_api: v2 (no verification)", v2: true,
+			run: func(dst *etcdtest.Cluster) { runCopy(copySpec(dst, "v2"), false) }},
+		{name: "read only: etcd_v2_copy in check mode (walks the source, writes nothing)",
+			run: func(dst *etcdtest.Cluster) { runCopy(copySpec(dst, "v3"), true) }},
+	}
+	const (
+		baseline, ceiling, cp, cpVerified, attachBaseline, attach, v2Baseline, v2Ceiling, v2Copy, readOnly = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+	)
+
+	// Every contender writes into a server of its own, warm and empty, like the long-running
+	// cluster an online migration writes into: started, written once with the dataset, then
+	// cleared (deleted, compacted, defragmented). A server shared by the contenders keeps their
+	// writes in its in-memory raft log (until a snapshot 100k entries later), so each later one pays
+	// more; a cold one pays for growing its heap. Four engineers share this machine's two cores:
+	// each round measures every contender close together in time, and the ratios are medians over
+	// the rounds.
+	warm := func(dst *etcdtest.Cluster, v2 bool) {
+		if v2 {
+			kapi := keysAPI(b, dst)
+			parallelV2(b, kapi, data)
+			if _, err := kapi.Delete(ctx, root, &clientv2.DeleteOptions{Dir: true, Recursive: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cli := v3(dst)
+		batchedV3(b, cli, data)
 		resp, err := cli.Delete(ctx, root, clientv3.WithPrefix())
 		if err == nil {
 			_, err = cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
@@ -74,124 +155,110 @@ func BenchmarkV2Data(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	clearV2 := func() {
-		if _, err := dkapi.Delete(ctx, root, &clientv2.DeleteOptions{Dir: true, Recursive: true}); err != nil && !clientv2.IsKeyNotFound(err) {
-			b.Fatal(err)
-		}
-	}
-	copySpec := func(target string) v2data.Spec {
-		dst := srv.ConnOptions()
-		if target == "v2" {
-			dst = v2dst.ConnOptions()
-		}
-		return v2data.Spec{Source: src.ConnOptions(), Dest: dst, TargetAPI: target, Concurrency: 8, InvalidUTF8: "fail",
-			SourceDataDir: src.Members[0].DataDir, // hidden-key discovery reads the WAL: part of the job
-			MaxTxnOps:     128, MaxKeysPerLease: 1000, LeaseGranularity: 10 * time.Second, RequireEmptyDestination: true}
-	}
-	runCopy := func(s v2data.Spec) {
-		res, err := v2data.Copy(ctx, &module.Task{}, s)
-		if err != nil || res.Written.Keys != int64(n) {
-			b.Fatalf("copy: %v %+v", err, res)
-		}
-	}
-	rate := func(f func()) float64 {
-		start := time.Now()
-		f()
-		return float64(n) / time.Since(start).Seconds()
-	}
-
-	// Four engineers share this machine's two cores: each round measures every contender close
-	// together in time, and the ratios are medians over the rounds.
 	rounds := 3
 	if s := os.Getenv("BENCH_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
 	}
-	names := []string{
-		"copy baseline: etcd-hard-migrate (one response, one put per node, sequential)",
-		"write ceiling: 128 puts per txn, 8 writers, nothing read",
-		"etcd_v2_copy (no verification)",
-		"etcd_v2_copy with verification (re-reads the destination)",
-		"lease attach baseline: oc adm migrate etcd-ttl (one txn per key, sequential)",
-		"etcd_ttl_leases",
-		"v2 → v2 baseline: etcd-hard-migrate (one set per node, sequential)",
-		"v2 → v2 ceiling: 8 parallel setters, nothing read",
-		"etcd_v2_copy target_api: v2 (no verification)",
-		"read only: etcd_v2_copy in check mode (walks the source, writes nothing)",
-	}
-	rates := make([][]float64, len(names))
+	samples := make([][]sample, len(contenders))
 	for i := 0; i < b.N*rounds; i++ {
-		r := make([]float64, len(names))
-		// v2 → v3 copy (the online migration).
-		r[0] = rate(func() { hardMigrateV3(b, kapi, cli) })
-		clearV3()
-		r[1] = rate(func() { batchedV3(b, cli, data) })
-		clearV3()
-		r[2] = rate(func() { runCopy(copySpec("v3")) })
-		clearV3()
-		s := copySpec("v3")
-		s.Verify = true
-		r[3] = rate(func() { runCopy(s) })
-
-		// Lease attach, each contender on the same freshly written, lease-less keys.
-		clearV3()
-		batchedV3(b, cli, data)
-		r[4] = rate(func() { etcdTTL(b, cli) })
-		clearV3()
-		batchedV3(b, cli, data)
-		r[5] = rate(func() {
-			res, err := leases.Attach(ctx, &module.Task{}, cli, leases.Spec{Prefixes: []leases.Prefix{{Prefix: root, TTL: time.Hour}},
-				MaxKeysPerLease: 1000, MaxTxnOps: 128, PageSize: 1000, Concurrency: 8, Timeout: 30 * time.Second})
-			if err != nil || res.Attached != int64(n) {
-				b.Fatalf("attach: %v %+v", err, res)
+		for j, c := range contenders {
+			dst := etcdtest.NewCluster(b, 1, etcdtest.Options{DisableV2: !c.v2})
+			warm(dst, c.v2)
+			if c.prep != nil {
+				c.prep(dst)
 			}
-		})
-		clearV3()
-
-		// v2 → v2 copy (the clean-up runbook), for the record: v2 has no batching.
-		r[6] = rate(func() { hardMigrateV2(b, kapi, dkapi) })
-		clearV2()
-		r[7] = rate(func() { parallelV2(b, dkapi, data) })
-		clearV2()
-		r[8] = rate(func() { runCopy(copySpec("v2")) })
-		clearV2()
-		r[9] = rate(func() {
-			if res, err := v2data.Copy(ctx, &module.Task{CheckMode: true}, copySpec("v3")); err != nil || res.Source.Keys != int64(n) {
-				b.Fatalf("check mode: %v %+v", err, res)
-			}
-		})
-		for j := range r {
-			rates[j] = append(rates[j], r[j])
+			quiet(src, dst)
+			samples[j] = append(samples[j], measure(n, src, dst, func() { c.run(dst) }))
+			dst.Close()
 		}
-
+		r := func(j int) float64 { return samples[j][i].rate }
 		fmt.Printf("round %d: copy %.1f× baseline, %.0f %% of ceiling; attach %.1f× baseline; v2 copy %.1f× baseline, %.0f %% of ceiling\n",
-			i+1, r[2]/r[0], 100*r[2]/r[1], r[5]/r[4], r[8]/r[6], 100*r[8]/r[7])
+			i+1, r(cp)/r(baseline), 100*r(cp)/r(ceiling), r(attach)/r(attachBaseline), r(v2Copy)/r(v2Baseline), 100*r(v2Copy)/r(v2Ceiling))
 	}
 
-	fmt.Printf("\n%d keys, %.1f MiB, one-member servers (%s), v2 → v3 unless noted; keys/s, median of %d rounds:\n",
-		n, float64(bytes)/(1<<20), server(), len(rates[0]))
-	ratio := func(a, c int) float64 { return median(rates[a], rates[c], func(x, y float64) float64 { return x / y }) }
+	fmt.Printf("\n%d keys, %.1f MiB, one-member servers (%s), v2 → v3 unless noted; keys/s and CPU seconds "+
+		"(this process / source / destination), median of %d rounds:\n", n, float64(size)/(1<<20), server(), rounds)
+	ratio := func(a, c int) float64 {
+		return median(samples[a], samples[c], func(x, y sample) float64 { return x.rate / y.rate })
+	}
 	notes := map[int]string{
-		2: fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of ceiling (target ≥ 70 %%)", ratio(2, 0), 100*ratio(2, 1)),
-		3: fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(3, 0), 100*ratio(3, 1)),
-		1: fmt.Sprintf("%.1f× baseline: the most any copy can reach here", ratio(1, 0)),
-		5: fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of the write ceiling", ratio(5, 4), 100*ratio(5, 1)),
-		8: fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(8, 6), 100*ratio(8, 7)),
-		9: fmt.Sprintf("%.0f %% of the write ceiling: reading through the v2 API (JSON, one request per directory) "+
-			"competes with the writes for the same cores", 100*ratio(9, 1)),
+		cp:         fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of ceiling (target ≥ 70 %%)", ratio(cp, baseline), 100*ratio(cp, ceiling)),
+		cpVerified: fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(cpVerified, baseline), 100*ratio(cpVerified, ceiling)),
+		ceiling:    fmt.Sprintf("%.1f× baseline: the most any copy can reach here", ratio(ceiling, baseline)),
+		attach: fmt.Sprintf("%.1f× baseline (target ≥ 20×), %.0f %% of the write ceiling",
+			ratio(attach, attachBaseline), 100*ratio(attach, ceiling)),
+		v2Copy:   fmt.Sprintf("%.1f× baseline, %.0f %% of ceiling", ratio(v2Copy, v2Baseline), 100*ratio(v2Copy, v2Ceiling)),
+		readOnly: fmt.Sprintf("%.0f %% of the write ceiling", 100*ratio(readOnly, ceiling)),
 	}
-	for j, name := range names {
-		fmt.Printf("  %-80s %8.0f  %s\n", name, median(rates[j], rates[j], func(x, _ float64) float64 { return x }), notes[j])
+	for j, c := range contenders {
+		mid := func(f func(sample) float64) float64 {
+			return median(samples[j], samples[j], func(x, _ sample) float64 { return f(x) })
+		}
+		fmt.Printf("  %-80s %8.0f  %4.2f/%4.2f/%4.2f  %s\n", c.name, mid(func(s sample) float64 { return s.rate }),
+			mid(func(s sample) float64 { return s.client }), mid(func(s sample) float64 { return s.source }),
+			mid(func(s sample) float64 { return s.dest }), notes[j])
 	}
-	b.ReportMetric(ratio(2, 0), "copy_x_baseline")
-	b.ReportMetric(100*ratio(2, 1), "copy_%_ceiling")
-	b.ReportMetric(ratio(5, 4), "attach_x_baseline")
-	b.ReportMetric(ratio(8, 6), "v2copy_x_baseline")
-	b.ReportMetric(100*ratio(8, 7), "v2copy_%_ceiling")
+	fmt.Printf("copies read the source: %s\n", strings.Join(slices.Sorted(maps.Keys(readFrom)), "; "))
+	b.ReportMetric(ratio(cp, baseline), "copy_x_baseline")
+	b.ReportMetric(100*ratio(cp, ceiling), "copy_%_ceiling")
+	b.ReportMetric(ratio(attach, attachBaseline), "attach_x_baseline")
+	b.ReportMetric(ratio(v2Copy, v2Baseline), "v2copy_x_baseline")
+	b.ReportMetric(100*ratio(v2Copy, v2Ceiling), "v2copy_%_ceiling")
+}
+
+// sample is one contender's run: keys/s, and the CPU seconds this process, the source and the
+// destination spent on it (on two shared cores, what the read costs the servers shows here).
+type sample struct{ rate, client, source, dest float64 }
+
+func measure(n int, src, dst *etcdtest.Cluster, f func()) sample {
+	c0, s0, d0 := selfCPU(), procCPU(src.PID(src.Members[0])), procCPU(dst.PID(dst.Members[0]))
+	start := time.Now()
+	f()
+	elapsed := time.Since(start).Seconds()
+	return sample{rate: float64(n) / elapsed, client: selfCPU() - c0,
+		source: procCPU(src.PID(src.Members[0])) - s0, dest: procCPU(dst.PID(dst.Members[0])) - d0}
+}
+
+// quiet waits until the servers are idle (a defragmentation or a compaction can go on after its
+// request returns), so that a contender pays only for its own work.
+func quiet(servers ...*etcdtest.Cluster) {
+	for _, c := range servers {
+		pid := c.PID(c.Members[0])
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			before := procCPU(pid)
+			time.Sleep(300 * time.Millisecond)
+			if procCPU(pid)-before < 0.02 {
+				break
+			}
+		}
+	}
+}
+
+func selfCPU() float64 {
+	var r syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r)
+	return float64(r.Utime.Nano()+r.Stime.Nano()) / 1e9
+}
+
+// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat on Linux.
+const clockTicks = 100
+
+// procCPU is a process's user+system CPU seconds (0 for embedded servers: they count as this
+// process).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if pid == 0 || err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	user, _ := strconv.ParseFloat(f[11], 64)
+	sys, _ := strconv.ParseFloat(f[12], 64)
+	return (user + sys) / clockTicks
 }
 
 // median of f(a[i], b[i]) over the rounds: ratios are taken within a round, where the machine's
 // other load hit both contenders alike.
-func median(a, b []float64, f func(x, y float64) float64) float64 {
+func median[T any](a, b []T, f func(x, y T) float64) float64 {
 	v := make([]float64, len(a))
 	for i := range a {
 		v[i] = f(a[i], b[i])

@@ -52,6 +52,7 @@ type Member struct {
 
 type runner interface {
 	stop() error
+	pid() int
 }
 
 // Options tune NewCluster.
@@ -194,6 +195,17 @@ func (c *Cluster) Running(m *Member) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return m.running != nil
+}
+
+// PID is the process id of a member run as a process (0: embedded or stopped), for benchmarks
+// that account CPU per server.
+func (c *Cluster) PID(m *Member) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m.running == nil {
+		return 0
+	}
+	return m.running.pid()
 }
 
 // Close stops every member.

@@ -139,7 +139,11 @@ func (p *processRunner) stop() error {
 	return nil
 }
 
+func (p *processRunner) pid() int { return p.cmd.Process.Pid }
+
 type embedRunner struct{ e *embed.Etcd }
+
+func (r *embedRunner) pid() int { return 0 }
 
 func (c *Cluster) startEmbedded(m *Member) (runner, error) {
 	flags := c.flags(m)
