@@ -211,6 +211,9 @@ func (l *Lab) etcdConf(h *Host) string {
 	if l.Spec.Etcd == "3.6" {
 		v2 = "" // 3.6 has no v2 API and refuses the variable
 	}
+	if l.Spec.SnapshotCount > 0 {
+		v2 += fmt.Sprintf("ETCD_SNAPSHOT_COUNT=%d\n", l.Spec.SnapshotCount)
+	}
 	return fmt.Sprintf(`# etcd configuration written by the etcdops lab (OpenShift 3.x layout)
 ETCD_NAME=%[1]s
 ETCD_LISTEN_PEER_URLS=%[2]s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -27,9 +28,12 @@ type snapshotRead struct {
 	log *memberLog
 }
 
-// statusTimeout bounds the status asked of each source member: one that does not answer quickly only
-// means the API is read.
-const statusTimeout = 2 * time.Second
+// statusTimeout bounds the status asked of each source member, catchUpTimeout the wait for the one
+// on this host to apply what the cluster committed: either running out only means the API is read.
+const (
+	statusTimeout  = 2 * time.Second
+	catchUpTimeout = 3 * time.Second
+)
 
 // planSnapshotRead returns a snapshot read, or nil and why the API must be read instead. Call it
 // after reading the copy's start index. Errors reading the data dir are errors: the API walk needs
@@ -57,13 +61,38 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 	wg.Wait()
 	var committed, clusterID uint64
 	applied := map[uint64]uint64{} // member id → applied index
+	endpoint := map[uint64]string{}
 	for i, st := range statuses {
 		if errs[i] != nil {
 			return nil, fmt.Sprintf("the status of %s is unknown (%v)", src.Endpoints[i], errs[i]), nil
 		}
 		committed = max(committed, st.RaftIndex)
-		applied[st.Header.MemberId] = st.RaftAppliedIndex
+		applied[st.Header.MemberId], endpoint[st.Header.MemberId] = st.RaftAppliedIndex, src.Endpoints[i]
 		clusterID = st.Header.ClusterId
+	}
+
+	// The member on this host must have applied everything committed (a follower trails the leader
+	// by moments) before its log is read: then its log up to there is the cluster's.
+	md, err := walMember(filepath.Join(dataDir, "member", "wal"))
+	if err != nil {
+		return nil, "", fmt.Errorf("source_data_dir %s: %w", dataDir, err)
+	}
+	ep, ok := endpoint[md.NodeID]
+	switch {
+	case md.ClusterID != clusterID:
+		return nil, fmt.Sprintf("source_data_dir: the data dir belongs to cluster %x, the source is %x", md.ClusterID, clusterID), nil
+	case !ok:
+		return nil, fmt.Sprintf("source_data_dir: the data dir's member %x is not among the source endpoints", md.NodeID), nil
+	}
+	at := applied[md.NodeID]
+	for deadline := time.Now().Add(catchUpTimeout); at < committed && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+		st, err := cli.Status(sctx, ep)
+		cancel()
+		if err == nil {
+			at = st.RaftAppliedIndex
+		}
 	}
 
 	l, err := readMemberLog(dataDir, true)
@@ -71,13 +100,11 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 		return nil, "", err
 	}
 	why := ""
-	switch at, ok := applied[l.nodeID]; {
+	switch {
 	case l.snap == nil:
 		why = "the member has no v2 snapshot"
-	case l.clusterID != clusterID:
-		why = fmt.Sprintf("the data dir belongs to cluster %x, the source is %x", l.clusterID, clusterID)
-	case !ok:
-		why = fmt.Sprintf("the data dir's member %x is not among the source endpoints", l.nodeID)
+	case l.nodeID != md.NodeID || l.clusterID != md.ClusterID:
+		why = "the member's log changed while it was read"
 	case at < committed || l.last < committed:
 		why = fmt.Sprintf("the data dir's member is behind the cluster (applied %d, logged %d, committed %d)", at, l.last, committed)
 	case !l.understood:

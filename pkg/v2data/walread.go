@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,6 +59,24 @@ func readWAL(dir string, snapIndex, snapTerm uint64, fn walEntryFunc) (pb.Metada
 	return md, r.last, nil
 }
 
+// walMember reads a member's metadata (node and cluster ids) from the head of its newest WAL
+// segment: every segment begins with it.
+func walMember(dir string) (pb.Metadata, error) {
+	var md pb.Metadata
+	files, err := walSegments(dir, math.MaxUint64)
+	if err != nil {
+		return md, err
+	}
+	r := &walReader{snapIndex: math.MaxUint64, fn: func(uint64, raftpb.EntryType, []byte) {}, md: &md, untilMetadata: true}
+	if _, err := r.segment(filepath.Join(dir, files[0]), true); err != nil {
+		return md, err
+	}
+	if md.NodeID == 0 {
+		return md, fmt.Errorf("the WAL in %s names no member", dir)
+	}
+	return md, nil
+}
+
 // walSegments lists the segments to read: the last one starting at or before index, and all after
 // it, in an unbroken sequence.
 func walSegments(dir string, index uint64) ([]string, error) {
@@ -106,6 +125,7 @@ type walReader struct {
 	matched             bool
 	last                uint64
 	buf                 []byte
+	untilMetadata       bool // stop once the metadata is read
 }
 
 var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
@@ -165,6 +185,9 @@ func (r *walReader) segment(file string, last bool) (done bool, err error) {
 			return false, fmt.Errorf("the record at offset %d: %w", off, err)
 		}
 		off += 8 + size + pad
+		if r.untilMetadata && r.md.NodeID != 0 {
+			return true, nil
+		}
 	}
 }
 

@@ -23,7 +23,12 @@ const migrationKeys = 20000
 // migrationLab starts a 3-host lab (etcd + masters) seeded with n v2 keys, for one test.
 func migrationLab(t testing.TB, n int) (*lab.Lab, *dataset.Manifest) {
 	t.Helper()
-	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
+	return seededLab(t, lab.Spec{Hosts: 3, Masters: true}, n)
+}
+
+func seededLab(t testing.TB, spec lab.Spec, n int) (*lab.Lab, *dataset.Manifest) {
+	t.Helper()
+	l := lab.Up(t, spec)
 	m, err := l.SeedV2(context.Background(), n, 1)
 	if err != nil {
 		t.Fatal(err)

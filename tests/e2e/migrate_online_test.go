@@ -4,17 +4,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/etcdops/etcd/lab"
 )
 
 // Online mode: etcd stays up and etcd_v2_copy writes the v2 keyspace into v3 with leases in the same
-// pass; the outcome must be the same as offline.
+// pass; the outcome must be the same as offline. The members snapshot every 5000 writes, as
+// long-lived ones have, so the copy reads the member's v2 snapshot and the API for the rest.
 func TestMigrateOnline(t *testing.T) {
-	l, m := migrationLab(t, migrationKeys)
+	l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, SnapshotCount: 5000}, migrationKeys)
 	res := playbook(t, l, "migrate_v2_to_v3.yml", map[string]any{"etcd_migration_mode": "online"})
 	mustSucceed(t, res)
 	t.Logf("online migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))
 	if len(res.Find("etcdops.etcd.etcd_v2v3_migrate : Stop etcd on every member, one at a time")) != 0 {
 		t.Error("the online mode stopped etcd")
+	}
+	copied := res.Find("etcdops.etcd.etcd_v2v3_migrate : Copy the v2 keyspace into v3 on the running cluster (with leases, verified)")
+	if len(copied) != 1 || copied[0].Values["source_read"] != "snapshot" || copied[0].Values["verified"] != true {
+		t.Errorf("the copy did not read the member's snapshot, verified: %v", copied)
 	}
 	checkMigrated(t, l, m)
 	if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != "online" {
