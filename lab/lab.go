@@ -29,12 +29,12 @@ type Spec struct {
 	Masters bool           // etcd hosts are also OpenShift masters: consumer units and master-config.yaml
 	Groups  map[string]int // extra groups of fresh hosts: etcd installed, configured by nobody yet (e.g. new_etcd: 3)
 	Etcd    string         // "3.4" (Debian's 3.4.23, default) or "3.6" (build/etcd-3.6/etcd from mk/etcd36.mk)
-	// SnapshotCount is ETCD_SNAPSHOT_COUNT in etcd.conf (0: etcd's default, 100000 on 3.4), so that a
-	// seeded store lies mostly in v2 snapshots, as on a long-lived member.
-	SnapshotCount int
 	Etcd36  string         // directory holding the 3.6 binaries (default: build/etcd-3.6 of the checkout)
 	Cache   string         // base tree cache (default DefaultCache)
 	Root    string         // lab directory root (default DefaultRoot)
+	// SnapshotCount is ETCD_SNAPSHOT_COUNT in etcd.conf (0: etcd's default, 100000 on 3.4), so that a
+	// seeded store lies mostly in v2 snapshots, as on a long-lived member.
+	SnapshotCount int
 	// Persistent labs (the CLI's) outlive the process that made them; others are leftovers once
 	// their owner process is gone.
 	Persistent bool
