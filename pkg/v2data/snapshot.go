@@ -97,16 +97,8 @@ func openSnapshot(file string) (*snapshotFile, error) {
 }
 
 func (f *snapshotFile) parse() error {
-	var crc uint32
-	var data []byte
-	err := protoFields(f.mem, func(num protowire.Number, v uint64, b []byte) {
-		switch num {
-		case 1:
-			crc = uint32(v)
-		case 2:
-			data = b
-		}
-	})
+	outer, err := protoPick(f.mem, 1, 2)
+	crc, data := uint32(outer[0].v), outer[1].b
 	switch {
 	case err != nil:
 		return err
@@ -115,21 +107,34 @@ func (f *snapshotFile) parse() error {
 	case crc32.Checksum(data, snapCRCTable) != crc:
 		return errors.New("CRC mismatch (torn or unfinished)")
 	}
-	var meta []byte
-	if err := protoFields(data, func(num protowire.Number, _ uint64, b []byte) {
-		switch num {
-		case 1:
-			f.store = b
-		case 2:
-			meta = b
-		}
-	}); err != nil {
+	inner, err := protoPick(data, 1, 2)
+	if err != nil {
 		return err
 	}
-	if err := f.meta.Unmarshal(meta); err != nil {
+	f.store = inner[0].b
+	if err := f.meta.Unmarshal(inner[1].b); err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
 	return nil
+}
+
+// protoField is one field's value: a varint in v, bytes in b (a view).
+type protoField struct {
+	v uint64
+	b []byte
+}
+
+// protoPick reads the fields numbered nums of a protobuf message, in that order (absent: zero).
+func protoPick(m []byte, nums ...protowire.Number) ([]protoField, error) {
+	out := make([]protoField, len(nums))
+	err := protoFields(m, func(num protowire.Number, v uint64, b []byte) {
+		for i, n := range nums {
+			if n == num {
+				out[i] = protoField{v, b}
+			}
+		}
+	})
+	return out, err
 }
 
 // protoFields calls fn for every field of a protobuf message: varints as v, bytes as b (a view).

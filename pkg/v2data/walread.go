@@ -15,7 +15,6 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // WAL record types (etcd's wal package).
@@ -212,20 +211,11 @@ func tornWrite(data []byte, fileOff int64) bool {
 
 // record checks one walpb.Record {1: type, 2: crc, 3: data} against the CRC chain and handles it.
 func (r *walReader) record(rec []byte) error {
-	var typ, crc uint64
-	var data []byte
-	if err := protoFields(rec, func(num protowire.Number, v uint64, b []byte) {
-		switch num {
-		case 1:
-			typ = v
-		case 2:
-			crc = v
-		case 3:
-			data = b
-		}
-	}); err != nil {
+	f, err := protoPick(rec, 1, 2, 3)
+	if err != nil {
 		return err
 	}
+	typ, crc, data := f[0].v, f[1].v, f[2].b
 	if typ == walCRC {
 		if r.crc != 0 && uint32(crc) != r.crc {
 			return errors.New("CRC mismatch at a segment boundary")
@@ -241,44 +231,22 @@ func (r *walReader) record(rec []byte) error {
 		return r.md.Unmarshal(data)
 	case walState:
 		return nil
-	case walSnapshot:
-		var index, term uint64
-		err := protoFields(data, func(num protowire.Number, v uint64, _ []byte) {
-			switch num {
-			case 1:
-				index = v
-			case 2:
-				term = v
-			}
-		})
-		if err == nil && index == r.snapIndex {
-			if term != r.snapTerm {
-				return fmt.Errorf("the snapshot record at index %d has term %d, the snapshot %d", index, term, r.snapTerm)
+	case walSnapshot: // walpb.Snapshot {1: index, 2: term}
+		f, err := protoPick(data, 1, 2)
+		if err == nil && f[0].v == r.snapIndex {
+			if f[1].v != r.snapTerm {
+				return fmt.Errorf("the snapshot record at index %d has term %d, the snapshot %d", f[0].v, f[1].v, r.snapTerm)
 			}
 			r.matched = true
 		}
 		return err
-	case walEntry:
-		// raftpb.Entry {1: type, 2: term, 3: index, 4: data}
-		var index, etype uint64
-		var edata []byte
-		if err := protoFields(data, func(num protowire.Number, v uint64, b []byte) {
-			switch num {
-			case 1:
-				etype = v
-			case 3:
-				index = v
-			case 4:
-				edata = b
-			}
-		}); err != nil {
-			return err
+	case walEntry: // raftpb.Entry {1: type, 2: term, 3: index, 4: data}
+		f, err := protoPick(data, 1, 3, 4)
+		if err == nil && f[1].v > r.snapIndex {
+			r.last = f[1].v
+			r.fn(f[1].v, raftpb.EntryType(f[0].v), f[2].b)
 		}
-		if index > r.snapIndex {
-			r.last = index
-			r.fn(index, raftpb.EntryType(etype), edata)
-		}
-		return nil
+		return err
 	}
 	return fmt.Errorf("unexpected record type %d", typ)
 }
