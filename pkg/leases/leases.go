@@ -5,6 +5,7 @@ package leases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -159,6 +160,11 @@ func attachPrefix(ctx context.Context, dry, resend bool, cli *clientv3.Client, s
 		}()
 	}
 
+	var grants *leaseSupply
+	if !dry {
+		grants = supplyLeases(ctx, cli, p.TTL, s.Timeout)
+		defer grants.stop()
+	}
 	var (
 		lease   clientv3.LeaseID
 		inLease = s.MaxKeysPerLease // forces a grant for the first key
@@ -188,14 +194,10 @@ func attachPrefix(ctx context.Context, dry, resend bool, cli *clientv3.Client, s
 				inLease = 0
 				pr.LeasesGranted++
 				if !dry {
-					gctx, cancel := context.WithTimeout(ctx, s.Timeout)
-					g, err := cli.Grant(gctx, int64(p.TTL/time.Second))
-					cancel()
-					if err != nil {
-						rerr = fmt.Errorf("granting a %s lease: %w", p.TTL, err)
+					if lease, err = grants.next(); err != nil {
+						rerr = err
 						break
 					}
-					lease = g.ID
 				}
 			}
 			inLease++
@@ -300,4 +302,77 @@ func atLeast(version string, major, minor int) bool {
 		return false
 	}
 	return ma > major || (ma == major && mi >= minor)
+}
+
+// leaseSupply grants leases one ahead of their use: a grant is a raft round, which behind the
+// writers' transactions takes milliseconds, and the reader would wait for each while the writers
+// run dry. The one granted but never used is revoked at the end.
+type leaseSupply struct {
+	ch     chan grant
+	cancel context.CancelFunc
+	done   chan struct{}
+	cli    *clientv3.Client
+	tmo    time.Duration
+}
+
+type grant struct {
+	id  clientv3.LeaseID
+	err error
+}
+
+func supplyLeases(ctx context.Context, cli *clientv3.Client, ttl, timeout time.Duration) *leaseSupply {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &leaseSupply{ch: make(chan grant, 1), cancel: cancel, done: make(chan struct{}), cli: cli, tmo: timeout}
+	go func() {
+		defer close(l.done)
+		defer close(l.ch)
+		for ctx.Err() == nil {
+			gctx, gcancel := context.WithTimeout(ctx, timeout)
+			g, err := cli.Grant(gctx, int64(ttl/time.Second))
+			gcancel()
+			if err != nil {
+				err = fmt.Errorf("granting a %s lease: %w", ttl, err)
+			}
+			var id clientv3.LeaseID
+			if g != nil {
+				id = g.ID
+			}
+			select {
+			case l.ch <- grant{id: id, err: err}:
+			case <-ctx.Done():
+				l.revoke(id)
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return l
+}
+
+func (l *leaseSupply) next() (clientv3.LeaseID, error) {
+	g, ok := <-l.ch
+	if !ok {
+		return 0, errors.New("lease grants stopped")
+	}
+	return g.id, g.err
+}
+
+// stop ends the supply and revokes the lease granted ahead, if any.
+func (l *leaseSupply) stop() {
+	l.cancel()
+	<-l.done
+	for g := range l.ch {
+		l.revoke(g.id)
+	}
+}
+
+func (l *leaseSupply) revoke(id clientv3.LeaseID) {
+	if id == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.tmo)
+	defer cancel()
+	_, _ = l.cli.Revoke(ctx, id) // an unused lease holds no keys; failing to revoke it only leaves it to expire
 }

@@ -73,6 +73,9 @@ func TestAttachSpreadsKeysOverLeasesAndIsIdempotent(t *testing.T) {
 	if perLease[0] != 0 || perLease[old.ID] != 10 || len(perLease) != 4 {
 		t.Fatalf("keys per lease: %v", perLease)
 	}
+	if l, _ := cli.Leases(ctx); len(l.Leases) != 4 { // the lease granted ahead and not used is revoked
+		t.Fatalf("%d leases exist, want the 3 in use and the old one", len(l.Leases))
+	}
 	for id, n := range perLease {
 		ttl, _ := cli.TimeToLive(ctx, id)
 		if n > 1000 || (id != old.ID && (ttl.GrantedTTL != 3600 || ttl.TTL < 3500)) {
