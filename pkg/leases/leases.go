@@ -306,13 +306,14 @@ func atLeast(version string, major, minor int) bool {
 
 // leaseSupply grants leases one ahead of their use: a grant is a raft round, which behind the
 // writers' transactions takes milliseconds, and the reader would wait for each while the writers
-// run dry. The one granted but never used is revoked at the end.
+// run dry. Those granted but never used are revoked at the end. Stopping never cancels a grant in
+// flight: the server may have granted it with nobody left to know its id.
 type leaseSupply struct {
-	ch     chan grant
-	cancel context.CancelFunc
-	done   chan struct{}
-	cli    *clientv3.Client
-	tmo    time.Duration
+	ch   chan grant
+	quit chan struct{}
+	done chan struct{}
+	cli  *clientv3.Client
+	tmo  time.Duration
 }
 
 type grant struct {
@@ -321,29 +322,27 @@ type grant struct {
 }
 
 func supplyLeases(ctx context.Context, cli *clientv3.Client, ttl, timeout time.Duration) *leaseSupply {
-	ctx, cancel := context.WithCancel(ctx)
-	l := &leaseSupply{ch: make(chan grant, 1), cancel: cancel, done: make(chan struct{}), cli: cli, tmo: timeout}
+	l := &leaseSupply{ch: make(chan grant, 1), quit: make(chan struct{}), done: make(chan struct{}), cli: cli, tmo: timeout}
 	go func() {
 		defer close(l.done)
 		defer close(l.ch)
-		for ctx.Err() == nil {
-			gctx, gcancel := context.WithTimeout(ctx, timeout)
-			g, err := cli.Grant(gctx, int64(ttl/time.Second))
-			gcancel()
-			if err != nil {
-				err = fmt.Errorf("granting a %s lease: %w", ttl, err)
-			}
-			var id clientv3.LeaseID
-			if g != nil {
-				id = g.ID
-			}
+		for {
 			select {
-			case l.ch <- grant{id: id, err: err}:
-			case <-ctx.Done():
-				l.revoke(id)
+			case <-l.quit:
+				return
+			default:
+			}
+			gctx, cancel := context.WithTimeout(ctx, timeout)
+			g, err := cli.Grant(gctx, int64(ttl/time.Second))
+			cancel()
+			if err != nil {
+				l.ch <- grant{err: fmt.Errorf("granting a %s lease: %w", ttl, err)} // taken by the reader, or by stop
 				return
 			}
-			if err != nil {
+			select {
+			case l.ch <- grant{id: g.ID}:
+			case <-l.quit:
+				l.revoke(g.ID)
 				return
 			}
 		}
@@ -359,13 +358,13 @@ func (l *leaseSupply) next() (clientv3.LeaseID, error) {
 	return g.id, g.err
 }
 
-// stop ends the supply and revokes the lease granted ahead, if any.
+// stop ends the supply and revokes the leases granted ahead.
 func (l *leaseSupply) stop() {
-	l.cancel()
-	<-l.done
-	for g := range l.ch {
+	close(l.quit)
+	for g := range l.ch { // until the supplier, done with its grant in flight, closes it
 		l.revoke(g.id)
 	}
+	<-l.done
 }
 
 func (l *leaseSupply) revoke(id clientv3.LeaseID) {
