@@ -278,8 +278,10 @@ func (c *Cluster) WaitReady(t testing.TB) {
 
 // Ports come from below Linux's ephemeral range (32768+): a port the kernel hands to a ":0" listener is
 // also handed out as the source port of outgoing connections, and tests dial a lot, so such a port is
-// often taken again before etcd binds it. Each port is used once per test process.
-const portLow, portHigh = 20000, 32000
+// often taken again before etcd binds it. Each port is used once per test process. `go test` runs
+// packages as parallel processes, which cannot see each other's choices: each draws from its own
+// stripe of the range (by process id), so two only meet when their ids fall in the same stripe.
+const portLow, portHigh, portStripes = 20000, 32000, 8
 
 var (
 	portsMu   sync.Mutex
@@ -295,7 +297,8 @@ func freePorts(t testing.TB, n int) []int {
 		if tries > 1000 {
 			t.Fatalf("no free loopback port in %d-%d", portLow, portHigh)
 		}
-		p := portLow + rand.Intn(portHigh-portLow)
+		stripe := (portHigh - portLow) / portStripes
+		p := portLow + (os.Getpid()%portStripes)*stripe + rand.Intn(stripe)
 		if portsUsed[p] {
 			continue
 		}
