@@ -137,9 +137,10 @@ func (r *snapshotRead) walk(ctx context.Context, w *walker, scope Scope, gone ti
 	}
 	w.Scope = live
 	w.Hidden = func() ([]string, error) { return r.log.hidden, nil }
-	w.Parent = func(key string) Node {
+	w.Parent = func(key string) (Node, bool) {
 		dir := path.Dir(key)
-		return Node{Key: dir, Dir: true, Expiry: s.dirs[dir]}
+		expiry, ok := s.dirs[dir] // not when a write above the prefix kept the walk out
+		return Node{Key: dir, Dir: true, Expiry: expiry}, ok
 	}
 	return w.Walk(ctx, visit)
 }
@@ -223,10 +224,19 @@ func (s *storeWalk) node(p *jparser, parent Node) (*Node, error) {
 		}
 		return err
 	})
-	if err != nil || !user || n.Key == "/" || s.written[n.Key] || !s.scope.Contains(n.Key) || s.expired(n) {
+	if err != nil || !user || n.Key == "/" || s.written[n.Key] || !(s.scope.Contains(n.Key) || s.ttlAbove(n)) || s.expired(n) {
 		return nil, err
 	}
 	return &n, nil
+}
+
+// ttlAbove: n is a directory with a TTL above a prefix, which a walk through the API visits too
+// (see walker.parent).
+func (s *storeWalk) ttlAbove(n Node) bool {
+	if !n.Dir || n.Expiration.IsZero() || s.scope.Excluded(n.Key) {
+		return false
+	}
+	return slices.ContainsFunc(s.scope.Prefixes, func(p string) bool { return p != n.Key && under(p, n.Key) })
 }
 
 // children reads a directory's children object, visiting them in batches.

@@ -147,3 +147,47 @@ func TestCopyReadsTheAPIWhenTheSnapshotIsNotCurrent(t *testing.T) {
 		}
 	}
 }
+
+// A prefix inside a directory with a TTL expires with it, though the API shows only a node's own TTL:
+// a v3 copy leases its keys (deadlines are rounded up to the 10 s lease windows), read from the snapshot or the API, also after the directory's TTL was
+// refreshed above the prefix; a v2 copy recreates the directory with its TTL, and nothing else of it.
+func TestCopyPrefixInsideADirectoryWithATTL(t *testing.T) {
+	src, kapi, _ := snapshotSource(t)
+	ctx := context.Background()
+	check := func(target, read string, ttlMin, ttlMax int64) {
+		t.Helper()
+		dst := etcdtest.NewCluster(t, 1)
+		s := spec(src, dst, target)
+		s.SourceRead, s.Scope = read, Scope{Prefixes: []string{"/ttldir/sub"}}
+		res, err := Copy(ctx, &module.Task{}, s)
+		if err != nil || !res.Verified || res.Written.Keys != 1 {
+			t.Fatalf("%s from %s: %v %+v", target, read, err, res)
+		}
+		if target == "v2" {
+			dir, err := keysAPI(t, dst).Get(ctx, "/ttldir", nil)
+			if err != nil || dir.Node.TTL < ttlMin || dir.Node.TTL > ttlMax || len(dir.Node.Nodes) != 1 {
+				t.Fatalf("v2: /ttldir in the destination: %v %+v", err, dir)
+			}
+			return
+		}
+		if res.SourceRead != read && read != "auto" {
+			t.Fatalf("read from %s, want %s", res.SourceRead, read)
+		}
+		_, leased := v3Keys(t, dst)
+		if ttl := leased["/ttldir/sub/b"]; len(leased) != 1 || ttl < ttlMin || ttl > ttlMax {
+			t.Fatalf("v3 from %s (%s): leases %v, want /ttldir/sub/b with %d-%ds", read, res.SourceRead, leased, ttlMin, ttlMax)
+		}
+	}
+	check("v3", "auto", 250, 310)
+	check("v3", "api", 250, 310)
+	check("v2", "auto", 250, 300)
+
+	_, err := kapi.Set(ctx, "/ttldir", "", &clientv2.SetOptions{Dir: true, TTL: 900 * time.Second, PrevExist: clientv2.PrevExist})
+	if err != nil && etcdtest.Binary() == "" {
+		t.Skipf("the embedded etcd 3.5 refuses to update a directory's TTL (%v); 3.4 takes it", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("v3", "auto", 850, 910)
+}

@@ -90,15 +90,40 @@ type walker struct {
 	// never show them, so the walk fetches each by name once its parent directory was walked. It runs
 	// beside the first pass, which needs no names: finding them reads a whole member log.
 	Hidden func() ([]string, error)
-	// Parent returns a prefix's parent directory, with the expiry it passes on (nil: a permanent
-	// directory; the walk does not read above its prefixes).
-	Parent      func(key string) Node
+	// Parent returns a prefix's parent directory with the expiry it passes on, when the caller knows
+	// it (nil, or false: the walk reads the directories above the prefix, see parent).
+	Parent      func(key string) (Node, bool)
 	Concurrency int
 	// Timeout bounds one request.
 	Timeout time.Duration
 
 	// found holds what Hidden returned, once a walk has finished.
 	found []string
+	above ancestry
+}
+
+// ancestry holds the directories above a walk's prefixes, each read once.
+type ancestry struct {
+	mu sync.Mutex
+	m  map[string]*ancestor
+}
+
+type ancestor struct {
+	once sync.Once
+	node *Node // nil: absent
+	err  error
+}
+
+func (a *ancestry) get(key string) *ancestor {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]*ancestor{}
+	}
+	if a.m[key] == nil {
+		a.m[key] = &ancestor{}
+	}
+	return a.m[key]
 }
 
 // visitFunc receives children of one directory (leaves with values; directories without children):
@@ -198,11 +223,11 @@ func (w *walker) prefixes(ctx context.Context, scope Scope, visit visitFunc) ([]
 		go func() {
 			defer wg.Done()
 			for p := range next {
-				parent := Node{Key: path.Dir(p), Dir: true}
-				if w.Parent != nil {
-					parent = w.Parent(p)
+				parent, err := w.parent(ctx, p, scope, visit)
+				var n *Node
+				if err == nil {
+					n, err = w.get(ctx, p, parent)
 				}
-				n, err := w.get(ctx, p, parent)
 				if err == nil && n != nil && p != "/" {
 					err = visit(ctx, parent, []Node{*n})
 				}
@@ -231,6 +256,45 @@ func (w *walker) prefixes(ctx context.Context, scope Scope, visit visitFunc) ([]
 	close(next)
 	wg.Wait()
 	return roots, first
+}
+
+// parent returns the directory above prefix p with the expiry it passes on. The v2 API shows a
+// node's own TTL only, yet everything under a directory goes when it expires, so the directories
+// between the root (which has none) and p are read, once each. Those with a TTL that are not in scope
+// are visited too (once, when the walk's caller did not supply Parent): a v2 destination then
+// recreates them with their TTL; a v3 one writes no directories, and leases the keys below.
+func (w *walker) parent(ctx context.Context, p string, scope Scope, visit visitFunc) (Node, error) {
+	if w.Parent != nil {
+		if n, ok := w.Parent(p); ok {
+			return n, nil
+		}
+		visit = nil
+	}
+	up := Node{Key: "/", Dir: true}
+	if p == "/" {
+		return up, nil
+	}
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i := 1; i < len(segs); i++ {
+		key := "/" + strings.Join(segs[:i], "/")
+		a := w.above.get(key)
+		a.once.Do(func() {
+			if a.node, a.err = w.get(ctx, key, up); a.err != nil || a.node == nil {
+				return
+			}
+			if visit != nil && !a.node.Expiration.IsZero() && !scope.Contains(key) && !scope.Excluded(key) {
+				a.err = visit(ctx, up, []Node{*a.node})
+			}
+		})
+		if a.err != nil {
+			return Node{}, a.err
+		}
+		if a.node == nil || !a.node.Dir {
+			return Node{Key: path.Dir(p), Dir: true}, nil // absent (or a key): so is p
+		}
+		up = *a.node
+	}
+	return up, nil
 }
 
 // walk lists the trees under roots with Concurrency workers, depth first, and records every
