@@ -3,6 +3,7 @@ package v2data
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -52,28 +53,39 @@ func readMemberLog(dataDir string, keepSnapshot bool) (*memberLog, error) {
 	hidden, written := map[string]bool{}, map[string]bool{}
 	dirs := &storeDirs{children: map[string]*int{}, nested: map[string]bool{}}
 	var snapIndex, snapTerm uint64
+	// The snapshot's paths are scanned while the WAL after it is read: two files, two cores.
+	snapHidden, scanned := map[string]bool{}, make(chan error, 1)
 	if snap != nil {
 		snapIndex, snapTerm = snap.meta.Index, snap.meta.Term
-		err := storePaths(snap.store, func(raw []byte) error {
-			if keepSnapshot {
-				dirs.add(raw)
-			}
-			if !bytes.Contains(raw, []byte("/_")) { // neither '/' nor '_' is ever escaped
-				return nil
-			}
-			p, err := unquotePath(raw)
-			addKey(hidden, p, true)
-			return err
-		})
-		if err != nil || !keepSnapshot {
+		go func() {
+			scanned <- storePaths(snap.store, func(raw []byte) error {
+				if keepSnapshot {
+					dirs.add(raw)
+				}
+				if !bytes.Contains(raw, []byte("/_")) { // neither '/' nor '_' is ever escaped
+					return nil
+				}
+				p, err := unquotePath(raw)
+				addKey(snapHidden, p, true)
+				return err
+			})
+		}()
+	} else {
+		scanned <- nil
+	}
+	opened := func() error {
+		err := <-scanned
+		if snap != nil && (err != nil || !keepSnapshot) {
 			snap.close()
 			snap = nil
 		}
+		l.snap = snap
 		if err != nil {
-			return nil, fmt.Errorf("source_data_dir %s: v2 snapshot: %w", dataDir, err)
+			return fmt.Errorf("source_data_dir %s: v2 snapshot: %w", dataDir, err)
 		}
+		maps.Copy(hidden, snapHidden)
+		return nil
 	}
-	l.snap = snap
 	fail := func(err error) (*memberLog, error) {
 		l.snap.close()
 		return nil, err
@@ -101,6 +113,9 @@ func readMemberLog(dataDir string, keepSnapshot bool) (*memberLog, error) {
 		}
 	}
 	md, last, err := readWAL(filepath.Join(member, "wal"), snapIndex, snapTerm, entry)
+	if serr := opened(); serr != nil {
+		return fail(serr)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("source_data_dir %s: reading the WAL: %w; point it at the data dir of a member of the "+
 			"source cluster on this host (the directory holding member/wal, e.g. /var/lib/etcd)", dataDir, err))
