@@ -39,6 +39,8 @@ type memberLog struct {
 	// is exact only when understood: every entry after the snapshot was decoded and its method known.
 	written    []string
 	understood bool
+	// dirs: the snapshot's directories that hold something (kept with the snapshot).
+	dirs *storeDirs
 }
 
 // readMemberLog reads a member's data dir; with keepSnapshot, the snapshot stays open (close it)
@@ -122,6 +124,9 @@ func readMemberLog(dataDir string, keepSnapshot bool) (*memberLog, error) {
 	}
 	l.nodeID, l.clusterID, l.last = md.NodeID, md.ClusterID, last
 	l.hidden, l.written = sortedKeys(hidden), dirs.hoist(sortedKeys(written))
+	if keepSnapshot {
+		l.dirs = dirs
+	}
 	return l, nil
 }
 

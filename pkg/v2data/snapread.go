@@ -2,6 +2,7 @@ package v2data
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -119,41 +120,54 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 
 func (r *snapshotRead) close() { r.log.snap.close() }
 
-// walk visits the keyspace in scope: the snapshot's nodes, then, through w, what was written after
-// it. The snapshot's visits hand over a directory after its contents: fine for a v3 destination,
-// which only writes leaves. Nodes that had expired well before the copy began (gone is that
-// moment) are left out: the source has deleted them since.
+// walk visits the keyspace in scope: the snapshot's nodes and, through w at the same time, what
+// was written after it (the source serves those while this process decodes the snapshot). The
+// snapshot's visits hand over a directory after its contents: fine for a v3 destination, which only
+// writes leaves. Nodes that had expired well before the copy began (gone is that moment) are left
+// out: the source has deleted them since.
 func (r *snapshotRead) walk(ctx context.Context, w *walker, scope Scope, gone time.Time, visit visitFunc) error {
-	s := &storeWalk{ctx: ctx, scope: scope, gone: gone, written: map[string]bool{}, dirs: map[string]time.Time{}, visit: visit}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &storeWalk{ctx: ctx, scope: scope, gone: gone, written: map[string]bool{}, live: map[string]bool{}, visit: visit}
 	for _, p := range r.log.written {
 		s.written[p] = true
 	}
-	if err := s.run(r.log.snap.store); err != nil {
-		return err
-	}
-	live := s.liveScope(r.log.written)
+	live := liveScope(scope, r.log.written, r.log.dirs)
+	walked := make(chan error, 1)
 	if len(live.Prefixes) == 0 {
-		return nil
+		walked <- nil
+	} else {
+		for _, p := range live.Prefixes {
+			s.live[p] = true
+		}
+		w.Scope, w.AboveVisited = live, true
+		w.Hidden = func() ([]string, error) { return r.log.hidden, nil }
+		go func() {
+			err := w.Walk(ctx, visit)
+			if err != nil {
+				cancel()
+			}
+			walked <- err
+		}()
 	}
-	w.Scope = live
-	w.Hidden = func() ([]string, error) { return r.log.hidden, nil }
-	w.Parent = func(key string) (Node, bool) {
-		dir := path.Dir(key)
-		expiry, ok := s.dirs[dir] // not when a write above the prefix kept the walk out
-		return Node{Key: dir, Dir: true, Expiry: expiry}, ok
+	err := s.run(r.log.snap.store)
+	if err != nil {
+		cancel()
 	}
-	return w.Walk(ctx, visit)
+	if werr := <-walked; err == nil || errors.Is(err, context.Canceled) && werr != nil {
+		err = werr
+	}
+	return err
 }
 
 // storeWalk visits the nodes of a v2 store snapshot (its JSON, as etcd saves it) in scope, a
-// directory's children in batches, leaving out written paths.
+// directory's children in batches, leaving out written paths and what is read live.
 type storeWalk struct {
-	ctx     context.Context
-	scope   Scope
-	gone    time.Time
-	written map[string]bool
-	dirs    map[string]time.Time // directories walked, with their inherited expiry
-	visit   visitFunc
+	ctx           context.Context
+	scope         Scope
+	gone          time.Time
+	written, live map[string]bool
+	visit         visitFunc
 }
 
 // storeBatch bounds the children handed over in one visit (a listing would hand over all).
@@ -217,14 +231,13 @@ func (s *storeWalk) node(p *jparser, parent Node) (*Node, error) {
 			if !user || !s.descend(n) {
 				return p.skip()
 			}
-			s.dirs[n.Key] = n.Expiry
 			return s.children(p, n)
 		default:
 			err = p.skip()
 		}
 		return err
 	})
-	if err != nil || !user || n.Key == "/" || s.written[n.Key] || !(s.scope.Contains(n.Key) || s.ttlAbove(n)) || s.expired(n) {
+	if err != nil || !user || n.Key == "/" || s.written[n.Key] || s.live[n.Key] || !(s.scope.Contains(n.Key) || s.ttlAbove(n)) || s.expired(n) {
 		return nil, err
 	}
 	return &n, nil
@@ -269,7 +282,7 @@ func (s *storeWalk) children(p *jparser, dir Node) error {
 // descend: part of the tree under dir may be in scope, none of it was written after the snapshot
 // (written subtrees are read live), and it has not expired.
 func (s *storeWalk) descend(dir Node) bool {
-	if s.written[dir.Key] || s.scope.Excluded(dir.Key) || s.expired(dir) {
+	if s.written[dir.Key] || s.live[dir.Key] || s.scope.Excluded(dir.Key) || s.expired(dir) {
 		return false
 	}
 	for _, p := range s.scope.Prefixes {
@@ -285,16 +298,13 @@ func (s *storeWalk) expired(n Node) bool { return !n.Expiry.IsZero() && n.Expiry
 // liveScope is what must be read through the API: the paths written after the snapshot that are
 // in scope (or the scope prefixes inside them), each raised to the highest directory the snapshot
 // did not hold (so directories a write created are read too), none inside another.
-func (s *storeWalk) liveScope(written []string) Scope {
+func liveScope(scope Scope, written []string, held *storeDirs) Scope {
 	var out []string
 	for _, w := range written {
-		for w != "/" && path.Dir(w) != "/" {
-			if _, ok := s.dirs[path.Dir(w)]; ok {
-				break
-			}
+		for w != "/" && path.Dir(w) != "/" && !held.has(path.Dir(w)) {
 			w = path.Dir(w)
 		}
-		for _, p := range s.scope.Prefixes {
+		for _, p := range scope.Prefixes {
 			switch {
 			case under(w, p):
 				out = append(out, w)
@@ -305,7 +315,7 @@ func (s *storeWalk) liveScope(written []string) Scope {
 	}
 	sort.Strings(out)
 	out = slices.Compact(out)
-	live := Scope{Exclude: s.scope.Exclude}
+	live := Scope{Exclude: scope.Exclude}
 	for _, p := range out {
 		if !slices.ContainsFunc(out, func(q string) bool { return q != p && under(p, q) }) {
 			live.Prefixes = append(live.Prefixes, p)

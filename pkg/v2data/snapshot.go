@@ -216,6 +216,11 @@ func (d *storeDirs) add(raw []byte) {
 		return // the root, or a top-level node of the store (/0, /1)
 	}
 	parent := raw[:i]
+	if bytes.IndexByte(parent, '\\') >= 0 { // escaped (a quote, <, >, & …): keyed as the API names it
+		if p, err := unquotePath(parent); err == nil {
+			parent = []byte(p)
+		}
+	}
 	if n := d.children[string(parent)]; n != nil { // lookups by string(bytes) do not allocate
 		*n++
 	} else {
@@ -225,6 +230,11 @@ func (d *storeDirs) add(raw []byte) {
 	if j := bytes.LastIndexByte(parent, '/'); j > 0 && !d.nested[string(parent[:j])] {
 		d.nested[string(parent[:j])] = true
 	}
+}
+
+// has reports whether the snapshot holds something under the directory dir (an API path).
+func (d *storeDirs) has(dir string) bool {
+	return dir == "/" || d.children[storeKeysPrefix+dir] != nil
 }
 
 // hoist replaces the written children of a directory by the directory itself when they are at

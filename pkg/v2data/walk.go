@@ -90,10 +90,9 @@ type walker struct {
 	// never show them, so the walk fetches each by name once its parent directory was walked. It runs
 	// beside the first pass, which needs no names: finding them reads a whole member log.
 	Hidden func() ([]string, error)
-	// Parent returns a prefix's parent directory with the expiry it passes on, when the caller knows
-	// it (nil, or false: the walk reads the directories above the prefix, see parent).
-	Parent      func(key string) (Node, bool)
-	Concurrency int
+	// AboveVisited: the caller visits the directories above the prefixes itself (see parent).
+	AboveVisited bool
+	Concurrency  int
 	// Timeout bounds one request.
 	Timeout time.Duration
 
@@ -261,13 +260,10 @@ func (w *walker) prefixes(ctx context.Context, scope Scope, visit visitFunc) ([]
 // parent returns the directory above prefix p with the expiry it passes on. The v2 API shows a
 // node's own TTL only, yet everything under a directory goes when it expires, so the directories
 // between the root (which has none) and p are read, once each. Those with a TTL that are not in scope
-// are visited too (once, when the walk's caller did not supply Parent): a v2 destination then
-// recreates them with their TTL; a v3 one writes no directories, and leases the keys below.
+// are visited too (once, unless AboveVisited): a v2 destination then recreates them with their TTL;
+// a v3 one writes no directories, and leases the keys below.
 func (w *walker) parent(ctx context.Context, p string, scope Scope, visit visitFunc) (Node, error) {
-	if w.Parent != nil {
-		if n, ok := w.Parent(p); ok {
-			return n, nil
-		}
+	if w.AboveVisited {
 		visit = nil
 	}
 	up := Node{Key: "/", Dir: true}
