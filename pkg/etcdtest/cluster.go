@@ -69,6 +69,15 @@ type Options struct {
 // Binary returns the etcd binary tests should run as processes, or "" for embedded servers.
 func Binary() string { return os.Getenv("ETCDTEST_BIN") }
 
+// Version is the major*100+minor of the etcd that NewCluster starts by default (the embedded server
+// is 3.5).
+func Version() int {
+	if Binary() == "" {
+		return 305
+	}
+	return binaryVersion(Binary())
+}
+
 // NewCluster starts n members and waits until the cluster answers a linearizable read.
 // It is stopped by t.Cleanup.
 func NewCluster(t testing.TB, n int, opts ...Options) *Cluster {

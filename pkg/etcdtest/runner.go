@@ -45,25 +45,30 @@ func (c *Cluster) flags(m *Member) map[string]string {
 	for k, v := range m.Extra {
 		f[k] = v
 	}
-	// etcd 3.6 removed the v2 API and its flag: passing --enable-v2 at all (even false) is an error.
-	if c.bin != "" && !hasV2Flag(c.bin) {
-		delete(f, "enable-v2")
+	if c.bin != "" {
+		switch v := binaryVersion(c.bin); {
+		case v >= 306: // etcd 3.6 removed the v2 API and its flag: passing --enable-v2 at all (even false) is an error
+			delete(f, "enable-v2")
+		case v < 304: // --log-level came with 3.4 (an unknown flag stops etcd)
+			delete(f, "log-level")
+			f["log-package-levels"] = "*=ERROR"
+		}
 	}
 	return f
 }
 
 var (
-	v2FlagMu    sync.Mutex
-	v2FlagCache = map[string]bool{}
+	versionMu    sync.Mutex
+	versionCache = map[string]int{}
 )
 
-// hasV2Flag reports whether an etcd binary still knows --enable-v2 (3.4, 3.5; not 3.6+), from its
-// --version output, once per binary.
-func hasV2Flag(bin string) bool {
-	v2FlagMu.Lock()
-	defer v2FlagMu.Unlock()
-	if has, ok := v2FlagCache[bin]; ok {
-		return has
+// binaryVersion returns an etcd binary's major*100+minor (3.4 → 304), from its --version output,
+// once per binary.
+func binaryVersion(bin string) int {
+	versionMu.Lock()
+	defer versionMu.Unlock()
+	if v, ok := versionCache[bin]; ok {
+		return v
 	}
 	out, _ := exec.Command(bin, "--version").Output()
 	var major, minor int
@@ -72,9 +77,8 @@ func hasV2Flag(bin string) bool {
 			fmt.Sscanf(v, "%d.%d", &major, &minor)
 		}
 	}
-	has := major < 3 || (major == 3 && minor < 6)
-	v2FlagCache[bin] = has
-	return has
+	versionCache[bin] = major*100 + minor
+	return major*100 + minor
 }
 
 type processRunner struct {

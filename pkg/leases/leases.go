@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -288,20 +289,11 @@ func ignoreValueSafe(ctx context.Context, cli *clientv3.Client, timeout time.Dur
 			return false // not started yet: its version is unknown
 		}
 		st, err := cli.Status(mctx, m.ClientURLs[0])
-		if err != nil || !atLeast(st.Version, 3, 3) {
+		if err != nil || !etcdconn.VersionAtLeast(st.Version, 3, 3) {
 			return false
 		}
 	}
 	return true
-}
-
-// atLeast compares a version string ("3.4.23") with major.minor.
-func atLeast(version string, major, minor int) bool {
-	var ma, mi int
-	if n, _ := fmt.Sscanf(version, "%d.%d", &ma, &mi); n != 2 {
-		return false
-	}
-	return ma > major || (ma == major && mi >= minor)
 }
 
 // leaseSupply grants leases one ahead of their use: a grant is a raft round, which behind the
