@@ -67,6 +67,10 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 		if errs[i] != nil {
 			return nil, fmt.Sprintf("the status of %s is unknown (%v)", src.Endpoints[i], errs[i]), nil
 		}
+		if !etcdconn.VersionAtLeast(st.Version, 3, 4) {
+			return nil, fmt.Sprintf("%s runs etcd %s, which does not report how far it has applied its log (3.4 does)",
+				src.Endpoints[i], st.Version), nil
+		}
 		committed = max(committed, st.RaftIndex)
 		applied[st.Header.MemberId], endpoint[st.Header.MemberId] = st.RaftAppliedIndex, src.Endpoints[i]
 		clusterID = st.Header.ClusterId
