@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
+	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -29,8 +30,8 @@ type snapshotRead struct {
 	log *memberLog
 }
 
-// statusTimeout bounds the status asked of each source member, catchUpTimeout the wait for the one
-// on this host to apply what the cluster committed: either running out only means the API is read.
+// statusTimeout bounds the status asked of each source member, catchUpTimeout the quorum read of the
+// one on this host (see planSnapshotRead): either running out only means the API is read.
 const (
 	statusTimeout  = 2 * time.Second
 	catchUpTimeout = 3 * time.Second
@@ -61,23 +62,16 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 	}
 	wg.Wait()
 	var committed, clusterID uint64
-	applied := map[uint64]uint64{} // member id → applied index
 	endpoint := map[uint64]string{}
 	for i, st := range statuses {
 		if errs[i] != nil {
 			return nil, fmt.Sprintf("the status of %s is unknown (%v)", src.Endpoints[i], errs[i]), nil
 		}
-		if !etcdconn.VersionAtLeast(st.Version, 3, 4) {
-			return nil, fmt.Sprintf("%s runs etcd %s, which does not report how far it has applied its log (3.4 does)",
-				src.Endpoints[i], st.Version), nil
-		}
 		committed = max(committed, st.RaftIndex)
-		applied[st.Header.MemberId], endpoint[st.Header.MemberId] = st.RaftAppliedIndex, src.Endpoints[i]
+		endpoint[st.Header.MemberId] = src.Endpoints[i]
 		clusterID = st.Header.ClusterId
 	}
 
-	// The member on this host must have applied everything committed (a follower trails the leader
-	// by moments) before its log is read: then its log up to there is the cluster's.
 	md, err := walMember(filepath.Join(dataDir, "member", "wal"))
 	if err != nil {
 		return nil, "", fmt.Errorf("source_data_dir %s: %w", dataDir, err)
@@ -89,15 +83,12 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 	case !ok:
 		return nil, fmt.Sprintf("source_data_dir: the data dir's member %x is not among the source endpoints", md.NodeID), nil
 	}
-	at := applied[md.NodeID]
-	for deadline := time.Now().Add(catchUpTimeout); at < committed && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
-		st, err := cli.Status(sctx, ep)
-		cancel()
-		if err == nil {
-			at = st.RaftAppliedIndex
-		}
+	// The member on this host must have applied everything committed (a follower trails the leader
+	// by moments) before its log is read: then its log up to there is the cluster's. A v2 quorum read
+	// through it answers once it has applied the read's own log entry, which comes after all of
+	// those (etcd before 3.4 does not report its applied index; this works on every version).
+	if err := quorumRead(ctx, src, ep); err != nil {
+		return nil, fmt.Sprintf("source_data_dir: its member (%s) did not answer a quorum read (%v)", ep, err), nil
 	}
 
 	l, err := readMemberLog(dataDir, true)
@@ -110,8 +101,8 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 		why = "the member has no v2 snapshot"
 	case l.nodeID != md.NodeID || l.clusterID != md.ClusterID:
 		why = "the member's log changed while it was read"
-	case at < committed || l.last < committed:
-		why = fmt.Sprintf("the data dir's member is behind the cluster (applied %d, logged %d, committed %d)", at, l.last, committed)
+	case l.last < committed:
+		why = fmt.Sprintf("the data dir's member is behind the cluster (logged %d, committed %d)", l.last, committed)
 	case !l.understood:
 		why = "its log holds v2 entries this module does not know"
 	}
@@ -120,6 +111,20 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 		return nil, "source_data_dir: " + why, nil
 	}
 	return &snapshotRead{log: l}, "", nil
+}
+
+// quorumRead reads the root through the v2 API of one member, as a quorum read: it answers once that
+// member has applied the read's entry in the raft log.
+func quorumRead(ctx context.Context, src etcdconn.Options, endpoint string) error {
+	src.Endpoints = []string{endpoint}
+	cli, err := src.V2()
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	_, err = currentIndex(rctx, clientv2.NewKeysAPI(cli))
+	return err
 }
 
 func (r *snapshotRead) close() { r.log.snap.close() }

@@ -76,11 +76,7 @@ func TestCopyReadsTheSnapshotAndWhatWasWrittenAfterIt(t *testing.T) {
 
 	snap := etcdtest.NewCluster(t, 1)
 	res, err := Copy(ctx, &module.Task{}, spec(src, snap, "v3"))
-	want := "snapshot"
-	if etcdtest.Version() < 304 { // it cannot tell whether the member is current
-		want = "api"
-	}
-	if err != nil || res.SourceRead != want || !res.Verified || res.Written.Keys != int64(len(leaves)) {
+	if err != nil || res.SourceRead != "snapshot" || !res.Verified || res.Written.Keys != int64(len(leaves)) {
 		t.Fatalf("copy: %v, read from %q (%s), verified %v, %d keys written of %d", err, res.SourceRead,
 			res.SourceReadNote, res.Verified, res.Written.Keys, len(leaves))
 	}
@@ -142,9 +138,6 @@ func TestCopyReadsTheAPIWhenTheSnapshotIsNotCurrent(t *testing.T) {
 		dst := etcdtest.NewCluster(t, 1)
 		s := spec(src, dst, "v3")
 		s.SourceDataDir = dir
-		if etcdtest.Version() < 304 { // refused before the data dir is looked at
-			why = "does not report how far it has applied"
-		}
 		res, err := Copy(ctx, &module.Task{}, s)
 		if err != nil || res.SourceRead != "api" || !strings.Contains(res.SourceReadNote, why) {
 			t.Fatalf("%s: %v, read from %q: %q (want %q)", dir, err, res.SourceRead, res.SourceReadNote, why)
