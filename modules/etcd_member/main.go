@@ -17,14 +17,14 @@ type params struct {
 	Name     string        `arg:"name"`
 	PeerURLs []string      `arg:"peer_urls"`
 	ID       string        `arg:"id"`
-	Learner  bool          `arg:"learner" default:"true"`
+	Learner  string        `arg:"learner" default:"true" choices:"true,false,auto"`
 	Force    bool          `arg:"force" default:"false"`
 	Timeout  time.Duration `arg:"timeout" default:"60s"`
 }
 
 func (p *params) spec() member.Spec {
-	return member.Spec{State: p.State, Name: p.Name, PeerURLs: p.PeerURLs, ID: p.ID, Learner: p.Learner,
-		Force: p.Force, Timeout: p.Timeout}
+	return member.Spec{State: p.State, Name: p.Name, PeerURLs: p.PeerURLs, ID: p.ID, Learner: p.Learner != "false",
+		LearnerIfSupported: p.Learner == "auto", Force: p.Force, Timeout: p.Timeout}
 }
 
 // Validate checks the connection options and the member parameters before anything is contacted.

@@ -34,8 +34,9 @@ type Spec struct {
 	PeerURLs []string
 	// ID selects a member by its hex id as etcdctl prints it (Promoted, Absent).
 	ID string
-	// Learner adds the member as a non-voting learner (etcd ≥ 3.4); false adds a voter.
-	Learner bool
+	// Learner adds the member as a non-voting learner (etcd ≥ 3.4); false adds a voter. With
+	// LearnerIfSupported, a cluster older than 3.4 gets a voter instead of a refusal.
+	Learner, LearnerIfSupported bool
 	// Force skips this package's quorum check before removing a voter. etcd's own strict
 	// reconfiguration check (on by default) still applies.
 	Force bool

@@ -393,3 +393,32 @@ func TestPromoteWaitsForLaggingLearner(t *testing.T) {
 		t.Fatalf("after catching up: %+v", p.Member)
 	}
 }
+
+// learner: auto adds a learner where the cluster has them (etcd ≥ 3.4) and a voter before that,
+// where a plain learner add is refused with the parameter named (3.2 would silently add a voter).
+func TestLearnerIfSupported(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	newM := c.NewMember("m1")
+	spec := Spec{State: Present, Name: "m1", PeerURLs: []string{newM.PeerURL}, Learner: true}
+	hasLearners := etcdtest.Version() >= 304
+	if !hasLearners {
+		_, _, err := ensure(t, c, spec, false)
+		var pe *module.ParamError
+		if !errors.As(err, &pe) || pe.Param != "learner" || len(liveMembers(t, c)) != 1 {
+			t.Fatalf("a learner add on etcd %d: %v, want a refusal naming learner", etcdtest.Version(), err)
+		}
+	}
+	spec.LearnerIfSupported = true
+	res := mustEnsure(t, c, spec, false, true)
+	if !hasLearners { // a second voter: no quorum until it runs
+		newM.InitialCluster, newM.State = res.Env["ETCD_INITIAL_CLUSTER"], "existing"
+		c.Members = append(c.Members, newM)
+		if err := c.Start(newM); err != nil {
+			t.Fatal(err)
+		}
+		c.WaitReady(t)
+	}
+	if live := liveMembers(t, c); len(live) != 2 || live[res.Member.ID].IsLearner != hasLearners {
+		t.Fatalf("learner: auto on etcd %d added %+v", etcdtest.Version(), live)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -67,14 +68,20 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 		c.members = append(c.members, &etcdserverpb.Member{PeerURLs: s.PeerURLs, IsLearner: s.Learner})
 		return c.presentResult("added", c.members[len(c.members)-1])
 	}
-	if s.Learner {
-		if err := c.learnersSupported(ctx); err != nil {
+	learner := s.Learner
+	if learner {
+		version, err := c.serverVersion(ctx)
+		if err != nil {
 			return nil, err
+		}
+		if learner = etcdconn.VersionAtLeast(version, 3, 4); !learner && !s.LearnerIfSupported {
+			return nil, &module.ParamError{Param: "learner", Msg: fmt.Sprintf("etcd %s has no learners (they came with 3.4); "+
+				"set learner: false (or auto) to add a voter", version)}
 		}
 	}
 	var resp *clientv3.MemberAddResponse
 	err := c.retryTransient(ctx, func(cctx context.Context) (err error) {
-		if s.Learner {
+		if learner {
 			resp, err = c.cli.MemberAddAsLearner(cctx, s.PeerURLs)
 		} else {
 			resp, err = c.cli.MemberAdd(cctx, s.PeerURLs)
@@ -110,25 +117,20 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 	return c.presentResult("added", resp.Member)
 }
 
-// learnersSupported refuses learner adds on servers older than 3.4: they do not know the learner
-// flag and would silently add a voter.
-func (c *cluster) learnersSupported(ctx context.Context) error {
+// serverVersion is the version of the first endpoint that answers a status. A learner add goes by
+// it: a server older than 3.4 does not know the learner flag and would silently add a voter.
+func (c *cluster) serverVersion(ctx context.Context) (string, error) {
 	var lastErr error
 	for _, ep := range c.cli.Endpoints() {
 		cctx, cancel := c.conn.Ctx(ctx)
 		st, err := c.cli.Status(cctx, ep)
 		cancel()
-		if err != nil {
-			lastErr = err
-			continue
+		if err == nil {
+			return st.Version, nil
 		}
-		var major, minor int
-		if _, err := fmt.Sscanf(st.Version, "%d.%d", &major, &minor); err == nil && (major < 3 || (major == 3 && minor < 4)) {
-			return &module.ParamError{Param: "learner", Msg: fmt.Sprintf("etcd %s has no learners (they came with 3.4); set learner: false to add a voter", st.Version)}
-		}
-		return nil
+		lastErr = err
 	}
-	return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("status: %w", lastErr))
+	return "", c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("status: %w", lastErr))
 }
 
 func (c *cluster) explainAdd(err error) error {
