@@ -154,8 +154,8 @@ func (l *Lab) configure(h *Host, ca *pki.CA, authorized []byte) error {
 	if err := l.writeEtcdCerts(h, ca); err != nil {
 		return err
 	}
-	if l.Spec.Etcd == "3.6" {
-		if err := l.install36(root); err != nil {
+	if _, ok := builtEtcd[l.Spec.Etcd]; ok {
+		if err := l.installBuilt(root); err != nil {
 			return err
 		}
 	}
@@ -262,24 +262,24 @@ WantedBy=multi-user.target
 }
 
 func (l *Lab) etcdBin() string {
-	if l.Spec.Etcd == "3.6" {
+	if _, ok := builtEtcd[l.Spec.Etcd]; ok {
 		return "/usr/local/bin/etcd"
 	}
 	return "/usr/bin/etcd"
 }
 
-// install36 copies the 3.6 binaries built by mk/etcd36.mk into /usr/local/bin (etcdctl and etcdutl
-// too when present, ahead of Debian's 3.4 etcdctl on PATH).
-func (l *Lab) install36(root string) error {
-	dir := l.Spec.Etcd36
+// installBuilt copies the binaries built from the Go module proxy into /usr/local/bin (etcdctl and
+// etcdutl too when present, ahead of Debian's 3.4 etcdctl on PATH, as a host of that version has them).
+func (l *Lab) installBuilt(root string) error {
+	dir := l.Spec.EtcdDir
 	if dir == "" {
-		dir = filepath.Join(repoRoot(), "build", "etcd-3.6")
+		dir = filepath.Join(repoRoot(), "build", "etcd-"+l.Spec.Etcd)
 	}
 	for _, b := range []string{"etcd", "etcdctl", "etcdutl"} {
 		data, err := os.ReadFile(filepath.Join(dir, b))
 		if err != nil {
 			if b == "etcd" {
-				return fmt.Errorf("etcd 3.6: %v; build it with `make etcd36` or choose etcd 3.4", err)
+				return fmt.Errorf("etcd %s: %v; build it with `make %s` or choose etcd 3.4", l.Spec.Etcd, err, builtEtcd[l.Spec.Etcd])
 			}
 			continue
 		}

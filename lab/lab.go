@@ -28,8 +28,10 @@ type Spec struct {
 	Hosts   int            // etcd hosts forming the initial cluster (default 3)
 	Masters bool           // etcd hosts are also OpenShift masters: consumer units and master-config.yaml
 	Groups  map[string]int // extra groups of fresh hosts: etcd installed, configured by nobody yet (e.g. new_etcd: 3)
-	Etcd    string         // "3.4" (Debian's 3.4.23, default) or "3.6" (build/etcd-3.6/etcd from mk/etcd36.mk)
-	Etcd36  string         // directory holding the 3.6 binaries (default: build/etcd-3.6 of the checkout)
+	// Etcd is "3.4" (Debian's 3.4.23, default), or a version built from the Go module proxy into
+	// build/etcd-<version>: "3.6" (mk/etcd36.mk), "3.2" or "3.3" (mk/etcdold.mk; OpenShift 3.x's).
+	Etcd    string
+	EtcdDir string // directory holding the built binaries (default: build/etcd-<Etcd> of the checkout)
 	Cache   string         // base tree cache (default DefaultCache)
 	Root    string         // lab directory root (default DefaultRoot)
 	// SnapshotCount is ETCD_SNAPSHOT_COUNT in etcd.conf (0: etcd's default, 100000 on 3.4), so that a
@@ -76,6 +78,9 @@ type Lab struct {
 	logf       func(string, ...any)
 }
 
+// builtEtcd maps the versions built from the Go module proxy to the make target that builds them.
+var builtEtcd = map[string]string{"3.2": "etcd-old", "3.3": "etcd-old", "3.6": "etcd36"}
+
 var groupName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 func (s *Spec) defaults() error {
@@ -100,8 +105,8 @@ func (s *Spec) defaults() error {
 	if s.Hosts < 1 || s.Hosts > 9 {
 		return fmt.Errorf("hosts: %d is out of range; a lab has 1 to 9 etcd hosts", s.Hosts)
 	}
-	if s.Etcd != "3.4" && s.Etcd != "3.6" {
-		return fmt.Errorf("etcd: %q is not offered; use 3.4 (Debian's) or 3.6 (make etcd36)", s.Etcd)
+	if _, ok := builtEtcd[s.Etcd]; !ok && s.Etcd != "3.4" {
+		return fmt.Errorf("etcd: %q is not offered; use 3.4 (Debian's), 3.6 (make etcd36), 3.2 or 3.3 (make etcd-old)", s.Etcd)
 	}
 	extra := 0
 	for g, n := range s.Groups {

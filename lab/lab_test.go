@@ -164,7 +164,7 @@ func TestSpecErrorsNameTheFix(t *testing.T) {
 		want string
 	}{
 		{Spec{Hosts: 12}, "hosts: 12 is out of range"},
-		{Spec{Etcd: "3.5"}, "use 3.4 (Debian's) or 3.6"},
+		{Spec{Etcd: "3.5"}, "use 3.4 (Debian's), 3.6"},
 		{Spec{Groups: map[string]int{"etcd": 1}}, `"etcd" is not a usable extra group name`},
 		{Spec{Name: "Bad Name"}, "use lower-case letters"},
 	} {

@@ -4,7 +4,8 @@
 # mk/etcd-old/<version>/go.mod and go.sum. etcd 3.2's v2 client code requires ugorji/go at codec
 # version 5, whose init builds a base64 alphabet with a repeated '_', which Go ≥ 1.22 rejects (a
 # panic at start): a local copy with the last '_' turned into '.' is used (that alphabet only names
-# variables in generated code). Cached: nothing happens once build/etcd-<version>/etcd exists.
+# variables in generated code). etcdctl is built too: the lab installs both (LAB_ETCD=3.2).
+# Cached: nothing happens once build/etcd-<version>/etcd exists.
 ETCD32_BIN := $(CURDIR)/build/etcd-3.2/etcd
 ETCD33_BIN := $(CURDIR)/build/etcd-3.3/etcd
 UGORJI_V5  := github.com/ugorji/go@v0.0.0-20170107133203-ded73eae5db7
@@ -22,5 +23,6 @@ build/etcd-%/etcd: mk/etcd-old/%/go.mod mk/etcd-old/%/go.sum
 	  printf 'module github.com/ugorji/go\n' > build/etcd-$*/src/ugorji-go/go.mod && \
 	  sed -i 's/0123456789__")/0123456789_.")/' build/etcd-$*/src/ugorji-go/codec/gen.go && \
 	  grep -q '0123456789_.")' build/etcd-$*/src/ugorji-go/codec/gen.go; fi
+	cd build/etcd-$*/src && GOFLAGS=-mod=mod CGO_ENABLED=0 $(GO) build -trimpath -o ../etcdctl github.com/coreos/etcd/etcdctl
 	cd build/etcd-$*/src && GOFLAGS=-mod=mod CGO_ENABLED=0 $(GO) build -trimpath -o ../etcd github.com/coreos/etcd
 	@$@ --version | head -1

@@ -1,6 +1,6 @@
 # The multi-host lab (lab/, docs/lab.md): Debian hosts booted with systemd-nspawn, each with sshd and a
 # TLS etcd on its own 127.0.N.M, an Ansible inventory, OpenShift-shaped v2 data.
-#   make lab-up [LAB_HOSTS=3] [LAB_ETCD=3.4|3.6] [LAB_SEED_V2=2000] [LAB_GROUPS="new_etcd=3"]
+#   make lab-up [LAB_HOSTS=3] [LAB_ETCD=3.4|3.6|3.2|3.3] [LAB_SEED_V2=2000] [LAB_GROUPS="new_etcd=3"]
 #   make lab-down          make lab-status
 #   make e2e               playbook tests against a lab (go-ansible runner), part of `make test`
 #   make demo [KEEP=1] [DEMO_PLAYBOOK=playbooks/…]
@@ -20,7 +20,7 @@ labctl:
 	@mkdir -p $(dir $(LABCTL))
 	@$(GO) build -o $(LABCTL) ./lab/cmd/labctl
 
-lab-up: deps labctl $(if $(filter 3.6,$(LAB_ETCD)),etcd36)
+lab-up: deps labctl $(if $(filter 3.6,$(LAB_ETCD)),etcd36) $(if $(filter 3.2 3.3,$(LAB_ETCD)),etcd-old)
 	$(LABCTL) up -name $(LAB_NAME) -hosts $(LAB_HOSTS) -etcd $(LAB_ETCD) -seed-v2 $(LAB_SEED_V2) \
 	  $(foreach g,$(LAB_GROUPS),-group $(g))
 
@@ -30,7 +30,7 @@ lab-down: labctl
 lab-status: labctl
 	$(LABCTL) status -name $(LAB_NAME)
 
-e2e: deps install labctl etcd36
+e2e: deps install labctl etcd36 etcd-old
 	$(GO) test -count=1 -timeout 60m ./lab/... ./tests/e2e/...
 
 demo: deps install labctl

@@ -1,6 +1,6 @@
 // Command labctl brings the etcdops lab up and down for people and make targets:
 //
-//	labctl up [-name lab] [-hosts 3] [-masters] [-group new_etcd=3] [-etcd 3.4|3.6] [-seed-v2 N] [-seed-v3 N]
+//	labctl up [-name lab] [-hosts 3] [-masters] [-group new_etcd=3] [-etcd 3.4|3.6|3.2|3.3] [-seed-v2 N] [-seed-v3 N]
 //	labctl down [-name lab]          labctl status [-name lab]
 //	labctl seed -v2|-v3 N [-name lab] [-seed S]
 //	labctl fault kill|stop|start|restart|corrupt HOST    labctl fault partition|heal HOST HOST
@@ -36,7 +36,7 @@ func main() {
 		spec := lab.Spec{Persistent: true, Groups: map[string]int{}}
 		fs.IntVar(&spec.Hosts, "hosts", 3, "etcd hosts in the initial cluster")
 		fs.BoolVar(&spec.Masters, "masters", true, "etcd hosts are also OpenShift masters (consumer units, master-config.yaml)")
-		fs.StringVar(&spec.Etcd, "etcd", "3.4", "etcd on the hosts: 3.4 (Debian) or 3.6 (make etcd36)")
+		fs.StringVar(&spec.Etcd, "etcd", "3.4", "etcd on the hosts: 3.4 (Debian), 3.6 (make etcd36), 3.2 or 3.3 (make etcd-old)")
 		fs.StringVar(&spec.Cache, "cache", lab.DefaultCache, "base tree cache")
 		fs.Func("group", "extra group of fresh hosts, NAME=COUNT (repeatable), e.g. new_etcd=3", func(v string) error {
 			g, n, ok := strings.Cut(v, "=")
@@ -217,7 +217,7 @@ func logf(format string, args ...any) {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: labctl up|down|status|seed|fault [flags]
-  up      [-name lab] [-hosts 3] [-masters=true] [-group new_etcd=3] [-etcd 3.4|3.6] [-seed-v2 N] [-seed-v3 N]
+  up      [-name lab] [-hosts 3] [-masters=true] [-group new_etcd=3] [-etcd 3.4|3.6|3.2|3.3] [-seed-v2 N] [-seed-v3 N]
   down    [-name lab]
   status  [-name lab]
   seed    [-name lab] [-seed-v2 N] [-seed-v3 N] [-seed S]

@@ -43,6 +43,14 @@ require (
 	gopkg.in/yaml.v2 v2.0.0-20170407172122-cd8b52f8269e
 )
 
+require (
+	github.com/bgentry/speakeasy v0.1.0
+	github.com/mattn/go-runewidth v0.0.9
+	github.com/olekukonko/tablewriter v0.0.5
+	github.com/urfave/cli v1.20.0
+	gopkg.in/cheggaaa/pb.v1 v1.0.28
+)
+
 // ugorji/go codec with GenVersion 5 (required by etcd 3.2 client/keys.generated.go)
 // panics at init under Go >= 1.22: base64.NewEncoding("...0123456789__") has a
 // duplicate symbol. ./ugorji-go = that module with the alphabet's last '_' -> '.'

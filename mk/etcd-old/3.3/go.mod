@@ -55,3 +55,11 @@ require (
 	gopkg.in/yaml.v2 v2.2.2
 	sigs.k8s.io/yaml v1.1.0
 )
+
+require (
+	github.com/bgentry/speakeasy v0.1.0
+	github.com/mattn/go-runewidth v0.0.9
+	github.com/olekukonko/tablewriter v0.0.5
+	github.com/urfave/cli v1.20.0
+	gopkg.in/cheggaaa/pb.v1 v1.0.28
+)
