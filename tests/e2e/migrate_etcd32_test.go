@@ -9,7 +9,8 @@ import (
 )
 
 // OpenShift 3.6-3.11 clusters run etcd 3.2: the migration in both modes on a lab of 3.2.32 members
-// with 3.2's etcdctl (whose `migrate` writes the offline mode's v3 store). 3.2 does not know
+// with 3.2's etcdctl (whose `migrate` writes the offline mode's v3 store), and the offline one rolled
+// back (the members restored from their pre-migration backups). 3.2 does not know
 // ignore_value, so the lease attach sends every value again; the data check below reads them all.
 // The members snapshot every 5000 writes, so the online copy reads the member's snapshot, proved
 // current by a quorum read (3.2 reports no applied index).
@@ -29,6 +30,9 @@ func TestMigrateOnEtcd32(t *testing.T) {
 				if len(attached) != 1 || attached[0].Values["resent_values"] != true {
 					t.Errorf("the lease attach on etcd 3.2 did not send the values again: %v", attached)
 				}
+				back := playbook(t, l, "rollback_migration.yml", nil)
+				mustSucceed(t, back)
+				checkRolledBack(t, l, m)
 				return
 			}
 			copied := res.Find("etcdops.etcd.etcd_v2v3_migrate : Copy the v2 keyspace into v3 on the running cluster (with leases, verified)")
