@@ -170,6 +170,12 @@ func BenchmarkV2Data(b *testing.B) {
 			quiet(src, dst)
 			samples[j] = append(samples[j], measure(n, src, dst, func() { c.run(dst) }))
 			dst.Close()
+			// Its data goes at once: 50 servers' worth of written-back pages would load the disk
+			// and the kernel under later contenders (the destination's CPU for the same copy
+			// drifted from 0.6 s to over 1 s across the rounds).
+			for _, m := range dst.Members {
+				os.RemoveAll(m.DataDir)
+			}
 		}
 		r := func(j int) float64 { return samples[j][i].rate }
 		fmt.Printf("round %d: copy %.1f× baseline, %.0f %% of ceiling; attach %.1f× baseline; v2 copy %.1f× baseline, %.0f %% of ceiling\n",
