@@ -23,10 +23,11 @@ $(ETCD36_STAMP):
 	@touch $@
 	@$(ETCD36_DIR)/etcd --version | head -1
 
-# pkg/member against real etcd processes: Debian's 3.4 and the built 3.6 (`make unit` covers the
-# embedded 3.5).
-test-member-versions: etcd36
+# pkg/member against real etcd processes: Debian's 3.4, the built 3.6 and 3.2 (OpenShift 3.x's; no
+# learners: those tests skip) (`make unit` covers the embedded 3.5).
+test-member-versions: etcd36 etcd-old
 	ETCDTEST_BIN=/usr/bin/etcd $(GO) test -count=1 -timeout 15m ./pkg/member/
 	ETCDTEST_BIN=$(ETCD36_BIN) $(GO) test -count=1 -timeout 15m ./pkg/member/
+	ETCDTEST_BIN=$(ETCD32_BIN) $(GO) test -count=1 -timeout 15m ./pkg/member/
 
 EXTRA_TEST_TARGETS += test-member-versions

@@ -62,6 +62,14 @@ func liveMembers(t *testing.T, c *etcdtest.Cluster, via ...*etcdtest.Member) map
 	return out
 }
 
+// needLearners skips a test that adds learners on etcd before 3.4 (TestLearnerIfSupported covers
+// what happens there).
+func needLearners(t *testing.T) {
+	if v := etcdtest.Version(); v < 304 {
+		t.Skipf("etcd %d.%d has no learners", v/100, v%100)
+	}
+}
+
 func voters(ms map[string]Info) int {
 	n := 0
 	for _, m := range ms {
@@ -74,6 +82,7 @@ func voters(ms map[string]Info) int {
 
 // The migration's flow: add a learner, write its env into the new host's config, start it, promote it.
 func TestAddLearnerStartPromote(t *testing.T) {
+	needLearners(t)
 	c := etcdtest.NewCluster(t, 3)
 	newM := c.NewMember("m3")
 	spec := Spec{State: Present, Name: "m3", PeerURLs: []string{newM.PeerURL}, Learner: true}
@@ -188,6 +197,7 @@ func TestAddVoterAndRemoveByID(t *testing.T) {
 // With one of three members down, removing a healthy one would leave no quorum; the down one may
 // go, and so may a learner.
 func TestRemoveKeepsQuorum(t *testing.T) {
+	needLearners(t)
 	c := etcdtest.NewCluster(t, 3)
 	m0, m1, m2 := c.Members[0], c.Members[1], c.Members[2]
 	learner := c.NewMember("l")
@@ -355,6 +365,7 @@ func TestNormalizeURL(t *testing.T) {
 // A learner that lags (here: down while the leader takes writes) is not promoted; the task waits
 // for it, fails after timeout saying how far behind it is, and succeeds once it has caught up.
 func TestPromoteWaitsForLaggingLearner(t *testing.T) {
+	needLearners(t)
 	c := etcdtest.NewCluster(t, 1)
 	newM := c.NewMember("m1")
 	res := mustEnsure(t, c, Spec{State: Present, Name: "m1", PeerURLs: []string{newM.PeerURL}, Learner: true}, false, true)
