@@ -117,7 +117,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 		return nil, err
 	}
 
-	src := &Tally{Dirs: s.TargetAPI == "v2"}
+	src := &Tally{Dirs: s.TargetAPI == "v2", NoDigest: !s.Verify && !s.VerifyOnly}
 	invalid := &keySet{}
 	reader, err := newV2Reader(s.Source)
 	if err != nil {
