@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,9 +130,8 @@ func decodeNode(b []byte) (*clientv2.Node, error) {
 
 // jparser decodes the JSON of v2 answers: objects, arrays, strings, numbers, booleans, null.
 type jparser struct {
-	b   []byte
-	i   int
-	buf []byte // unescaping scratch, reused across strings
+	b []byte
+	i int
 }
 
 func (p *jparser) fail(want string) error {
@@ -268,71 +268,88 @@ func (p *jparser) node() (*clientv2.Node, error) {
 	return n, err
 }
 
-// str decodes a string, copying the runs between escapes whole.
+// str decodes a string. An escaped one (every value: values are JSON text, full of quotes) is
+// unescaped into memory of its own, sized by its closing quote and not zeroed (a strings.Builder),
+// that the string then keeps: one copy of each value rather than two. Runs between escapes are
+// copied whole.
 func (p *jparser) str() (string, error) {
 	if p.peek() != '"' {
 		return "", p.fail(`"`)
 	}
 	p.i++
-	var out []byte
+	end := p.closingQuote()
+	if end < 0 {
+		return "", p.fail(`closing "`)
+	}
+	raw := p.b[p.i:end]
+	p.i = end + 1
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw), nil
+	}
+	var out strings.Builder
+	out.Grow(len(raw))
 	for {
-		rest := p.b[p.i:]
-		q := bytes.IndexByte(rest, '"')
-		if q < 0 {
-			return "", p.fail(`closing "`)
-		}
-		bs := bytes.IndexByte(rest[:q], '\\')
+		bs := bytes.IndexByte(raw, '\\')
 		if bs < 0 {
-			p.i += q + 1
-			if out == nil {
-				return string(rest[:q]), nil
-			}
-			p.buf = append(out, rest[:q]...)
-			return string(p.buf), nil
+			out.Write(raw)
+			return out.String(), nil
 		}
-		if out == nil {
-			out = p.buf[:0]
-		}
-		out = append(out, rest[:bs]...)
-		p.i += bs + 1
-		if p.i >= len(p.b) {
-			return "", p.fail("an escape")
-		}
-		c := p.b[p.i]
-		p.i++
+		out.Write(raw[:bs])
+		c := raw[bs+1] // a closing quote is never escaped, so an escape is never last
+		raw = raw[bs+2:]
 		switch c {
 		case '"', '\\', '/':
-			out = append(out, c)
+			out.WriteByte(c)
 		case 'b':
-			out = append(out, '\b')
+			out.WriteByte('\b')
 		case 'f':
-			out = append(out, '\f')
+			out.WriteByte('\f')
 		case 'n':
-			out = append(out, '\n')
+			out.WriteByte('\n')
 		case 'r':
-			out = append(out, '\r')
+			out.WriteByte('\r')
 		case 't':
-			out = append(out, '\t')
+			out.WriteByte('\t')
 		case 'u':
-			r, ok := hex4(p.b[p.i:])
+			r, ok := hex4(raw)
 			if !ok {
 				return "", p.fail(`\uXXXX`)
 			}
-			p.i += 4
+			raw = raw[4:]
 			if utf16.IsSurrogate(r) {
 				// A pair makes one rune; a lone half becomes U+FFFD, as in encoding/json.
 				r2, ok := rune(0), false
-				if bytes.HasPrefix(p.b[p.i:], []byte(`\u`)) {
-					r2, ok = hex4(p.b[p.i+2:])
+				if bytes.HasPrefix(raw, []byte(`\u`)) {
+					r2, ok = hex4(raw[2:])
 				}
 				if r = utf16.DecodeRune(r, r2); ok && r != utf8.RuneError {
-					p.i += 6
+					raw = raw[6:]
 				}
 			}
-			out = utf8.AppendRune(out, r)
+			out.WriteRune(r)
 		default:
 			return "", p.fail("a valid escape")
 		}
+	}
+}
+
+// closingQuote returns the index of the quote that ends the string starting at p.i (-1: none): the
+// first one not escaped, i.e. not after an odd number of backslashes.
+func (p *jparser) closingQuote() int {
+	for from := p.i; ; {
+		q := bytes.IndexByte(p.b[from:], '"')
+		if q < 0 {
+			return -1
+		}
+		q += from
+		n := 0
+		for k := q - 1; k >= p.i && p.b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q
+		}
+		from = q + 1
 	}
 }
 

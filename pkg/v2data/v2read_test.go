@@ -47,7 +47,8 @@ func TestDecodeNodeMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("%s\ndecoded %+v (%v)\nwant    %+v", b, got, err, want.Node)
 		}
 	}
-	for in, want := range map[string]string{`"\ud83d\ude00"`: "😀", `"\ud83dx"`: "\ufffdx", `"\ud83d\u0041"`: "\ufffdA", `"a\/b"`: "a/b"} {
+	for in, want := range map[string]string{`"\ud83d\ude00"`: "😀", `"\ud83dx"`: "\ufffdx", `"\ud83d\u0041"`: "\ufffdA", `"a\/b"`: "a/b",
+		`"a\\"`: `a\`, `"\\\""`: `\"`, `""`: ""} {
 		n, err := decodeNode([]byte(`{"node":{"key":` + in + `}}`))
 		if err != nil || n.Key != want {
 			t.Fatalf("%s: %q %v, want %q", in, n.Key, err, want)
