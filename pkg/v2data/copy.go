@@ -81,11 +81,14 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	// Hidden names are read beside the walk; a data dir that is plainly wrong fails here, before
 	// anything is written.
 	var discover func() ([]string, error)
+	var scan *snapScan
 	if s.SourceDataDir != "" {
 		if err := checkDataDir(s.SourceDataDir); err != nil {
 			return nil, err
 		}
 		discover = func() ([]string, error) { return HiddenPaths(s.SourceDataDir) }
+		scan = s.scanSnapshot()
+		defer scan.discard()
 	} else {
 		t.Warn("source_data_dir is not set: keys with a path segment starting with '_' (hidden keys) are never " +
 			"listed by the v2 API, so they are neither copied nor verified; set source_data_dir to the data dir " +
@@ -123,7 +126,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	snapRead, err := s.planRead(ctx, res)
+	snapRead, err := s.planRead(ctx, res, scan)
 	if err != nil {
 		return nil, err
 	}
@@ -235,19 +238,29 @@ func (s *Spec) verify(ctx context.Context, dest destination, scope Scope, hidden
 // source's leader (it expires TTL keys every 500 ms), so a snapshot read leaves it out.
 const goneAfter = 5 * time.Second
 
-// planRead decides where the copy reads the source (see snapshotRead) and says so in res; nil: the
-// API.
-func (s *Spec) planRead(ctx context.Context, res *Result) (*snapshotRead, error) {
-	res.SourceRead = "api"
+// scanSnapshot starts opening the source member's snapshot when the copy may read it (see
+// snapshotRead), nil when it reads the API: that takes a while and needs nothing from the cluster.
+func (s *Spec) scanSnapshot() *snapScan {
 	switch {
 	case s.SourceDataDir == "" || s.SourceRead == "api":
-		return nil, nil
+		return nil
 	case s.TargetAPI != "v3" || s.VerifyOnly:
-		return nil, nil // a v2 destination creates directories before their contents; a comparison reads the live source
+		return nil // a v2 destination creates directories before their contents; a comparison reads the live source
 	}
-	r, why, err := planSnapshotRead(ctx, s.Source, s.SourceDataDir)
+	return startSnapScan(s.SourceDataDir, true)
+}
+
+// planRead decides where the copy reads the source and says so in res; nil: the API.
+func (s *Spec) planRead(ctx context.Context, res *Result, scan *snapScan) (*snapshotRead, error) {
+	res.SourceRead = "api"
+	if scan == nil {
+		return nil, nil
+	}
+	r, why, err := planSnapshotRead(ctx, s.Source, scan)
 	if r != nil {
 		res.SourceRead = "snapshot"
+	} else {
+		scan.discard()
 	}
 	res.SourceReadNote = why
 	return r, err

@@ -11,6 +11,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
 	"go.etcd.io/etcd/server/v3/wal"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // v2 user keys live under /1 in the store (membership under /0); the HTTP API hides the prefix.
@@ -21,7 +22,7 @@ const storeKeysPrefix = "/1"
 // The result is a list of candidate paths (as the v2 API names them); a walk fetches each by name,
 // so deleted or expired ones simply come back absent. It only reads: safe beside a running member.
 func HiddenPaths(dataDir string) ([]string, error) {
-	l, err := readMemberLog(dataDir, false)
+	l, err := readMemberLog(dataDir, startSnapScan(dataDir, false))
 	if err != nil {
 		return nil, err
 	}
@@ -43,89 +44,114 @@ type memberLog struct {
 	dirs *storeDirs
 }
 
-// readMemberLog reads a member's data dir; with keepSnapshot, the snapshot stays open (close it)
-// and every write after it is decoded, for a copy that reads the store from the snapshot.
-func readMemberLog(dataDir string, keepSnapshot bool) (*memberLog, error) {
-	member := filepath.Join(dataDir, "member")
-	snap, err := newestSnapshot(filepath.Join(member, "snap"))
-	if err != nil {
-		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, err)
+// snapScan opens a member's newest v2 snapshot and scans its paths in the background. It needs
+// nothing from the cluster (a snapshot holds only applied entries), so a copy starts it first; the
+// WAL after it is read once the snapshot is open.
+type snapScan struct {
+	dataDir string
+	keep    bool          // the snapshot stays open and its directories are counted, for a copy
+	opened  chan struct{} // closed once snap (nil: none) or err is set
+	scanned chan struct{} // closed once hidden and dirs are complete, or err is set
+	snap    *snapshotFile
+	hidden  map[string]bool
+	dirs    *storeDirs
+	err     error
+}
+
+func startSnapScan(dataDir string, keep bool) *snapScan {
+	s := &snapScan{dataDir: dataDir, keep: keep, opened: make(chan struct{}), scanned: make(chan struct{}),
+		hidden: map[string]bool{}, dirs: &storeDirs{children: map[string]*int{}, nested: map[string]bool{}}}
+	go func() {
+		defer close(s.scanned)
+		s.snap, s.err = newestSnapshot(filepath.Join(dataDir, "member", "snap"))
+		close(s.opened)
+		if s.err != nil || s.snap == nil {
+			return
+		}
+		s.err = storePaths(s.snap.store, func(raw []byte) error {
+			if keep {
+				s.dirs.add(raw)
+			}
+			if !bytes.Contains(raw, []byte("/_")) { // neither '/' nor '_' is ever escaped
+				return nil
+			}
+			p, err := unquotePath(raw)
+			addKey(s.hidden, p, true)
+			return err
+		})
+		if s.err != nil {
+			s.err = fmt.Errorf("v2 snapshot: %w", s.err)
+		}
+	}()
+	return s
+}
+
+// discard waits for the scan and closes the snapshot, unless a snapshot read still uses it: for a
+// copy that reads the API after all, or has finished.
+func (s *snapScan) discard() {
+	if s == nil {
+		return
+	}
+	<-s.scanned
+	s.snap.close()
+}
+
+// readMemberLog reads a member's data dir: the snapshot scan's result, and the WAL after the
+// snapshot, read while the scan goes on (two files, two cores). With scan.keep the snapshot stays
+// open (close it) and every write after it is decoded, for a copy that reads the store from the
+// snapshot.
+func readMemberLog(dataDir string, scan *snapScan) (*memberLog, error) {
+	<-scan.opened
+	if scan.err != nil {
+		scan.discard()
+		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, scan.err)
+	}
+	var snapIndex, snapTerm uint64
+	if scan.snap != nil {
+		snapIndex, snapTerm = scan.snap.meta.Index, scan.snap.meta.Term
 	}
 	l := &memberLog{understood: true}
 	hidden, written := map[string]bool{}, map[string]bool{}
-	dirs := &storeDirs{children: map[string]*int{}, nested: map[string]bool{}}
-	var snapIndex, snapTerm uint64
-	// The snapshot's paths are scanned while the WAL after it is read: two files, two cores.
-	snapHidden, scanned := map[string]bool{}, make(chan error, 1)
-	if snap != nil {
-		snapIndex, snapTerm = snap.meta.Index, snap.meta.Term
-		go func() {
-			scanned <- storePaths(snap.store, func(raw []byte) error {
-				if keepSnapshot {
-					dirs.add(raw)
-				}
-				if !bytes.Contains(raw, []byte("/_")) { // neither '/' nor '_' is ever escaped
-					return nil
-				}
-				p, err := unquotePath(raw)
-				addKey(snapHidden, p, true)
-				return err
-			})
-		}()
-	} else {
-		scanned <- nil
-	}
-	opened := func() error {
-		err := <-scanned
-		if snap != nil && (err != nil || !keepSnapshot) {
-			snap.close()
-			snap = nil
-		}
-		l.snap = snap
-		if err != nil {
-			return fmt.Errorf("source_data_dir %s: v2 snapshot: %w", dataDir, err)
-		}
-		maps.Copy(hidden, snapHidden)
-		return nil
-	}
-	fail := func(err error) (*memberLog, error) {
-		l.snap.close()
-		return nil, err
-	}
-
 	entry := func(index uint64, typ raftpb.EntryType, data []byte) {
 		if typ != raftpb.EntryNormal || len(data) == 0 {
 			return // membership changes write outside the keys; empty entries come with new leaders
 		}
 		// A hidden path holds "/_": when only hidden names are wanted, most entries (v3 writes,
 		// other v2 paths) are skipped undecoded.
-		if !keepSnapshot && !bytes.Contains(data, []byte("/_")) {
+		if !scan.keep && !bytes.Contains(data, []byte("/_")) {
 			return
 		}
-		r, v2, ok := v2Request(data)
+		method, path, v2, ok := v2Request(data)
 		switch {
 		case !ok:
 			l.understood = false
 		case !v2:
-		case r.Method == "PUT" || r.Method == "POST" || r.Method == "DELETE":
-			addKey(hidden, r.Path, true)
-			addKey(written, r.Path, false)
-		case r.Method != "QGET" && r.Method != "SYNC": // reads, and the expiry of TTL keys
+		case method == "PUT" || method == "POST" || method == "DELETE":
+			addKey(hidden, path, true)
+			addKey(written, path, false)
+		case method != "QGET" && method != "SYNC": // reads, and the expiry of TTL keys
 			l.understood = false
 		}
 	}
-	md, last, err := readWAL(filepath.Join(member, "wal"), snapIndex, snapTerm, entry)
-	if serr := opened(); serr != nil {
-		return fail(serr)
+	md, last, err := readWAL(filepath.Join(dataDir, "member", "wal"), snapIndex, snapTerm, entry)
+	<-scan.scanned
+	if scan.err == nil && err != nil {
+		err = fmt.Errorf("reading the WAL: %w; point it at the data dir of a member of the source cluster on "+
+			"this host (the directory holding member/wal, e.g. /var/lib/etcd)", err)
+	} else if scan.err != nil {
+		err = scan.err
+	}
+	if err != nil || !scan.keep {
+		scan.snap.close()
 	}
 	if err != nil {
-		return fail(fmt.Errorf("source_data_dir %s: reading the WAL: %w; point it at the data dir of a member of the "+
-			"source cluster on this host (the directory holding member/wal, e.g. /var/lib/etcd)", dataDir, err))
+		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, err)
 	}
+	maps.Copy(hidden, scan.hidden)
 	l.nodeID, l.clusterID, l.last = md.NodeID, md.ClusterID, last
-	l.hidden, l.written = sortedKeys(hidden), dirs.hoist(sortedKeys(written))
-	if keepSnapshot {
-		l.dirs = dirs
+	l.hidden, l.written = sortedKeys(hidden), scan.dirs.hoist(sortedKeys(written))
+	if scan.keep {
+		l.snap, l.dirs = scan.snap, scan.dirs
 	}
 	return l, nil
 }
@@ -164,17 +190,71 @@ func checkDataDir(dataDir string) error {
 	return nil
 }
 
-// v2Request decodes a WAL entry the way etcd applies it: an InternalRaftRequest carrying a v2
-// request (v2 false: a v3 request), or (older proposals) a bare v2 Request. ok is false for an
-// entry that is neither.
-func v2Request(data []byte) (r *pb.Request, v2, ok bool) {
+// v2Request reads a WAL entry's v2 method and path the way etcd applies it: an InternalRaftRequest
+// (v2 false: a v3 request), or else a bare v2 Request, which is how etcd proposes every v2 request.
+// ok is false for an entry that is neither.
+func v2Request(data []byte) (method, path string, v2, ok bool) {
+	if method, path, ok := bareV2Request(data); ok {
+		return method, path, true, true
+	}
 	var irr pb.InternalRaftRequest
 	if err := irr.Unmarshal(data); err == nil {
-		return irr.V2, irr.V2 != nil, true
+		if irr.V2 == nil {
+			return "", "", false, true
+		}
+		return irr.V2.Method, irr.V2.Path, true, true
 	}
-	r = &pb.Request{}
+	var r pb.Request
 	if err := r.Unmarshal(data); err == nil {
-		return r, true, true
+		return r.Method, r.Path, true, true
 	}
-	return nil, false, false
+	return "", "", false, false
+}
+
+// proposedMethods are the v2 methods etcd proposes. None of them is a valid protobuf message, so
+// an entry holding one as a Request's Method fails to decode as an InternalRaftRequest (whose field
+// 2 is a message) and is applied as a bare Request.
+var proposedMethods = map[string]bool{"PUT": true, "POST": true, "DELETE": true, "QGET": true, "SYNC": true}
+
+// bareV2Request reads Method and Path of a bare v2 Request without decoding the rest: the full
+// decoders copy every value (twice, as the InternalRaftRequest attempt fails first), which was half
+// of reading the WAL. It answers only where they would agree: every known field has Request's wire
+// type, unknown ones are plain, and the method is one of proposedMethods.
+func bareV2Request(data []byte) (method, path string, ok bool) {
+	for m := data; len(m) > 0; {
+		num, typ, n := protowire.ConsumeTag(m)
+		if n < 0 {
+			return "", "", false
+		}
+		m = m[n:]
+		switch {
+		case num == 2 || num == 3 || num == 4 || num == 6: // Method, Path, Val, PrevValue
+			if typ != protowire.BytesType {
+				return "", "", false
+			}
+		case num <= 17: // the others are integers and booleans
+			if typ != protowire.VarintType {
+				return "", "", false
+			}
+		case typ == protowire.StartGroupType || typ == protowire.EndGroupType:
+			return "", "", false
+		}
+		var b []byte
+		if typ == protowire.BytesType {
+			b, n = protowire.ConsumeBytes(m)
+		} else {
+			n = protowire.ConsumeFieldValue(num, typ, m)
+		}
+		if n < 0 {
+			return "", "", false
+		}
+		m = m[n:]
+		switch num {
+		case 2:
+			method = string(b)
+		case 3:
+			path = string(b)
+		}
+	}
+	return method, path, proposedMethods[method]
 }

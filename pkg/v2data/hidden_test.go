@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdtest"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 	"go.uber.org/zap"
@@ -155,6 +156,60 @@ func awaitNewestSnapshot(t *testing.T, dir string) (string, *raftpb.Snapshot) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no complete v2 snapshot in %s (newest: %q)", dir, name)
+		}
+	}
+}
+
+// The WAL entry reader's shortcut for bare v2 requests answers exactly what etcd's decoders do, on
+// requests as etcd proposes them and on entries that only look like one.
+func TestV2RequestShortcutAgreesWithTheDecoders(t *testing.T) {
+	yes := true
+	full := func(data []byte) (string, string, bool, bool) { // what v2Request did before the shortcut
+		var irr pb.InternalRaftRequest
+		if irr.Unmarshal(data) == nil {
+			if irr.V2 == nil {
+				return "", "", false, true
+			}
+			return irr.V2.Method, irr.V2.Path, true, true
+		}
+		var r pb.Request
+		if r.Unmarshal(data) == nil {
+			return r.Method, r.Path, true, true
+		}
+		return "", "", false, false
+	}
+	var entries [][]byte
+	for m := range proposedMethods {
+		for _, r := range []pb.Request{{ID: 7, Method: m, Path: "/1/a/_b", Val: `{"x":"` + strings.Repeat("y", 5000) + `"}`},
+			{ID: 8, Method: m, Path: "/1/é", PrevValue: "old", PrevIndex: 3, PrevExist: &yes, Expiration: 1 << 60, Refresh: &yes, Time: -1}} {
+			b, err := r.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, ok := bareV2Request(b); !ok {
+				t.Errorf("%s %s: the shortcut is not taken", m, r.Path)
+			}
+			entries = append(entries, b)
+			// truncated, and with fields of the wrong wire type or unknown numbers appended
+			entries = append(entries, b[:len(b)-1], append(slices.Clip(b), 0x08), append(slices.Clip(b), 0x10, 0x01),
+				append(slices.Clip(b), 0x2a, 0x01, 'z'), append(slices.Clip(b), 0x98, 0x06, 0x01), append(slices.Clip(b), 0xa3, 0x06))
+		}
+		if (&pb.Request{}).Unmarshal([]byte(m)) == nil {
+			t.Errorf("%s decodes as a Request message: an InternalRaftRequest could carry it as its v2 field", m)
+		}
+	}
+	for _, irr := range []pb.InternalRaftRequest{{Header: &pb.RequestHeader{ID: 1}, Put: &pb.PutRequest{Key: []byte("k")}},
+		{ID: 2, V2: &pb.Request{Method: "PUT", Path: "/1/v"}}} {
+		b, _ := irr.Marshal()
+		entries = append(entries, b)
+	}
+	other, _ := (&pb.Request{Method: "GET", Path: "/1/x"}).Marshal()
+	entries = append(entries, other, nil, []byte{0xff})
+	for _, e := range entries {
+		m, p, v2, ok := v2Request(e)
+		wm, wp, wv2, wok := full(e)
+		if m != wm || p != wp || v2 != wv2 || ok != wok {
+			t.Errorf("%.60x: got %q %q %v %v, the decoders %q %q %v %v", e, m, p, v2, ok, wm, wp, wv2, wok)
 		}
 	}
 }

@@ -37,10 +37,11 @@ const (
 	catchUpTimeout = 3 * time.Second
 )
 
-// planSnapshotRead returns a snapshot read, or nil and why the API must be read instead. Call it
-// after reading the copy's start index. Errors reading the data dir are errors: the API walk needs
-// the same files for hidden names.
-func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string) (*snapshotRead, string, error) {
+// planSnapshotRead returns a snapshot read of the data dir scan is opening, or nil and why the API
+// must be read instead. Call it after reading the copy's start index. Errors reading the data dir
+// are errors: the API walk needs the same files for hidden names.
+func planSnapshotRead(ctx context.Context, src etcdconn.Options, scan *snapScan) (*snapshotRead, string, error) {
+	dataDir := scan.dataDir
 	// The cluster's committed index, asked of every member after the copy's start index was read:
 	// every write the copy's start reflects is at or below it.
 	cli, err := src.V3()
@@ -91,7 +92,7 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, dataDir string)
 		return nil, fmt.Sprintf("source_data_dir: its member (%s) did not answer a quorum read (%v)", ep, err), nil
 	}
 
-	l, err := readMemberLog(dataDir, true)
+	l, err := readMemberLog(dataDir, scan)
 	if err != nil {
 		return nil, "", err
 	}
