@@ -335,10 +335,13 @@ func liveScope(scope Scope, written []string, held *storeDirs) Scope {
 }
 
 // apiKey turns a v2 store path into the API's ("/1/a" → "/a", "/1" → "/"); false outside user keys.
+// The key is a part of the path, not a copy.
 func apiKey(storePath string) (string, bool) {
 	if storePath == storeKeysPrefix {
 		return "/", true
 	}
-	k, ok := strings.CutPrefix(storePath, storeKeysPrefix+"/")
-	return "/" + k, ok
+	if strings.HasPrefix(storePath, storeKeysPrefix+"/") {
+		return storePath[len(storeKeysPrefix):], true
+	}
+	return "", false
 }
