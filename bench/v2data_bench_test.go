@@ -157,7 +157,7 @@ func BenchmarkV2Data(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	rounds := 3
+	rounds := 5
 	if s := os.Getenv("BENCH_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
 	}

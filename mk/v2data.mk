@@ -2,7 +2,8 @@
 #
 # make bench-v2data (part of make bench): both against the algorithms they replace and the server's
 # write ceiling, in one run (Debian's etcd 3.4 by default). BENCH_KEYS sizes the dataset (20000),
-# BENCH_ROUNDS the rounds whose median ratios are printed (3).
+# BENCH_ROUNDS the rounds whose median ratios are printed (5: on two shared cores single rounds of the
+# copy ranged over ±10 %).
 BENCH_ETCD ?= /usr/bin/etcd
 .PHONY: bench-v2data test-v2data-versions
 bench-v2data:
