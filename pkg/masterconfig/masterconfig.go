@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // The apiServerArguments that switch an OpenShift 3.6/3.7 API server to etcd3 (seed 001, 7.4 step 4).
@@ -111,11 +111,14 @@ func (c *Config) UnsetEtcd3() bool {
 	return a || b
 }
 
-// Bytes renders the tree with the indentation OpenShift's installer writes (two spaces).
+// Bytes renders the tree with the indentation OpenShift's installer writes: two spaces, and a
+// sequence's dashes level with its key (go.yaml.in/yaml/v3, the maintained gopkg.in/yaml.v3, has
+// the option), so an edit leaves the other lines as they were.
 func (c *Config) Bytes() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
+	enc.CompactSeqIndent()
 	if err := enc.Encode(&c.doc); err != nil {
 		return nil, err
 	}
