@@ -50,12 +50,14 @@ type memberLog struct {
 type snapScan struct {
 	dataDir string
 	keep    bool          // the snapshot stays open and its directories are counted, for a copy
-	opened  chan struct{} // closed once snap (nil: none) or err is set
-	scanned chan struct{} // closed once hidden and dirs are complete, or err is set
+	opened  chan struct{} // closed once snap (nil: none) or openErr is set
+	scanned chan struct{} // closed once hidden and dirs are complete, or scanErr is set
 	snap    *snapshotFile
 	hidden  map[string]bool
 	dirs    *storeDirs
-	err     error
+	// Two errors, each written before its channel closes, so that a reader after opened never
+	// races the scan.
+	openErr, scanErr error
 }
 
 func startSnapScan(dataDir string, keep bool) *snapScan {
@@ -63,12 +65,12 @@ func startSnapScan(dataDir string, keep bool) *snapScan {
 		hidden: map[string]bool{}, dirs: &storeDirs{children: map[string]*int{}, nested: map[string]bool{}}}
 	go func() {
 		defer close(s.scanned)
-		s.snap, s.err = newestSnapshot(filepath.Join(dataDir, "member", "snap"))
+		s.snap, s.openErr = newestSnapshot(filepath.Join(dataDir, "member", "snap"))
 		close(s.opened)
-		if s.err != nil || s.snap == nil {
+		if s.openErr != nil || s.snap == nil {
 			return
 		}
-		s.err = storePaths(s.snap.store, func(raw []byte) error {
+		err := storePaths(s.snap.store, func(raw []byte) error {
 			if keep {
 				s.dirs.add(raw)
 			}
@@ -79,8 +81,8 @@ func startSnapScan(dataDir string, keep bool) *snapScan {
 			addKey(s.hidden, p, true)
 			return err
 		})
-		if s.err != nil {
-			s.err = fmt.Errorf("v2 snapshot: %w", s.err)
+		if err != nil {
+			s.scanErr = fmt.Errorf("v2 snapshot: %w", err)
 		}
 	}()
 	return s
@@ -102,9 +104,9 @@ func (s *snapScan) discard() {
 // snapshot.
 func readMemberLog(dataDir string, scan *snapScan) (*memberLog, error) {
 	<-scan.opened
-	if scan.err != nil {
+	if scan.openErr != nil {
 		scan.discard()
-		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, scan.err)
+		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, scan.openErr)
 	}
 	var snapIndex, snapTerm uint64
 	if scan.snap != nil {
@@ -135,11 +137,11 @@ func readMemberLog(dataDir string, scan *snapScan) (*memberLog, error) {
 	}
 	md, last, err := readWAL(filepath.Join(dataDir, "member", "wal"), snapIndex, snapTerm, entry)
 	<-scan.scanned
-	if scan.err == nil && err != nil {
+	if scan.scanErr == nil && err != nil {
 		err = fmt.Errorf("reading the WAL: %w; point it at the data dir of a member of the source cluster on "+
 			"this host (the directory holding member/wal, e.g. /var/lib/etcd)", err)
-	} else if scan.err != nil {
-		err = scan.err
+	} else if scan.scanErr != nil {
+		err = scan.scanErr
 	}
 	if err != nil || !scan.keep {
 		scan.snap.close()
