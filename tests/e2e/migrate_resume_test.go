@@ -31,7 +31,7 @@ func TestMigrateInterruptedThenResumed(t *testing.T) {
 
 	res = playbook(t, l, "migrate_v2_to_v3.yml", nil)
 	mustSucceed(t, res)
-	if msg := res.Find("etcdops.etcd.etcd_preflight : Report the decision"); len(msg) == 0 ||
+	if msg := res.Find("etcdops.etcd.etcd_v2v3_migrate : Report the decision"); len(msg) == 0 ||
 		!strings.Contains(msg[0].Values["msg"].(string), "Resuming") {
 		t.Fatalf("the re-run did not resume: %v", msg)
 	}
@@ -66,7 +66,7 @@ func TestMigrateResumesAfterTheRebuild(t *testing.T) {
 
 	res = playbook(t, l, "migrate_v2_to_v3.yml", online)
 	mustSucceed(t, res)
-	if msg := res.Find("etcdops.etcd.etcd_preflight : Report the decision"); len(msg) == 0 ||
+	if msg := res.Find("etcdops.etcd.etcd_v2v3_migrate : Report the decision"); len(msg) == 0 ||
 		!strings.Contains(msg[0].Values["msg"].(string), "Resuming") {
 		t.Fatalf("the re-run did not resume: %v", msg)
 	}
