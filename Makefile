@@ -52,8 +52,11 @@ deps:
 	fi
 	@$(GO) mod download
 
+# Besides vet and ansible-lint: every module's parameters (its binary's --argspec, from the struct tags)
+# must agree with its sidecar doc as ansible-doc renders it (tests/modules/argspec_test.go).
 lint: build
 	$(GO) vet ./...
+	$(GO) test -count=1 -run '^(TestArgSpecMatchesDocs|TestCompareOptionsReportsEveryMismatch)$$' ./tests/modules/
 	ansible-lint --offline -q playbooks roles
 
 unit:
