@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -51,6 +52,9 @@ func TestSidecarDocsRender(t *testing.T) {
 				Doc struct {
 					ShortDescription string                    `json:"short_description"`
 					Options          map[string]map[string]any `json:"options"`
+					Author           any                       `json:"author"`
+					Requirements     []string                  `json:"requirements"`
+					Attributes       map[string]map[string]any `json:"attributes"`
 				} `json:"doc"`
 				Examples string                    `json:"examples"`
 				Return   map[string]map[string]any `json:"return"`
@@ -62,6 +66,7 @@ func TestSidecarDocsRender(t *testing.T) {
 			if d.Doc.ShortDescription == "" || len(d.Doc.Options) == 0 {
 				t.Errorf("doc without short_description or options: %+v", d.Doc)
 			}
+			checkGalaxyMetadata(t, d.Doc.Author, d.Doc.Requirements, d.Doc.Attributes)
 			for _, frag := range sidecar.Documentation.Extends {
 				if frag == "etcdops.etcd.connection" {
 					for _, opt := range []string{"endpoints", "ca_cert", "client_cert", "client_key", "password"} {
@@ -112,6 +117,59 @@ func TestSidecarDocsRender(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+var authorForm = regexp.MustCompile(`^[^()@]+ \(@[A-Za-z0-9-]+\)$`)
+
+// checkGalaxyMetadata requires what a Galaxy reviewer and ansible-test sanity look for: authors as
+// "Name (@github-handle)", requirements (the etcd side and the managed host), and check_mode and
+// diff_mode attributes with a standard support level (details whenever support is partial).
+func checkGalaxyMetadata(t *testing.T, author any, requirements []string, attributes map[string]map[string]any) {
+	t.Helper()
+	var authors []any
+	switch a := author.(type) {
+	case string:
+		authors = []any{a}
+	case []any:
+		authors = a
+	}
+	if len(authors) == 0 {
+		t.Error("no author")
+	}
+	for _, a := range authors {
+		if s, _ := a.(string); !authorForm.MatchString(s) {
+			t.Errorf("author %q is not in the form Name (@handle)", a)
+		}
+	}
+	if len(requirements) == 0 {
+		t.Error("no requirements (the etcd versions/APIs it needs, and none on the host: a static binary)")
+	}
+	staticBinary := false
+	for _, r := range requirements {
+		staticBinary = staticBinary || strings.Contains(r, "static")
+	}
+	if !staticBinary {
+		t.Errorf("requirements %q do not say the module is a static binary", requirements)
+	}
+	for _, name := range []string{"check_mode", "diff_mode"} {
+		a := attributes[name]
+		if a == nil {
+			t.Errorf("no %s attribute", name)
+			continue
+		}
+		if desc, _ := a["description"]; desc == nil {
+			t.Errorf("attribute %s has no description (extend ansible.builtin.action_common_attributes)", name)
+		}
+		switch a["support"] {
+		case "full", "none":
+		case "partial":
+			if a["details"] == nil {
+				t.Errorf("attribute %s: partial support without details", name)
+			}
+		default:
+			t.Errorf("attribute %s: support %v, want full, partial or none", name, a["support"])
+		}
 	}
 }
 
