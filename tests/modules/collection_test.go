@@ -189,7 +189,8 @@ func ansibleDoc(t *testing.T, env []string, args ...string) []byte {
 }
 
 // `ansible-galaxy collection build` on the checkout gives a tarball with every module binary
-// (static, executable) and the docs, and without Go sources or build inputs.
+// (static, executable), the docs and the LICENSE, and without Go sources, build inputs or the
+// checkout's ansible.cfg.
 func TestCollectionBuild(t *testing.T) {
 	env := ansibletest.Install(t) // builds the binaries into plugins/modules
 	root := ansibletest.Root(t)
@@ -214,7 +215,7 @@ func TestCollectionBuild(t *testing.T) {
 	for _, d := range docs {
 		want = append(want, "plugins/modules/"+filepath.Base(d))
 	}
-	want = append(want, "MANIFEST.json", "FILES.json", "plugins/doc_fragments/connection.py")
+	want = append(want, "MANIFEST.json", "FILES.json", "plugins/doc_fragments/connection.py", "LICENSE")
 	for _, w := range want {
 		if _, ok := entries[w]; !ok {
 			t.Errorf("tarball lacks %s", w)
@@ -235,8 +236,12 @@ func TestCollectionBuild(t *testing.T) {
 		if strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" || name == "Makefile" {
 			t.Errorf("tarball holds a build input: %s", name)
 		}
+		if name == "ansible.cfg" {
+			// The checkout's settings (host_key_checking = False) must never reach a user's install.
+			t.Error("tarball holds the checkout's ansible.cfg")
+		}
 		switch top {
-		case "pkg", "internal", "modules", "tests", "build", "mk", "lab", ".ci", ".git":
+		case "pkg", "internal", "modules", "tests", "build", "mk", "lab", ".lab", "bench", ".ci", ".git":
 			t.Errorf("tarball holds %s (from %s/)", name, top)
 		}
 	}
