@@ -75,10 +75,11 @@ deps:
 	@$(GO) mod download
 
 # Besides vet and ansible-lint: every module's parameters (its binary's --argspec, from the struct tags)
-# must agree with its sidecar doc as ansible-doc renders it (tests/modules/argspec_test.go).
+# must agree with its sidecar doc as ansible-doc renders it (tests/modules/argspec_test.go), and the
+# changelog fragments must be valid and name every module and playbook (changelog_test.go).
 lint: build
 	$(GO) vet ./...
-	$(GO) test -count=1 -run '^(TestArgSpecMatchesDocs|TestCompareOptionsReportsEveryMismatch)$$' ./tests/modules/
+	$(GO) test -count=1 -run '^(TestArgSpecMatchesDocs|TestCompareOptionsReportsEveryMismatch|TestChangelogFragments)$$' ./tests/modules/
 	ansible-lint --offline -q playbooks roles
 
 unit:
