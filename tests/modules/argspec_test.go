@@ -3,11 +3,12 @@ package modules
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestArgSpecMatchesDocs(t *testing.T) {
 	}
 	docs, _ := filepath.Glob(filepath.Join(root, "plugins", "modules", "*.yml"))
 	for _, d := range docs {
-		if name := strings.TrimSuffix(filepath.Base(d), ".yml"); !contains(names, name) {
+		if name := strings.TrimSuffix(filepath.Base(d), ".yml"); !slices.Contains(names, name) {
 			t.Errorf("%s: a sidecar doc without a module in modules/%s", filepath.Base(d), name)
 		}
 	}
@@ -89,19 +90,14 @@ func compareOptions(mod, path string, spec map[string]*module.Spec, doc map[stri
 	bad := func(opt, format string, args ...any) {
 		out = append(out, fmt.Sprintf("%s: option %s: %s", mod, opt, fmt.Sprintf(format, args...)))
 	}
-	names := map[string]bool{}
-	for k := range spec {
-		names[k] = true
-	}
+	names := slices.Sorted(maps.Keys(spec))
 	for k := range doc {
-		names[k] = true
+		if spec[k] == nil {
+			names = append(names, k)
+		}
 	}
-	sorted := make([]string, 0, len(names))
-	for k := range names {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	for _, name := range sorted {
+	slices.Sort(names)
+	for _, name := range names {
 		opt := name
 		if path != "" {
 			opt = path + "." + name
@@ -151,7 +147,7 @@ func compareOptions(mod, path string, spec map[string]*module.Spec, doc map[stri
 			if s.Options == nil {
 				bad(opt, "documents suboptions but the module takes no dict here")
 			} else if d.Suboptions == nil {
-				bad(opt, "has suboptions %s in the code that the doc does not list", strings.Join(keys(s.Options), ", "))
+				bad(opt, "has suboptions %s in the code that the doc does not list", strings.Join(slices.Sorted(maps.Keys(s.Options)), ", "))
 			} else {
 				out = append(out, compareOptions(mod, opt, s.Options, d.Suboptions)...)
 			}
@@ -165,24 +161,6 @@ func sameJSON(a, b any) bool { return jsonOf(a) == jsonOf(b) }
 func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-func keys(m map[string]*module.Spec) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkoutEnv makes Ansible find this checkout itself as etcdops.etcd (a link in a temporary
