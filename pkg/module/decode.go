@@ -25,7 +25,8 @@ import (
 // ArgSpec derives the argument spec (what `--argspec` prints) from the same tags.
 //
 // Supported kinds: string, bool, int*, uint*, float64, time.Duration, []string (list or comma string),
-// nested structs (a dict), slices of structs (a list of dicts). Anonymous embedded structs are flattened,
+// nested structs (a dict), slices of structs (a list of dicts), map[string]any (a free-form dict, its
+// values as JSON decodes them). Anonymous embedded structs are flattened,
 // so shared option sets (connection options) are declared once.
 
 // ParamError is a bad-input error; it names the parameter so the user knows what to fix.
@@ -145,7 +146,10 @@ func collectFields(v reflect.Value, fields map[string]reflect.Value, tags map[st
 	}
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	freeDictType = reflect.TypeOf(map[string]any(nil))
+)
 
 func (d *decoder) set(param string, val any, f reflect.Value) error {
 	bad := func(want string) error {
@@ -227,6 +231,12 @@ func (d *decoder) set(param string, val any, f reflect.Value) error {
 			}
 		}
 		f.Set(out)
+	case f.Type() == freeDictType:
+		m, ok := val.(map[string]any)
+		if !ok {
+			return bad("a dict")
+		}
+		f.Set(reflect.ValueOf(m))
 	case f.Kind() == reflect.Struct:
 		m, ok := val.(map[string]any)
 		if !ok {

@@ -17,15 +17,16 @@ type inner struct {
 }
 
 type params struct {
-	Name     string        `arg:"name" required:"true"`
-	State    string        `arg:"state" default:"present" choices:"present,absent"`
-	Learner  bool          `arg:"learner" default:"true"`
-	Count    int           `arg:"count" default:"3"`
-	Interval time.Duration `arg:"interval" default:"0.5s"`
-	List     []string      `arg:"list"`
-	Password string        `arg:"password" secret:"true"`
-	Leases   []inner       `arg:"leases"`
-	Env      string        `arg:"env_only" env:"MODULE_TEST_ENV"`
+	Name     string         `arg:"name" required:"true"`
+	State    string         `arg:"state" default:"present" choices:"present,absent"`
+	Learner  bool           `arg:"learner" default:"true"`
+	Count    int            `arg:"count" default:"3"`
+	Interval time.Duration  `arg:"interval" default:"0.5s"`
+	List     []string       `arg:"list"`
+	Password string         `arg:"password" secret:"true"`
+	Leases   []inner        `arg:"leases"`
+	Env      string         `arg:"env_only" env:"MODULE_TEST_ENV"`
+	Extra    map[string]any `arg:"extra"`
 }
 
 func execute(t *testing.T, args map[string]any, fn Func) map[string]any {
@@ -53,6 +54,7 @@ func TestLenientConversionAndDefaults(t *testing.T) {
 	t.Setenv("MODULE_TEST_ENV", "from-env")
 	res := execute(t, map[string]any{"name": "a", "learner": "no", "count": "7", "interval": 2,
 		"list": "x, y,,z", "leases": []any{map[string]any{"prefix": "/p", "ttl": "10s"}},
+		"extra":               map[string]any{"backup": "b-1", "n": 2, "nested": map[string]any{"k": []any{"v"}}},
 		"_ansible_check_mode": true, "_ansible_unknown_future_key": 1}, nil)
 	if res["failed"] == true {
 		t.Fatalf("unexpected failure: %v", res["msg"])
@@ -67,6 +69,9 @@ func TestLenientConversionAndDefaults(t *testing.T) {
 	}
 	if ls := p["Leases"].([]any); ls[0].(map[string]any)["TTL"] != float64(10*time.Second) {
 		t.Fatalf("leases %v", ls)
+	}
+	if e := p["Extra"].(map[string]any); e["backup"] != "b-1" || e["n"] != 2.0 || e["nested"].(map[string]any)["k"].([]any)[0] != "v" {
+		t.Fatalf("free-form dict %v", e)
 	}
 	if res["check"] != true {
 		t.Fatal("check mode not seen")
@@ -85,6 +90,7 @@ func TestBadInputNamesTheParameter(t *testing.T) {
 		{map[string]any{"name": "a", "count": "many"}, []string{"parameter count", "integer"}},
 		{map[string]any{"name": "a", "interval": "soon"}, []string{"parameter interval", "duration"}},
 		{map[string]any{"name": "a", "leases": []any{map[string]any{"ttl": "1s"}}}, []string{"leases[0].prefix", "required"}},
+		{map[string]any{"name": "a", "extra": "k=v"}, []string{"parameter extra", "a dict"}},
 	}
 	for _, c := range cases {
 		res := execute(t, c.args, nil)
