@@ -69,6 +69,8 @@ func fieldSpec(param string, sf reflect.StructField) (*Spec, error) {
 		s.Type = "float"
 	case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String:
 		s.Type, s.Elements = "list", "str"
+	case ft == freeDictType:
+		s.Type = "dict" // free-form: no options
 	case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 		s.Type, s.Elements = "list", "dict"
 		opts, err := structSpec(param, ft.Elem())
@@ -108,7 +110,7 @@ func fieldSpec(param string, sf reflect.StructField) (*Spec, error) {
 		switch {
 		case ft == durationType:
 			s.Default = def // as written, the way the docs show it
-		case s.Type == "dict" || s.Elements == "dict":
+		case s.Type == "dict" || s.Elements == "dict": // the decoder takes no dict from a tag string
 			return nil, fmt.Errorf("module bug: parameter %s: a dict takes its defaults from its fields", param)
 		default:
 			s.Default = v.Interface()

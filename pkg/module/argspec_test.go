@@ -18,14 +18,15 @@ type conn struct {
 
 type specParams struct {
 	conn
-	Dir    string  `arg:"dir" type:"path" default:"/var/lib/etcd"`
-	Source conn    `arg:"source" required:"true"`
-	Items  []inner `arg:"items"`
-	Ratio  float64 `arg:"ratio" default:"0.5"`
-	Count  uint64  `arg:"count" default:"1"`
-	Mode   string  `arg:"mode" default:"auto" choices:"auto,api"`
-	Off    bool    `arg:"off" default:"false"`
-	hidden string  `arg:"hidden"` // unexported: not a parameter
+	Dir    string         `arg:"dir" type:"path" default:"/var/lib/etcd"`
+	Source conn           `arg:"source" required:"true"`
+	Items  []inner        `arg:"items"`
+	Ratio  float64        `arg:"ratio" default:"0.5"`
+	Count  uint64         `arg:"count" default:"1"`
+	Mode   string         `arg:"mode" default:"auto" choices:"auto,api"`
+	Off    bool           `arg:"off" default:"false"`
+	Data   map[string]any `arg:"data"`
+	hidden string         `arg:"hidden"` // unexported: not a parameter
 }
 
 // The spec has every parameter Decode accepts (embedded structs flattened, nested structs and lists of
@@ -56,6 +57,7 @@ func TestArgSpecFromTags(t *testing.T) {
 		"count": {Type: "int", Default: uint64(1)},
 		"mode":  {Type: "str", Default: "auto", Choices: []string{"auto", "api"}},
 		"off":   {Type: "bool", Default: false},
+		"data":  {Type: "dict"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", "  ")
@@ -104,7 +106,7 @@ func TestArgSpecRejectsBadTags(t *testing.T) {
 			B bool `arg:"b" type:"path"`
 		}{}, "only for string"},
 		{&struct {
-			M map[string]string `arg:"m"`
+			M map[string]int `arg:"m"`
 		}{}, "unsupported Go type"},
 		{&struct {
 			B bool `arg:"b" choices:"true,false"`

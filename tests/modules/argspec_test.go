@@ -127,7 +127,10 @@ func compareOptions(mod, path string, spec map[string]*module.Spec, doc map[stri
 		if d.Required && d.Default != nil {
 			bad(opt, "documented as required with a default %v", d.Default)
 		}
-		if !sameJSON(d.Default, s.Default) {
+		// An absent list or dict decodes to Go's nil slice or map, the empty one: a doc may say so.
+		emptyDefault := s.Default == nil && ((s.Type == "list" && jsonOf(d.Default) == "[]") ||
+			(s.Type == "dict" && jsonOf(d.Default) == "{}"))
+		if !sameJSON(d.Default, s.Default) && !emptyDefault {
 			bad(opt, "doc default %s, code default %s", jsonOf(d.Default), jsonOf(s.Default))
 		}
 		var docChoices []string
@@ -192,6 +195,8 @@ func TestCompareOptionsReportsEveryMismatch(t *testing.T) {
 			"endpoints": {Type: "list", Elements: "str"},
 		}},
 		"code_only": {Type: "int"},
+		"resumable": {Type: "list", Elements: "str"},
+		"data":      {Type: "dict"},
 	}
 	doc := map[string]docOption{
 		"state":    {Type: "str", Default: "present", Choices: []any{"present", "gone"}},
@@ -200,6 +205,9 @@ func TestCompareOptionsReportsEveryMismatch(t *testing.T) {
 		"user":     {Type: "str", Description: []any{"etcd user."}},
 		"source":   {Type: "dict", Required: true, Suboptions: map[string]docOption{"endpoints": {Type: "str"}}},
 		"doc_only": {Type: "path"},
+		// empty defaults of a list and a dict are what Go's nil slice and map are
+		"resumable": {Type: "list", Elements: "str", Default: []any{}},
+		"data":      {Type: "dict", Default: map[string]any{}},
 	}
 	got := strings.Join(compareOptions("m", "", spec, doc), "\n")
 	for _, want := range []string{
