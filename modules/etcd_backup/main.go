@@ -16,8 +16,8 @@ import (
 type params struct {
 	etcdconn.Options
 	State       string        `arg:"state" default:"present" choices:"present,restored"`
-	DataDir     string        `arg:"data_dir" default:"/var/lib/etcd"`
-	BackupDir   string        `arg:"backup_dir" default:"/var/lib/etcd-backup"`
+	DataDir     string        `arg:"data_dir" type:"path" default:"/var/lib/etcd"`
+	BackupDir   string        `arg:"backup_dir" type:"path" default:"/var/lib/etcd-backup"`
 	Name        string        `arg:"name" required:"true"`
 	Snapshot    bool          `arg:"snapshot" default:"true"`
 	CopyDataDir bool          `arg:"copy_data_dir" default:"true"`

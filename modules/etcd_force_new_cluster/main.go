@@ -16,7 +16,7 @@ import (
 type params struct {
 	etcdconn.Options
 	Service string        `arg:"service" default:"etcd"`
-	RunDir  string        `arg:"runtime_unit_dir" default:"/run/systemd/system"`
+	RunDir  string        `arg:"runtime_unit_dir" type:"path" default:"/run/systemd/system"`
 	Timeout time.Duration `arg:"timeout" default:"2m"`
 }
 

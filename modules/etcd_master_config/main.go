@@ -11,7 +11,7 @@ import (
 )
 
 type params struct {
-	Path           string `arg:"path" default:"/etc/origin/master/master-config.yaml"`
+	Path           string `arg:"path" type:"path" default:"/etc/origin/master/master-config.yaml"`
 	StorageBackend string `arg:"storage_backend" choices:"etcd3,etcd2"`
 }
 

@@ -18,7 +18,7 @@ type params struct {
 	TargetAPI               string           `arg:"target_api" required:"true" choices:"v2,v3"`
 	Prefixes                []string         `arg:"prefixes" default:"/"`
 	Exclude                 []string         `arg:"exclude"`
-	SourceDataDir           string           `arg:"source_data_dir"`
+	SourceDataDir           string           `arg:"source_data_dir" type:"path"`
 	SourceRead              string           `arg:"source_read" default:"auto" choices:"auto,api"`
 	Concurrency             int              `arg:"concurrency" default:"8"`
 	RequireEmptyDestination bool             `arg:"require_empty_destination" default:"false"`

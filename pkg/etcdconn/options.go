@@ -20,9 +20,9 @@ import (
 // Options are the connection parameters; embed them in a module's params struct.
 type Options struct {
 	Endpoints      []string      `arg:"endpoints" env:"ETCDCTL_ENDPOINTS" default:"https://127.0.0.1:2379"`
-	CACert         string        `arg:"ca_cert" env:"ETCDCTL_CACERT,ETCDCTL_CA_FILE"`
-	ClientCert     string        `arg:"client_cert" env:"ETCDCTL_CERT,ETCDCTL_CERT_FILE"`
-	ClientKey      string        `arg:"client_key" env:"ETCDCTL_KEY,ETCDCTL_KEY_FILE"`
+	CACert         string        `arg:"ca_cert" type:"path" env:"ETCDCTL_CACERT,ETCDCTL_CA_FILE"`
+	ClientCert     string        `arg:"client_cert" type:"path" env:"ETCDCTL_CERT,ETCDCTL_CERT_FILE"`
+	ClientKey      string        `arg:"client_key" type:"path" env:"ETCDCTL_KEY,ETCDCTL_KEY_FILE"`
 	User           string        `arg:"user" env:"ETCDCTL_USER"`
 	Password       string        `arg:"password" env:"ETCDCTL_PASSWORD" secret:"true"`
 	DialTimeout    time.Duration `arg:"dial_timeout" default:"5s"`

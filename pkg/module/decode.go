@@ -19,6 +19,10 @@ import (
 //	required:"true"     the parameter must be given (directly or via env)
 //	choices:"a,b,c"     allowed values of a string parameter
 //	secret:"true"       the value is never printed (scrubbed from every output)
+//	type:"path"         a string that is a file path: a leading ~ becomes the home directory, as
+//	                    Ansible's path type does (and the docs say type: path)
+//
+// ArgSpec derives the argument spec (what `--argspec` prints) from the same tags.
 //
 // Supported kinds: string, bool, int*, uint*, float64, time.Duration, []string (list or comma string),
 // nested structs (a dict), slices of structs (a list of dicts), map[string]any (a free-form dict, its
@@ -108,6 +112,9 @@ func (d *decoder) decodeStruct(path string, raw map[string]any, v reflect.Value,
 		}
 		if err := d.set(full, val, f); err != nil {
 			return err
+		}
+		if sf.Tag.Get("type") == "path" && f.Kind() == reflect.String {
+			f.SetString(expandHome(f.String()))
 		}
 		if choices := sf.Tag.Get("choices"); choices != "" && f.Kind() == reflect.String {
 			if !contains(splitList(choices), f.String()) {
@@ -307,6 +314,19 @@ func describe(v any) string {
 		return "a dict"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// expandHome turns a leading ~ or ~/ into the home directory of the user the module runs as
+// (os.path.expanduser in Ansible's path type; ~user is left alone).
+func expandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return p
+	}
+	return home + p[1:]
 }
 
 func splitList(s string) []string {

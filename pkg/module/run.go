@@ -62,7 +62,18 @@ type Func func(ctx context.Context, t *Task) (any, error)
 
 // Main runs a module: reads argv[1], decodes into params, calls fn, prints the result.
 // It never returns an exit code other than 0 for a handled failure: Ansible reads "failed".
+// Run with the single argument --argspec, it prints the parameters' argument spec as JSON instead
+// (Ansible always passes an arguments file path, so this never collides with a task).
 func Main(params any, fn Func) {
+	if len(os.Args) == 2 && os.Args[1] == "--argspec" {
+		out, err := printArgSpec(params)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(append(out, '\n'))
+		return
+	}
 	var argsFile string
 	if len(os.Args) > 1 {
 		argsFile = os.Args[1]

@@ -15,16 +15,16 @@ options:
   ca_cert:
     description:
       - CA certificate that signed the etcd server certificates (OpenShift 3.x C(/etc/etcd/ca.crt)).
-      - Falls back to C(ETCDCTL_CACERT).
+      - Falls back to C(ETCDCTL_CACERT), then C(ETCDCTL_CA_FILE) (etcdctl's v2 name).
     type: path
   client_cert:
     description:
       - Client certificate for client-certificate auth (e.g. C(/etc/etcd/peer.crt)); goes with I(client_key).
-      - Falls back to C(ETCDCTL_CERT).
+      - Falls back to C(ETCDCTL_CERT), then C(ETCDCTL_CERT_FILE).
     type: path
   client_key:
     description:
-      - Key of I(client_cert). Falls back to C(ETCDCTL_KEY).
+      - Key of I(client_cert). Falls back to C(ETCDCTL_KEY), then C(ETCDCTL_KEY_FILE).
     type: path
   user:
     description:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -51,6 +52,9 @@ func TestSidecarDocsRender(t *testing.T) {
 				Doc struct {
 					ShortDescription string                    `json:"short_description"`
 					Options          map[string]map[string]any `json:"options"`
+					Author           any                       `json:"author"`
+					Requirements     []string                  `json:"requirements"`
+					Attributes       map[string]map[string]any `json:"attributes"`
 				} `json:"doc"`
 				Examples string                    `json:"examples"`
 				Return   map[string]map[string]any `json:"return"`
@@ -62,6 +66,7 @@ func TestSidecarDocsRender(t *testing.T) {
 			if d.Doc.ShortDescription == "" || len(d.Doc.Options) == 0 {
 				t.Errorf("doc without short_description or options: %+v", d.Doc)
 			}
+			checkGalaxyMetadata(t, d.Doc.Author, d.Doc.Requirements, d.Doc.Attributes)
 			for _, frag := range sidecar.Documentation.Extends {
 				if frag == "etcdops.etcd.connection" {
 					for _, opt := range []string{"endpoints", "ca_cert", "client_cert", "client_key", "password"} {
@@ -115,6 +120,59 @@ func TestSidecarDocsRender(t *testing.T) {
 	}
 }
 
+var authorForm = regexp.MustCompile(`^[^()@]+ \(@[A-Za-z0-9-]+\)$`)
+
+// checkGalaxyMetadata requires what a Galaxy reviewer and ansible-test sanity look for: authors as
+// "Name (@github-handle)", requirements (the etcd side and the managed host), and check_mode and
+// diff_mode attributes with a standard support level (details whenever support is partial).
+func checkGalaxyMetadata(t *testing.T, author any, requirements []string, attributes map[string]map[string]any) {
+	t.Helper()
+	var authors []any
+	switch a := author.(type) {
+	case string:
+		authors = []any{a}
+	case []any:
+		authors = a
+	}
+	if len(authors) == 0 {
+		t.Error("no author")
+	}
+	for _, a := range authors {
+		if s, _ := a.(string); !authorForm.MatchString(s) {
+			t.Errorf("author %q is not in the form Name (@handle)", a)
+		}
+	}
+	if len(requirements) == 0 {
+		t.Error("no requirements (the etcd versions/APIs it needs, and none on the host: a static binary)")
+	}
+	staticBinary := false
+	for _, r := range requirements {
+		staticBinary = staticBinary || strings.Contains(r, "static")
+	}
+	if !staticBinary {
+		t.Errorf("requirements %q do not say the module is a static binary", requirements)
+	}
+	for _, name := range []string{"check_mode", "diff_mode"} {
+		a := attributes[name]
+		if a == nil {
+			t.Errorf("no %s attribute", name)
+			continue
+		}
+		if desc, _ := a["description"]; desc == nil {
+			t.Errorf("attribute %s has no description (extend ansible.builtin.action_common_attributes)", name)
+		}
+		switch a["support"] {
+		case "full", "none":
+		case "partial":
+			if a["details"] == nil {
+				t.Errorf("attribute %s: partial support without details", name)
+			}
+		default:
+			t.Errorf("attribute %s: support %v, want full, partial or none", name, a["support"])
+		}
+	}
+}
+
 func ansibleDoc(t *testing.T, env []string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command("ansible-doc", args...)
@@ -131,7 +189,8 @@ func ansibleDoc(t *testing.T, env []string, args ...string) []byte {
 }
 
 // `ansible-galaxy collection build` on the checkout gives a tarball with every module binary
-// (static, executable) and the docs, and without Go sources or build inputs.
+// (static, executable), the docs and the LICENSE, and without Go sources, build inputs or the
+// checkout's ansible.cfg.
 func TestCollectionBuild(t *testing.T) {
 	env := ansibletest.Install(t) // builds the binaries into plugins/modules
 	root := ansibletest.Root(t)
@@ -156,7 +215,7 @@ func TestCollectionBuild(t *testing.T) {
 	for _, d := range docs {
 		want = append(want, "plugins/modules/"+filepath.Base(d))
 	}
-	want = append(want, "MANIFEST.json", "FILES.json", "plugins/doc_fragments/connection.py")
+	want = append(want, "MANIFEST.json", "FILES.json", "plugins/doc_fragments/connection.py", "LICENSE")
 	for _, w := range want {
 		if _, ok := entries[w]; !ok {
 			t.Errorf("tarball lacks %s", w)
@@ -177,8 +236,12 @@ func TestCollectionBuild(t *testing.T) {
 		if strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" || name == "Makefile" {
 			t.Errorf("tarball holds a build input: %s", name)
 		}
+		if name == "ansible.cfg" {
+			// The checkout's settings (host_key_checking = False) must never reach a user's install.
+			t.Error("tarball holds the checkout's ansible.cfg")
+		}
 		switch top {
-		case "pkg", "internal", "modules", "tests", "build", "mk", "lab", ".ci", ".git":
+		case "pkg", "internal", "modules", "tests", "build", "mk", "lab", ".lab", "bench", ".ci", ".git":
 			t.Errorf("tarball holds %s (from %s/)", name, top)
 		}
 	}
