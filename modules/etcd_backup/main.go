@@ -23,6 +23,8 @@ type params struct {
 	CopyDataDir bool          `arg:"copy_data_dir" default:"true"`
 	Timeout     time.Duration `arg:"timeout" default:"10m"`
 	StopService string        `arg:"stop_service"`
+
+	stopUnit string
 }
 
 func (p *params) Validate() error {
@@ -32,6 +34,13 @@ func (p *params) Validate() error {
 	if !p.Snapshot && !p.CopyDataDir && p.State == "present" {
 		return &module.ParamError{Param: "snapshot", Msg: "snapshot and copy_data_dir are both false; enable at least one"}
 	}
+	if p.StopService != "" {
+		unit, err := systemd.UnitName(p.StopService)
+		if err != nil {
+			return &module.ParamError{Param: "stop_service", Msg: err.Error()}
+		}
+		p.stopUnit = unit
+	}
 	if p.State == "restored" || !p.Snapshot {
 		return nil // no connection needed
 	}
@@ -39,15 +48,19 @@ func (p *params) Validate() error {
 }
 
 // stopper stops the unit for the copy and starts it again afterwards if it was running.
-func stopper(unit string) func(context.Context) (func() error, error) {
+func stopper(units systemd.Units, unit string) func(context.Context) (func() error, error) {
 	return func(ctx context.Context) (func() error, error) {
-		if !systemd.Active(ctx, unit) {
-			return func() error { return nil }, nil
-		}
-		if err := systemd.Systemctl(ctx, "stop", unit); err != nil {
+		active, err := units.Active(ctx, unit)
+		if err != nil {
 			return nil, err
 		}
-		return func() error { return systemd.Systemctl(context.Background(), "start", unit) }, nil
+		if !active {
+			return func() error { return nil }, nil
+		}
+		if err := units.Stop(ctx, unit); err != nil {
+			return nil, err
+		}
+		return func() error { return units.Start(context.Background(), unit) }, nil
 	}
 }
 
@@ -59,8 +72,10 @@ func main() {
 		}
 		s := backup.Spec{Conn: p.Options, DataDir: p.DataDir, Dir: p.BackupDir, Name: p.Name,
 			Snapshot: p.Snapshot, CopyDataDir: p.CopyDataDir, Timeout: p.Timeout, Now: time.Now()}
-		if p.StopService != "" {
-			s.Quiesce = stopper(systemd.Unit(p.StopService))
+		if p.stopUnit != "" {
+			units := systemd.New()
+			defer units.Close()
+			s.Quiesce = stopper(units, p.stopUnit)
 		}
 		return backup.Take(ctx, t, s)
 	})

@@ -18,19 +18,28 @@ type params struct {
 	Service string        `arg:"service" default:"etcd"`
 	RunDir  string        `arg:"runtime_unit_dir" type:"path" default:"/run/systemd/system"`
 	Timeout time.Duration `arg:"timeout" default:"2m"`
+
+	unit string
 }
 
 func (p *params) Validate() error {
 	if len(p.Endpoints) != 1 {
 		return &module.ParamError{Param: "endpoints", Msg: "give exactly one endpoint: this member's own client URL"}
 	}
+	unit, err := systemd.UnitName(p.Service)
+	if err != nil {
+		return &module.ParamError{Param: "service", Msg: err.Error()}
+	}
+	p.unit = unit
 	return p.Options.Validate()
 }
 
 func main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
-		return forcenew.Run(ctx, t, forcenew.Spec{Conn: p.Options, Unit: systemd.Unit(p.Service), RunDir: p.RunDir,
-			Timeout: p.Timeout, Systemctl: systemd.Systemctl})
+		units := systemd.New()
+		defer units.Close()
+		return forcenew.Run(ctx, t, forcenew.Spec{Conn: p.Options, Unit: p.unit, RunDir: p.RunDir,
+			Timeout: p.Timeout, Units: units})
 	})
 }

@@ -9,23 +9,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
+	"github.com/etcdops/etcd/pkg/systemd"
 )
 
 // Spec names the service and the member's own endpoint (Conn.Endpoints[0]).
 type Spec struct {
 	Conn    etcdconn.Options
-	Unit    string // e.g. etcd.service
+	Unit    string // e.g. etcd.service, a valid unit name (systemd.UnitName)
 	RunDir  string // the runtime unit dir, /run/systemd/system
 	Timeout time.Duration
-	// Systemctl runs systemctl; tests and hosts without it substitute another.
-	Systemctl func(ctx context.Context, args ...string) error
+	// Units stops, starts and restarts the unit and reloads systemd (a *systemd.Conn over D-Bus);
+	// tests substitute a stand-in.
+	Units systemd.Units
 }
 
 // Result reports the single-member cluster that came up.
@@ -41,7 +42,7 @@ type Result struct {
 const dropInName = "zz-etcdops-force-new-cluster.conf"
 
 // dropInDir is where the unit's runtime drop-ins live.
-func (s Spec) dropInDir() string { return filepath.Join(s.RunDir, s.Unit+".d") }
+func (s Spec) dropInDir() string { return systemd.DropInDir(s.RunDir, s.Unit) }
 
 // envFile is read by the drop-in. EnvironmentFile= beats Environment= and later files beat earlier
 // ones, so this wins over any ETCD_FORCE_NEW_CLUSTER line in etcd.conf. systemd reads only *.conf
@@ -68,7 +69,7 @@ func Run(ctx context.Context, t *module.Task, s Spec) (r Result, err error) {
 		r.Actions = append(r.Actions, "would start "+s.Unit+" once with force-new-cluster")
 		return r, nil
 	}
-	if err := s.Systemctl(ctx, "stop", s.Unit); err != nil {
+	if err := s.Units.Stop(ctx, s.Unit); err != nil {
 		return r, err
 	}
 	if err := s.writeDropIn(ctx); err != nil {
@@ -80,7 +81,11 @@ func Run(ctx context.Context, t *module.Task, s Spec) (r Result, err error) {
 			err = rmErr
 		}
 	}()
-	if err := s.Systemctl(ctx, "start", s.Unit); err != nil {
+	if err := s.Units.Start(ctx, s.Unit); err != nil {
+		var job *systemd.JobError
+		if errors.As(err, &job) { // it already points at the journal
+			return r, fmt.Errorf("start %s with force-new-cluster: %w", s.Unit, err)
+		}
 		return r, fmt.Errorf("start %s with force-new-cluster: %w (see journalctl -u %s)", s.Unit, err, s.Unit)
 	}
 	if _, err := waitSingle(ctx, s); err != nil {
@@ -90,7 +95,7 @@ func Run(ctx context.Context, t *module.Task, s Spec) (r Result, err error) {
 	if _, err := s.removeDropIn(ctx); err != nil {
 		return r, err
 	}
-	if err := s.Systemctl(ctx, "restart", s.Unit); err != nil {
+	if err := s.Units.Restart(ctx, s.Unit); err != nil {
 		return r, fmt.Errorf("restart %s without force-new-cluster: %w", s.Unit, err)
 	}
 	m, err := waitSingle(ctx, s)
@@ -109,25 +114,21 @@ func (s Spec) writeDropIn(ctx context.Context) error {
 	if err := os.WriteFile(s.envFile(), []byte("ETCD_FORCE_NEW_CLUSTER=true\n"), 0o644); err != nil {
 		return err
 	}
-	unit := "# Written by etcdops.etcd for one start; removed right after it.\n[Service]\nEnvironmentFile=" + s.envFile() + "\n"
-	if err := os.WriteFile(filepath.Join(s.dropInDir(), dropInName), []byte(unit), 0o644); err != nil {
+	if err := systemd.WriteDropIn(filepath.Join(s.dropInDir(), dropInName),
+		[]string{"Written by etcdops.etcd for one start; removed right after it."},
+		systemd.NewOption("Service", "EnvironmentFile", s.envFile())); err != nil {
 		return err
 	}
-	return s.Systemctl(ctx, "daemon-reload")
+	return s.Units.DaemonReload(ctx)
 }
 
 func (s Spec) removeDropIn(ctx context.Context) (bool, error) {
-	removed := false
-	for _, p := range []string{filepath.Join(s.dropInDir(), dropInName), s.envFile()} {
-		err := os.Remove(p)
-		if err == nil {
-			removed = true
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return removed, err
-		}
+	removed, err := systemd.RemoveFiles(filepath.Join(s.dropInDir(), dropInName), s.envFile())
+	if err != nil {
+		return removed, err
 	}
 	if removed {
-		return true, s.Systemctl(ctx, "daemon-reload")
+		return true, s.Units.DaemonReload(ctx)
 	}
 	return false, nil
 }

@@ -13,31 +13,36 @@ import (
 	"github.com/etcdops/etcd/pkg/module"
 )
 
-// unitStandIn plays systemd for one member: "start" runs the real etcd member with the environment
+// unitStandIn plays systemd for one member: Start runs the real etcd member with the environment
 // the runtime drop-in (if present at that moment) gives it. The lab covers the real systemd.
-func unitStandIn(t *testing.T, c *etcdtest.Cluster, m *etcdtest.Member, s *Spec, failStart bool) func(context.Context, ...string) error {
-	return func(_ context.Context, args ...string) error {
-		switch args[0] {
-		case "daemon-reload":
-			return nil
-		case "stop":
-			c.Stop(m)
-			return nil
-		case "restart":
-			c.Stop(m)
-		}
-		if failStart {
-			return errors.New("job failed")
-		}
-		delete(m.Extra, "force-new-cluster")
-		if _, err := os.Stat(filepath.Join(s.dropInDir(), dropInName)); err == nil {
-			env, _ := os.ReadFile(s.envFile())
-			if strings.Contains(string(env), "ETCD_FORCE_NEW_CLUSTER=true") {
-				m.Extra["force-new-cluster"] = "true"
-			}
-		}
-		return c.Start(m)
+type unitStandIn struct {
+	c         *etcdtest.Cluster
+	m         *etcdtest.Member
+	s         *Spec
+	failStart bool
+}
+
+func (u *unitStandIn) DaemonReload(context.Context) error { return nil }
+func (u *unitStandIn) Active(context.Context, string) (bool, error) {
+	return false, errors.New("not used by forcenew")
+}
+func (u *unitStandIn) Stop(context.Context, string) error { u.c.Stop(u.m); return nil }
+func (u *unitStandIn) Restart(ctx context.Context, unit string) error {
+	u.c.Stop(u.m)
+	return u.Start(ctx, unit)
+}
+func (u *unitStandIn) Start(context.Context, string) error {
+	if u.failStart {
+		return errors.New("job failed")
 	}
+	delete(u.m.Extra, "force-new-cluster")
+	if _, err := os.Stat(filepath.Join(u.s.dropInDir(), dropInName)); err == nil {
+		env, _ := os.ReadFile(u.s.envFile())
+		if strings.Contains(string(env), "ETCD_FORCE_NEW_CLUSTER=true") {
+			u.m.Extra["force-new-cluster"] = "true"
+		}
+	}
+	return u.c.Start(u.m)
 }
 
 func threeStopped(t *testing.T) (*etcdtest.Cluster, *etcdtest.Member) {
@@ -56,7 +61,7 @@ func threeStopped(t *testing.T) (*etcdtest.Cluster, *etcdtest.Member) {
 func TestForceNewClusterKeepsDataAndLeavesNoDropIn(t *testing.T) {
 	c, m := threeStopped(t)
 	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 30 * time.Second}
-	s.Systemctl = unitStandIn(t, c, m, &s, false)
+	s.Units = &unitStandIn{c: c, m: m, s: &s}
 	task := &module.Task{}
 	r, err := Run(context.Background(), task, s)
 	if err != nil || !task.IsChanged() {
@@ -87,7 +92,7 @@ func TestForceNewClusterKeepsDataAndLeavesNoDropIn(t *testing.T) {
 func TestFailedStartRemovesDropIn(t *testing.T) {
 	c, m := threeStopped(t)
 	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 5 * time.Second}
-	s.Systemctl = unitStandIn(t, c, m, &s, true)
+	s.Units = &unitStandIn{c: c, m: m, s: &s, failStart: true}
 	_, err := Run(context.Background(), &module.Task{}, s)
 	if err == nil || !strings.Contains(err.Error(), "journalctl -u etcd.service") {
 		t.Fatalf("err = %v", err)
@@ -100,7 +105,7 @@ func TestFailedStartRemovesDropIn(t *testing.T) {
 func TestLingeringDropInIsRemovedFirst(t *testing.T) {
 	c, m := threeStopped(t)
 	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 30 * time.Second}
-	s.Systemctl = unitStandIn(t, c, m, &s, false)
+	s.Units = &unitStandIn{c: c, m: m, s: &s}
 	if err := s.writeDropIn(context.Background()); err != nil {
 		t.Fatal(err)
 	}
