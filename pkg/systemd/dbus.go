@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -159,8 +160,10 @@ func Prop(name string, value any) Property {
 	return Property{Name: name, Value: godbus.MakeVariant(value)}
 }
 
-// PropExecStart is the ExecStart of a transient service: argv[0] is the binary's path.
-func PropExecStart(argv []string) Property { return sd.PropExecStart(argv, true) }
+// PropExecStart is the ExecStart of a transient service: argv[0] is the binary's path. A non-zero exit
+// counts as a failure: go-systemd's second argument is systemd's "ignore failure" flag (the "-" prefix
+// of ExecStart=), whatever its parameter name says.
+func PropExecStart(argv []string) Property { return sd.PropExecStart(argv, false) }
 
 // StartTransient creates and starts a transient unit (gone when it stops, or at reboot) with the given
 // properties, and waits for the job result. systemd starts its processes: they are no child of the
@@ -204,6 +207,7 @@ type UnitInfo struct {
 	SubState     string // running, exited, dead, ...
 	Transient    bool
 	Description  string
+	InvocationID string // hex; names this run of the unit in the journal (_SYSTEMD_INVOCATION_ID)
 	ControlGroup string
 	// Service properties (zero for other unit types).
 	MainPID                uint32
@@ -245,6 +249,9 @@ func (c *Conn) Unit(ctx context.Context, unit string) (UnitInfo, error) {
 	u.SubState, _ = props["SubState"].(string)
 	u.Transient, _ = props["Transient"].(bool)
 	u.Description, _ = props["Description"].(string)
+	if id, ok := props["InvocationID"].([]byte); ok && len(id) > 0 {
+		u.InvocationID = hex.EncodeToString(id)
+	}
 	if len(unit) > 8 && unit[len(unit)-8:] == ".service" && u.LoadState != "not-found" {
 		svc, err := conn.GetUnitTypePropertiesContext(ctx, unit, "Service")
 		if err != nil {
