@@ -100,3 +100,21 @@ func TestValidateRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestArgDiff(t *testing.T) {
+	p := params(t, nil)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	running := p.Command("/usr/bin/etcd")
+	q := p
+	q.Name, q.EnableV2 = "other", false
+	got := strings.Join(argDiff(running, q.Command("/usr/bin/etcd")), "; ")
+	want := "--name etcdops-temp, asked other; --initial-cluster etcdops-temp=https://10.0.0.1:2999, asked other=https://10.0.0.1:2999; --enable-v2 true set, not asked"
+	if got != want {
+		t.Errorf("argDiff:\n%s\nwant\n%s", got, want)
+	}
+	if d := argDiff(running, running); len(d) != 0 {
+		t.Errorf("no difference: %v", d)
+	}
+}

@@ -106,9 +106,12 @@ func start(ctx context.Context, t *module.Task, p Params, sd Systemd, u systemd.
 	}
 	if u.Running() {
 		if !slices.Equal(r.Command, cmd) || u.User != runAs {
-			return r, fmt.Errorf("%s already runs a temporary member with other settings (running: %s, as user %q; "+
-				"asked: %s, as user %q); stop it first with state: stopped (its data dir is kept), then start it again",
-				p.unit, strings.Join(r.Command, " "), u.User, strings.Join(cmd, " "), runAs)
+			diff := argDiff(r.Command, cmd)
+			if u.User != runAs {
+				diff = append(diff, fmt.Sprintf("user %q, asked %q", u.User, runAs))
+			}
+			return r, fmt.Errorf("%s already runs a temporary member with other settings (%s); stop it first with "+
+				"state: stopped (its data dir is kept), then start it again", p.unit, strings.Join(diff, "; "))
 		}
 		r.Active, r.MainPID = true, int(u.MainPID)
 		if err := r.waitHealthy(ctx, p, sd, nil); err != nil {
@@ -178,6 +181,48 @@ func start(ctx context.Context, t *module.Task, p Params, sd Systemd, u systemd.
 	r.Active, r.MainPID = after.Running(), int(after.MainPID)
 	r.Msg = fmt.Sprintf("started %s (pid %d) with data dir %s", p.unit, after.MainPID, p.DataDir)
 	return r, nil
+}
+
+// argDiff lists what differs between the running and the asked command line, flag by flag
+// ("--name etcdops-temp, asked other-temp").
+func argDiff(running, asked []string) []string {
+	flags := func(argv []string) ([]string, map[string]string) {
+		var order []string
+		m := map[string]string{}
+		add := func(k, v string) {
+			if _, ok := m[k]; !ok {
+				order = append(order, k)
+			}
+			m[k] = v
+		}
+		if len(argv) > 0 {
+			add("binary", argv[0])
+		}
+		for i := 1; i < len(argv); i++ {
+			k, v, hasValue := strings.Cut(argv[i], "=")
+			if !hasValue && strings.HasPrefix(k, "--") && i+1 < len(argv) && !strings.HasPrefix(argv[i+1], "--") {
+				v, i = argv[i+1], i+1
+			}
+			add(k, v)
+		}
+		return order, m
+	}
+	runOrder, run := flags(running)
+	askOrder, ask := flags(asked)
+	var out []string
+	for _, k := range askOrder {
+		if rv, ok := run[k]; !ok {
+			out = append(out, fmt.Sprintf("%s %s not set, asked", k, ask[k]))
+		} else if rv != ask[k] {
+			out = append(out, fmt.Sprintf("%s %s, asked %s", k, rv, ask[k]))
+		}
+	}
+	for _, k := range runOrder {
+		if _, ok := ask[k]; !ok {
+			out = append(out, fmt.Sprintf("%s %s set, not asked", k, run[k]))
+		}
+	}
+	return out
 }
 
 // gone reports an error once the unit is no longer running (etcd exited), so a failed start does not
