@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +22,8 @@ func TestUnitsOverDBus(t *testing.T) {
 	conn := map[string]any{"endpoints": []string{h.ClientURL()}, "ca_cert": "/etc/etcd/ca.crt",
 		"client_cert": "/etc/etcd/client.crt", "client_key": "/etc/etcd/client.key"}
 	with := func(extra map[string]any) map[string]any {
-		a := map[string]any{}
-		for k, v := range conn {
-			a[k] = v
-		}
-		for k, v := range extra {
-			a[k] = v
-		}
+		a := maps.Clone(conn)
+		maps.Copy(a, extra)
 		return a
 	}
 	before := unitShow(t, l, h, "etcd.service", "MainPID")["MainPID"]

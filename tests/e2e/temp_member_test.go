@@ -178,7 +178,8 @@ func TestTempMember(t *testing.T) {
 
 	// Other settings while it runs: refused, nothing changed.
 	r = sdTask(t, l, env, h.Name, "etcd_temp_member", args("name", "other-temp"), false)
-	if !r.Failed() || r.Changed() || !strings.Contains(fmt.Sprint(r.Values["msg"]), "state: stopped") {
+	if msg := fmt.Sprint(r.Values["msg"]); !r.Failed() || r.Changed() || !strings.Contains(msg, "state: stopped") ||
+		!strings.Contains(msg, "--name etcdops-temp, asked other-temp") {
 		t.Errorf("other settings: %v", r.Values)
 	}
 	if show := unitShow(t, l, h, unit, "MainPID", "ActiveState"); show["MainPID"] != strconv.Itoa(started.MainPID) || show["ActiveState"] != "active" {
