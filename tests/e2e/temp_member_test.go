@@ -236,7 +236,9 @@ func TestTempMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := clientv2.NewKeysAPI(v2b).Get(ctx, "/kubernetes.io/temp-member/probe", nil); err != nil || got.Node.Value != "v2-value" {
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second) // ctx may have run out under load
+	defer cancel2()
+	if got, err := clientv2.NewKeysAPI(v2b).Get(ctx2, "/kubernetes.io/temp-member/probe", nil); err != nil || got.Node.Value != "v2-value" {
 		t.Errorf("v2 key after the restart on the kept data dir: %v %v", got, err)
 	}
 	if r = sdTask(t, l, env, h.Name, "etcd_temp_member", args("state", "stopped"), false); r.Failed() || !r.Changed() {
