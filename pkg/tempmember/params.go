@@ -26,22 +26,22 @@ type Params struct {
 	Unit              string        `arg:"unit" default:"etcdops-temp-etcd.service"`
 	Name              string        `arg:"name" default:"etcdops-temp"`
 	ClusterToken      string        `arg:"cluster_token" default:"etcdops-temp"`
-	DataDir           string        `arg:"data_dir" required:"true"`
+	DataDir           string        `arg:"data_dir" type:"path" required:"true"`
 	ClientURL         string        `arg:"client_url" required:"true"`
 	PeerURL           string        `arg:"peer_url" required:"true"`
-	CertFile          string        `arg:"cert_file"`
-	KeyFile           string        `arg:"key_file"`
-	TrustedCAFile     string        `arg:"trusted_ca_file"`
-	PeerCertFile      string        `arg:"peer_cert_file"`
-	PeerKeyFile       string        `arg:"peer_key_file"`
-	PeerTrustedCAFile string        `arg:"peer_trusted_ca_file"`
+	CertFile          string        `arg:"cert_file" type:"path"`
+	KeyFile           string        `arg:"key_file" type:"path"`
+	TrustedCAFile     string        `arg:"trusted_ca_file" type:"path"`
+	PeerCertFile      string        `arg:"peer_cert_file" type:"path"`
+	PeerKeyFile       string        `arg:"peer_key_file" type:"path"`
+	PeerTrustedCAFile string        `arg:"peer_trusted_ca_file" type:"path"`
 	ClientCertAuth    bool          `arg:"client_cert_auth" default:"true"`
 	EnableV2          bool          `arg:"enable_v2" default:"true"`
 	Service           string        `arg:"service" default:"etcd"`
-	Binary            string        `arg:"binary"`
-	CACert            string        `arg:"ca_cert"`
-	ClientCert        string        `arg:"client_cert"`
-	ClientKey         string        `arg:"client_key"`
+	Binary            string        `arg:"binary" type:"path"`
+	CACert            string        `arg:"ca_cert" type:"path"`
+	ClientCert        string        `arg:"client_cert" type:"path"`
+	ClientKey         string        `arg:"client_key" type:"path"`
 	Timeout           time.Duration `arg:"timeout" default:"60s"`
 
 	unit, service string // validated unit names

@@ -1,16 +1,13 @@
 package tempmember
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/module"
-	"gopkg.in/yaml.v3"
 )
 
 // params returns valid parameters with TLS files that exist, plus the changes given.
@@ -119,58 +116,5 @@ func TestArgDiff(t *testing.T) {
 	}
 	if d := argDiff(running, running); len(d) != 0 {
 		t.Errorf("no difference: %v", d)
-	}
-}
-
-// The sidecar doc documents exactly Params' options, with the tags' defaults, choices and required
-// flags (the lead's role is written against these names).
-func TestSidecarDocMatchesTags(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "plugins", "modules", "etcd_temp_member.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sidecar struct {
-		Doc map[string]any `yaml:"DOCUMENTATION"`
-	}
-	if err := yaml.Unmarshal(raw, &sidecar); err != nil {
-		t.Fatal(err)
-	}
-	documented, _ := sidecar.Doc["options"].(map[string]any)
-	if len(documented) == 0 {
-		t.Fatal("no DOCUMENTATION.options")
-	}
-	flat := func(v any) string { // a YAML list as the tag's comma list
-		if l, ok := v.([]any); ok {
-			return strings.Trim(strings.ReplaceAll(fmt.Sprint(l), " ", ","), "[]")
-		}
-		if v == nil {
-			return ""
-		}
-		return fmt.Sprint(v)
-	}
-	fields := reflect.VisibleFields(reflect.TypeOf(Params{}))
-	for _, f := range fields {
-		name, isParam := f.Tag.Lookup("arg")
-		if !isParam {
-			continue
-		}
-		opt, _ := documented[name].(map[string]any)
-		if opt == nil {
-			t.Errorf("option %s is not documented", name)
-			continue
-		}
-		delete(documented, name)
-		required := ""
-		if f.Tag.Get("required") == "true" {
-			required = "true"
-		}
-		for key, tagValue := range map[string]string{"default": f.Tag.Get("default"), "choices": f.Tag.Get("choices"), "required": required} {
-			if flat(opt[key]) != tagValue {
-				t.Errorf("option %s: documented %s %q, Go tag %q", name, key, flat(opt[key]), tagValue)
-			}
-		}
-	}
-	for name := range documented {
-		t.Errorf("documented option %s is not a parameter", name)
 	}
 }
