@@ -43,9 +43,20 @@ install: collection
 	  if [ "$(abspath $(COLLECTIONS_PATH))" = "$(COLLROOT)" ]; then rm "$$dest"; \
 	  else echo "$$dest is a link to $$(readlink "$$dest") (an older make install); remove it and run make install again" >&2; exit 1; fi; \
 	fi
-	@ansible-galaxy collection install --force $(TARBALL) -p $(COLLECTIONS_PATH) >/dev/null
-	@test -x $(COLLECTIONS_PATH)/ansible_collections/etcdops/etcd/plugins/modules/etcd_member
-	@echo "etcdops.etcd $(VERSION) installed into $(COLLECTIONS_PATH) from $(TARBALL)"
+	@# Tests and playbooks may run from the installed copy while another make install runs (go test runs
+	@# packages in parallel): an unchanged tarball is not installed again, and a new one is installed
+	@# beside the old copy and swapped in by rename, never deleted under a running playbook.
+	@dest=$(COLLECTIONS_PATH)/ansible_collections/etcdops/etcd; stamp=$$dest.tarball-sha256; \
+	sum=$$(sha256sum $(TARBALL) | cut -d' ' -f1); \
+	if [ -d "$$dest" ] && [ "$$(cat "$$stamp" 2>/dev/null)" = "$$sum" ]; then \
+	  echo "etcdops.etcd $(VERSION) from $(TARBALL) is installed in $(COLLECTIONS_PATH)"; exit 0; fi; \
+	tmp=$$(mktemp -d $(COLLECTIONS_PATH)/.install.XXXXXX) && \
+	ANSIBLE_COLLECTIONS_PATH="$$tmp" ansible-galaxy collection install --force $(TARBALL) -p "$$tmp" >/dev/null && \
+	test -x "$$tmp/ansible_collections/etcdops/etcd/plugins/modules/etcd_member" && \
+	mkdir -p "$$(dirname "$$dest")" && \
+	{ [ ! -e "$$dest" ] || mv "$$dest" "$$tmp/replaced"; } && \
+	mv "$$tmp/ansible_collections/etcdops/etcd" "$$dest" && echo "$$sum" > "$$stamp" && rm -rf "$$tmp" && \
+	echo "etcdops.etcd $(VERSION) installed into $(COLLECTIONS_PATH) from $(TARBALL)"
 
 # A release tarball: binaries and docs, no Go sources (see build_ignore in galaxy.yml). Building it takes
 # ~16 s (ansible-galaxy gzips ~130 MB of binaries at level 9), so it is rebuilt only when something in
