@@ -65,15 +65,18 @@ func changedTasks(res *lab.Result) int {
 	return n
 }
 
-// summary is the message of the playbook's last "Summary" task.
+// summary is the message of the last "Summary" task that ran (a playbook imported under a false
+// condition reports its own Summary as skipped).
 func summary(t *testing.T, res *lab.Result) string {
 	t.Helper()
 	found := res.Find("Summary")
-	if len(found) == 0 {
-		t.Fatalf("no Summary task in the run\n%s", res.Failures())
+	for i := len(found) - 1; i >= 0; i-- {
+		if msg, ok := found[i].Values["msg"].(string); ok {
+			return msg
+		}
 	}
-	msg, _ := found[len(found)-1].Values["msg"].(string)
-	return msg
+	t.Fatalf("no Summary task ran\n%s", res.Failures())
+	return ""
 }
 
 // failureMsg joins the messages of every failed task.
