@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
-	"github.com/etcdops/etcd/pkg/dataset"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"gopkg.in/yaml.v3"
 )
