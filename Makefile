@@ -52,7 +52,12 @@ deps:
 	fi
 	@$(GO) mod download
 
+GOFMT      := $(shell $(GO) env GOROOT)/bin/gofmt
+
 lint: build
+	@unformatted=$$(find . -name '*.go' -not -path './build/*' -not -path './.git/*' | xargs $(GOFMT) -l); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	ansible-lint --offline -q playbooks roles
 
