@@ -85,10 +85,16 @@ deps:
 	fi
 	@$(GO) mod download
 
-# Besides vet and ansible-lint: every module's parameters (its binary's --argspec, from the struct tags)
-# must agree with its sidecar doc as ansible-doc renders it (tests/modules/argspec_test.go), and the
-# changelog fragments must be valid and name every module and playbook (changelog_test.go).
+GOFMT      := $(shell $(GO) env GOROOT)/bin/gofmt
+
+# Besides vet and ansible-lint: gofmt and a tidy go.mod; every module's parameters (its binary's
+# --argspec, from the struct tags) must agree with its sidecar doc as ansible-doc renders it
+# (tests/modules/argspec_test.go), and the changelog fragments must be valid and name every module and
+# playbook (changelog_test.go).
 lint: build
+	@unformatted=$$(find . -name '*.go' -not -path './build/*' -not -path './.git/*' | xargs $(GOFMT) -l); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -run '^(TestArgSpecMatchesDocs|TestCompareOptionsReportsEveryMismatch|TestChangelogFragments)$$' ./tests/modules/
 	@# ansible-lint resolves etcdops.etcd.* roles through the collections path: give it this checkout
@@ -97,7 +103,7 @@ lint: build
 	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/lint ansible-lint --offline -q playbooks roles
 
 unit:
-	$(GO) test -count=1 -timeout 20m ./pkg/...
+	$(GO) test -count=1 -timeout 20m ./pkg/... ./internal/...
 
 modtest: install
 	$(GO) test -count=1 -timeout 20m ./tests/modules/...

@@ -19,7 +19,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/leases"
 	"github.com/etcdops/etcd/pkg/module"
 	"github.com/etcdops/etcd/pkg/v2data"

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/etcdops/etcd/pkg/pki"
+	"github.com/etcdops/etcd/internal/pki"
 	"golang.org/x/crypto/ssh"
 )
 

@@ -32,8 +32,8 @@ type Spec struct {
 	// build/etcd-<version>: "3.6" (mk/etcd36.mk), "3.2" or "3.3" (mk/etcdold.mk; OpenShift 3.x's).
 	Etcd    string
 	EtcdDir string // directory holding the built binaries (default: build/etcd-<Etcd> of the checkout)
-	Cache   string         // base tree cache (default DefaultCache)
-	Root    string         // lab directory root (default DefaultRoot)
+	Cache   string // base tree cache (default DefaultCache)
+	Root    string // lab directory root (default DefaultRoot)
 	// SnapshotCount is ETCD_SNAPSHOT_COUNT in etcd.conf (0: etcd's default, 100000 on 3.4), so that a
 	// seeded store lies mostly in v2 snapshots, as on a long-lived member.
 	SnapshotCount int

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdops/etcd/pkg/dataset"
+	"github.com/etcdops/etcd/internal/dataset"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

@@ -1,168 +1,29 @@
 package lab
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"path/filepath"
-	"strings"
-	"time"
 
-	"github.com/apenella/go-ansible/v2/pkg/execute"
-	"github.com/apenella/go-ansible/v2/pkg/execute/stdoutcallback"
-	"github.com/apenella/go-ansible/v2/pkg/playbook"
+	"github.com/etcdops/etcd/internal/playbook"
 )
 
-// Run is one ansible-playbook run against the lab.
-type Run struct {
-	Playbook  string            // path of the playbook
-	ExtraVars map[string]any    // -e
-	Limit     string            // --limit
-	Env       map[string]string // extra environment (ANSIBLE_COLLECTIONS_PATH when not the default)
-	Out       io.Writer         // a copy of the raw JSON report (optional)
-}
+// Run is one ansible-playbook run against the lab (the lab sets Inventory).
+type Run = playbook.Run
 
-// Result is a playbook run as the ansible.posix.json callback reported it. Task results are kept as
-// raw JSON maps so modules' own keys (members, actions, …) decode with Decode.
-type Result struct {
-	Stats    map[string]Stats
-	Tasks    []TaskResult
-	Duration time.Duration
-	Err      error // ansible-playbook's exit (nil: every host ok); the run itself still parsed
-	Raw      []byte
-}
+// Result is a playbook run as the ansible.posix.json callback reported it.
+type Result = playbook.Result
 
 // Stats are one host's recap counters.
-type Stats struct {
-	OK          int `json:"ok"`
-	Changed     int `json:"changed"`
-	Failures    int `json:"failures"`
-	Unreachable int `json:"unreachable"`
-	Skipped     int `json:"skipped"`
-	Rescued     int `json:"rescued"`
-	Ignored     int `json:"ignored"`
-}
+type Stats = playbook.Stats
 
 // TaskResult is one task's result on one host.
-type TaskResult struct {
-	Play, Task, Host string
-	Values           map[string]any
-}
+type TaskResult = playbook.TaskResult
 
-// Changed and Failed read the standard flags.
-func (r TaskResult) Changed() bool { b, _ := r.Values["changed"].(bool); return b }
-func (r TaskResult) Failed() bool  { b, _ := r.Values["failed"].(bool); return b }
-
-// Decode re-decodes the raw result into a typed struct (module-specific keys).
-func (r TaskResult) Decode(dst any) error {
-	b, err := json.Marshal(r.Values)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, dst)
-}
-
-// Find returns the results of the task named name (one per host that ran it).
-func (r *Result) Find(name string) []TaskResult {
-	var out []TaskResult
-	for _, t := range r.Tasks {
-		if t.Task == name {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// Playbook runs ansible-playbook with the lab's inventory through go-ansible, with the JSON stdout
-// callback, over SSH to the hosts.
+// Playbook runs ansible-playbook with the lab's inventory through the shared runner
+// (internal/playbook: go-ansible, the JSON stdout callback), over SSH to the hosts.
 func (l *Lab) Playbook(ctx context.Context, run Run) (*Result, error) {
-	abs, err := filepath.Abs(run.Playbook)
-	if err != nil {
-		return nil, err
-	}
-	cmd := playbook.NewAnsiblePlaybookCmd(
-		playbook.WithPlaybooks(abs),
-		playbook.WithPlaybookOptions(&playbook.AnsiblePlaybookOptions{
-			Inventory: l.Inventory, ExtraVars: run.ExtraVars, Limit: run.Limit,
-		}),
-	)
-	var stdout, stderr bytes.Buffer
-	exec := execute.NewDefaultExecute(
-		execute.WithCmd(cmd),
-		execute.WithErrorEnrich(playbook.NewAnsiblePlaybookErrorEnrich()),
-		execute.WithWrite(&stdout),
-		execute.WithWriteError(&stderr),
-		execute.WithEnvVars(run.Env),
-	)
-	// The json stdout callback, which ansible-core routes to ansible.posix.json.
-	runner := stdoutcallback.NewJSONStdoutCallbackExecute(exec)
-	start := time.Now()
-	runErr := runner.Execute(ctx)
-	res := &Result{Duration: time.Since(start), Err: runErr, Raw: stdout.Bytes()}
-	if run.Out != nil {
-		_, _ = run.Out.Write(stdout.Bytes())
-	}
-	if err := res.parse(); err != nil {
-		return res, fmt.Errorf("ansible-playbook %s produced no JSON report (%v); exit: %v\nstderr:\n%s\nstdout:\n%s",
-			run.Playbook, err, runErr, tail(stderr.String(), 3000), tail(stdout.String(), 3000))
-	}
-	return res, nil
-}
-
-func (r *Result) parse() error {
-	raw := r.Raw
-	// Warnings printed before the report would break decoding: start at the report's first brace.
-	if i := bytes.Index(raw, []byte("{\n")); i > 0 {
-		raw = raw[i:]
-	}
-	var report struct {
-		Plays []struct {
-			Play struct {
-				Name string `json:"name"`
-			} `json:"play"`
-			Tasks []struct {
-				Task struct {
-					Name string `json:"name"`
-				} `json:"task"`
-				Hosts map[string]map[string]any `json:"hosts"`
-			} `json:"tasks"`
-		} `json:"plays"`
-		Stats map[string]Stats `json:"stats"`
-	}
-	if err := json.Unmarshal(raw, &report); err != nil {
-		return err
-	}
-	r.Stats = report.Stats
-	for _, p := range report.Plays {
-		for _, t := range p.Tasks {
-			for h, v := range t.Hosts {
-				r.Tasks = append(r.Tasks, TaskResult{Play: p.Play.Name, Task: t.Task.Name, Host: h, Values: v})
-			}
-		}
-	}
-	return nil
-}
-
-// Failures summarises failed or unreachable hosts' task messages, for test failure output.
-func (r *Result) Failures() string {
-	var b strings.Builder
-	for _, t := range r.Tasks {
-		if t.Failed() || t.Values["unreachable"] == true {
-			fmt.Fprintf(&b, "%s | %s: %v\n", t.Host, t.Task, t.Values["msg"])
-		}
-	}
-	return b.String()
+	run.Inventory = l.Inventory
+	return playbook.Execute(ctx, run)
 }
 
 // EnvMap turns KEY=VALUE pairs (ansibletest.Install's environment) into Run.Env.
-func EnvMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
+func EnvMap(env []string) map[string]string { return playbook.EnvMap(env) }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"path/filepath"
 
-	"github.com/etcdops/etcd/pkg/dataset"
+	"github.com/etcdops/etcd/internal/dataset"
 	clientv2 "go.etcd.io/etcd/client/v2"
 )
 

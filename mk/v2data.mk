@@ -15,8 +15,8 @@ bench: bench-v2data
 # features (ignore_value came with 3.3) and the status fields (the applied index came with 3.4) are
 # per server version.
 test-v2data-versions: etcd-old
-	ETCDTEST_BIN=/usr/bin/etcd $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/leases/
-	ETCDTEST_BIN=$(ETCD32_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/leases/
-	ETCDTEST_BIN=$(ETCD33_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/leases/
+	ETCDTEST_BIN=/usr/bin/etcd $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/leases/
+	ETCDTEST_BIN=$(ETCD32_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/leases/
+	ETCDTEST_BIN=$(ETCD33_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/leases/
 
 EXTRA_TEST_TARGETS += test-v2data-versions

@@ -3,6 +3,7 @@
 package ansibletest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/etcdops/etcd/internal/playbook"
 )
 
 // Result is one task's result as Ansible reports it.
@@ -92,7 +95,7 @@ func Install(t testing.TB) []string {
 }
 
 // Module runs `module` (short name, e.g. "etcd_cluster_info") with args on localhost and returns its
-// result. It fails the test only when Ansible itself could not run the task.
+// result (through Playbook, so through internal/playbook). It fails the test only when Ansible itself could not run the task.
 func Module(t testing.TB, module string, args map[string]any, o Opts) Result {
 	t.Helper()
 	env := Install(t)
@@ -131,47 +134,28 @@ type TaskResult struct {
 // Playbook runs a playbook file with an inventory (a path or a "host," list) and extra vars, in
 // the environment Install returns (env nil: Install's), and returns every task's results in order.
 // It fails the test only when Ansible produced no report at all; failed tasks are in the results.
-func Playbook(t testing.TB, playbook, inventory string, extraVars map[string]any, env []string) []TaskResult {
+// It runs through internal/playbook, the runner the lab and tests/e2e use.
+func Playbook(t testing.TB, path, inventory string, extraVars map[string]any, env []string) []TaskResult {
 	t.Helper()
 	if env == nil {
 		env = Install(t)
 	}
-	args := []string{"-i", inventory, playbook}
-	if len(extraVars) > 0 {
-		b, _ := json.Marshal(extraVars)
-		args = append(args, "-e", string(b))
-	}
-	cmd := exec.Command("ansible-playbook", args...)
-	cmd.Env = env
-	cmd.Dir = filepath.Dir(playbook)
-	out, err := cmd.Output()
+	res, err := playbook.Execute(context.Background(), playbook.Run{
+		Playbook: path, Inventory: inventory, ExtraVars: extraVars,
+		Env: playbook.EnvMap(env), Dir: filepath.Dir(path),
+	})
 	if err != nil {
-		if _, ok := err.(*exec.ExitError); !ok {
-			t.Fatalf("ansible-playbook: %v", err)
-		}
+		t.Fatal(err)
 	}
-	var report struct {
-		Plays []struct {
-			Tasks []struct {
-				Task struct {
-					Name string `json:"name"`
-				} `json:"task"`
-				Hosts map[string]Result `json:"hosts"`
-			} `json:"tasks"`
-		} `json:"plays"`
-	}
-	if err := json.Unmarshal(out, &report); err != nil || len(report.Plays) == 0 {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("ansible-playbook produced no report: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+	if len(res.Tasks) == 0 && len(res.Stats) == 0 {
+		t.Fatalf("ansible-playbook produced no report: %v\nstdout:\n%s", res.Err, res.Raw)
 	}
 	var tasks []TaskResult
-	for _, play := range report.Plays {
-		for _, task := range play.Tasks {
-			tasks = append(tasks, TaskResult{Name: task.Task.Name, Hosts: task.Hosts})
+	for i, r := range res.Tasks {
+		if i == 0 || r.Index != res.Tasks[i-1].Index { // a task's hosts are adjacent
+			tasks = append(tasks, TaskResult{Name: r.Task, Hosts: map[string]Result{}})
 		}
+		tasks[len(tasks)-1].Hosts[r.Host] = Result(r.Values)
 	}
 	return tasks
 }

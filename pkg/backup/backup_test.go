@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/module"
 	clientv2 "go.etcd.io/etcd/client/v2"
 )

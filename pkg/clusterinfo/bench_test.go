@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

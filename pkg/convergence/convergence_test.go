@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/clusterinfo"
-	"github.com/etcdops/etcd/pkg/etcdtest"
 	"github.com/etcdops/etcd/pkg/module"
 )
 

@@ -12,6 +12,8 @@ import (
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	clientv2 "go.etcd.io/etcd/client/v2"
+
+	"github.com/etcdops/etcd/pkg/v2disk"
 )
 
 // Spec describes one copy (or, with VerifyOnly, one comparison).
@@ -81,14 +83,14 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	// Hidden names are read beside the walk; a data dir that is plainly wrong fails here, before
 	// anything is written.
 	var discover func() ([]string, error)
-	var scan *snapScan
+	var scan *v2disk.SnapScan
 	if s.SourceDataDir != "" {
-		if err := checkDataDir(s.SourceDataDir); err != nil {
+		if err := v2disk.CheckDataDir(s.SourceDataDir); err != nil {
 			return nil, err
 		}
-		discover = func() ([]string, error) { return HiddenPaths(s.SourceDataDir) }
+		discover = func() ([]string, error) { return v2disk.HiddenPaths(s.SourceDataDir) }
 		scan = s.scanSnapshot()
-		defer scan.discard()
+		defer scan.Discard()
 	} else {
 		t.Warn("source_data_dir is not set: keys with a path segment starting with '_' (hidden keys) are never " +
 			"listed by the v2 API, so they are neither copied nor verified; set source_data_dir to the data dir " +
@@ -145,7 +147,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	if snapRead != nil {
 		defer snapRead.close()
 		err = snapRead.walk(ctx, w, scope, began.Add(-goneAfter), visit)
-		hidden = snapRead.log.hidden
+		hidden = snapRead.log.Hidden
 	} else {
 		err = w.Walk(ctx, visit)
 		hidden = w.found
@@ -222,7 +224,7 @@ func (s *Spec) verify(ctx context.Context, dest destination, scope Scope, hidden
 	}
 	dst := &Tally{Dirs: src.Dirs}
 	// Without discovery the source side holds no hidden nodes; compare like with like.
-	skip := func(key string) bool { return invalid.has(key) || (s.SourceDataDir == "" && IsHidden(key)) }
+	skip := func(key string) bool { return invalid.has(key) || (s.SourceDataDir == "" && v2disk.IsHidden(key)) }
 	err := dest.Tally(ctx, scope, hidden, skip, dst)
 	if lerr := <-liveErr; err == nil {
 		err = lerr
@@ -240,18 +242,18 @@ const goneAfter = 5 * time.Second
 
 // scanSnapshot starts opening the source member's snapshot when the copy may read it (see
 // snapshotRead), nil when it reads the API: that takes a while and needs nothing from the cluster.
-func (s *Spec) scanSnapshot() *snapScan {
+func (s *Spec) scanSnapshot() *v2disk.SnapScan {
 	switch {
 	case s.SourceDataDir == "" || s.SourceRead == "api":
 		return nil
 	case s.TargetAPI != "v3" || s.VerifyOnly:
 		return nil // a v2 destination creates directories before their contents; a comparison reads the live source
 	}
-	return startSnapScan(s.SourceDataDir, true)
+	return v2disk.StartSnapScan(s.SourceDataDir, true)
 }
 
 // planRead decides where the copy reads the source and says so in res; nil: the API.
-func (s *Spec) planRead(ctx context.Context, res *Result, scan *snapScan) (*snapshotRead, error) {
+func (s *Spec) planRead(ctx context.Context, res *Result, scan *v2disk.SnapScan) (*snapshotRead, error) {
 	res.SourceRead = "api"
 	if scan == nil {
 		return nil, nil
@@ -260,7 +262,7 @@ func (s *Spec) planRead(ctx context.Context, res *Result, scan *snapScan) (*snap
 	if r != nil {
 		res.SourceRead = "snapshot"
 	} else {
-		scan.discard()
+		scan.Discard()
 	}
 	res.SourceReadNote = why
 	return r, err

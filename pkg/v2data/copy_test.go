@@ -8,70 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/v2seed"
 	"github.com/etcdops/etcd/pkg/module"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-func keysAPI(t *testing.T, c *etcdtest.Cluster) clientv2.KeysAPI {
-	t.Helper()
-	o := c.ConnOptions()
-	cli, err := o.V2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientv2.NewKeysAPI(cli)
-}
-
-func set(t *testing.T, kapi clientv2.KeysAPI, key, value string, o *clientv2.SetOptions) {
-	t.Helper()
-	if _, err := kapi.Set(context.Background(), key, value, o); err != nil {
-		t.Fatalf("seed %s: %v", key, err)
-	}
-}
-
-var (
-	bigValue  = strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
-	oddNames  = []string{"/names/ünïcødé 日本/κλειδί", "/names/with space & more", "/names/per%cent+plus:colon=eq", "/names/quote\"s"}
-	hiddenSet = map[string]string{"/tokens/_hiddenA": "token-a", "/_hiddendir/k": "in a hidden dir",
-		"/_hiddendir/_deeper": "hidden in hidden", "/ttldir/_h": "hidden under ttl"}
-)
-
-// seed writes the awkward dataset: empty and TTL dirs, TTL keys, hidden keys (also nested and under
-// a TTL dir), a 1 MiB value, a binary value, odd names, a deep tree and a wide directory.
-// It returns the leaves whose values are valid UTF-8.
-func seed(t *testing.T, kapi clientv2.KeysAPI, wide int) map[string]string {
-	t.Helper()
-	leaves := map[string]string{}
-	put := func(k, v string, ttl time.Duration) {
-		set(t, kapi, k, v, &clientv2.SetOptions{TTL: ttl})
-		leaves[k] = v
-	}
-	set(t, kapi, "/empty", "", &clientv2.SetOptions{Dir: true})
-	set(t, kapi, "/ttldir", "", &clientv2.SetOptions{Dir: true, TTL: 300 * time.Second})
-	put("/ttldir/a", "under a ttl dir", 0)
-	put("/ttldir/sub/b", "deeper under a ttl dir", 0)
-	put("/ttlkeys/k1", "ttl 300", 300*time.Second)
-	put("/ttlkeys/k2", "ttl 600", 600*time.Second)
-	put("/tokens/visible", "token-v", 0)
-	for k, v := range hiddenSet {
-		put(k, v, 0)
-	}
-	put("/big/one", bigValue, 0)
-	for i, n := range oddNames {
-		put(n, fmt.Sprintf("odd %d ✓", i), 0)
-	}
-	put("/deep/a/b/c/d/e/f/g/h/i/j/k/l/leaf", "deep", 0)
-	for i := 0; i < wide; i++ {
-		put(wideKey(i), fmt.Sprintf(`{"kind":"Event","n":%d}`, i), 0)
-	}
-	set(t, kapi, "/bin/raw", "\xff\xfe\x00binary", nil)
-	return leaves
-}
-
-// wideKey spreads keys over 40 directories, so concurrent walkers fill the same v3 batches.
-func wideKey(i int) string { return fmt.Sprintf("/wide/d-%02d/key-%05d", i%40, i) }
 
 func spec(src, dst *etcdtest.Cluster, target string) Spec {
 	return Spec{Source: src.ConnOptions(), Dest: dst.ConnOptions(), TargetAPI: target,
@@ -81,8 +23,8 @@ func spec(src, dst *etcdtest.Cluster, target string) Spec {
 
 func TestCopyToV2(t *testing.T) {
 	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
-	skapi, dkapi := keysAPI(t, src), keysAPI(t, dst)
-	leaves := seed(t, skapi, 300)
+	skapi, dkapi := v2seed.KeysAPI(t, src), v2seed.KeysAPI(t, dst)
+	leaves := v2seed.Seed(t, skapi, 300)
 	ctx := context.Background()
 
 	// Default invalid_utf8: fail — everything else is copied, the binary value is named.
@@ -92,9 +34,9 @@ func TestCopyToV2(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") || res.InvalidUTF8Keys[0] != "/bin/raw" {
 		t.Fatalf("want an invalid UTF-8 failure naming /bin/raw, got %v", err)
 	}
-	if res.Source.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) ||
+	if res.Source.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(v2seed.HiddenSet)) ||
 		res.Source.TTLKeys != 2 || res.Source.TTLDirs != 1 || res.Written.Keys != int64(len(leaves)) {
-		t.Fatalf("counts: %+v written %+v (want %d keys, %d hidden)", res.Source, res.Written, len(leaves), len(hiddenSet))
+		t.Fatalf("counts: %+v written %+v (want %d keys, %d hidden)", res.Source, res.Written, len(leaves), len(v2seed.HiddenSet))
 	}
 	if res.Destination == nil || res.Destination.Digest != res.Source.Digest || res.Destination.Dirs != res.Source.Dirs {
 		t.Fatalf("verification: source %+v destination %+v", res.Source, res.Destination)
@@ -131,7 +73,7 @@ func TestCopyToV2(t *testing.T) {
 
 func TestCopyToV3(t *testing.T) {
 	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
-	leaves := seed(t, keysAPI(t, src), 2000)
+	leaves := v2seed.Seed(t, v2seed.KeysAPI(t, src), 2000)
 	ctx := context.Background()
 
 	// Check mode counts, writes nothing.
@@ -170,7 +112,7 @@ func TestCopyToV3(t *testing.T) {
 
 	// An interrupted copy leaves some keys missing or half-done: a re-run fills exactly those,
 	// including a key that lost its lease.
-	cli.Delete(ctx, wideKey(7))
+	cli.Delete(ctx, v2seed.WideKey(7))
 	cli.Put(ctx, "/tokens/_hiddenA", "stale")
 	cli.Put(ctx, "/ttlkeys/k1", "ttl 300") // same value, no lease: as after `etcdctl migrate`
 	task = &module.Task{}
@@ -189,7 +131,7 @@ func TestCopyToV3(t *testing.T) {
 	if res, err = Copy(ctx, &module.Task{CheckMode: true}, s); err != nil || !res.Verified {
 		t.Fatalf("verify_only in check mode: %v %+v", err, res)
 	}
-	cli.Put(ctx, wideKey(1), "changed")
+	cli.Put(ctx, v2seed.WideKey(1), "changed")
 	res, err = Copy(ctx, &module.Task{}, s)
 	if err == nil || len(res.Differences) == 0 || res.Written.Keys != 0 {
 		t.Fatalf("verify_only should fail on a changed value: %v %+v", err, res)
@@ -216,8 +158,8 @@ func TestCopyToV3(t *testing.T) {
 
 func TestCopyFailsWhenSourceChanges(t *testing.T) {
 	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
-	kapi := keysAPI(t, src)
-	seed(t, kapi, 2000)
+	kapi := v2seed.KeysAPI(t, src)
+	v2seed.Seed(t, kapi, 2000)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -244,8 +186,8 @@ func TestCopyFailsWhenSourceChanges(t *testing.T) {
 // completes it without "key exists" failures and verifies, and a third run changes nothing.
 func TestInterruptedCopyResumes(t *testing.T) {
 	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
-	leaves := seed(t, keysAPI(t, src), 3000)
-	dkapi := keysAPI(t, dst)
+	leaves := v2seed.Seed(t, v2seed.KeysAPI(t, src), 3000)
+	dkapi := v2seed.KeysAPI(t, dst)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { // interrupt as soon as the first wide directory has some keys
 		for ctx.Err() == nil {
@@ -279,12 +221,12 @@ func TestInterruptedCopyResumes(t *testing.T) {
 // With one source member down, the copy reads through the others (the playbooks pass every member).
 func TestCopyReadsPastAStoppedMember(t *testing.T) {
 	src, dst := etcdtest.NewCluster(t, 3), etcdtest.NewCluster(t, 1)
-	leaves := seed(t, keysAPI(t, src), 100)
+	leaves := v2seed.Seed(t, v2seed.KeysAPI(t, src), 100)
 	src.Stop(src.Members[0])
 	s := spec(src, dst, "v3")
 	s.SourceDataDir = src.Members[1].DataDir
 	res, err := Copy(context.Background(), &module.Task{}, s)
-	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(hiddenSet)) {
+	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) || res.Source.HiddenKeys != int64(len(v2seed.HiddenSet)) {
 		t.Fatalf("%v %+v", err, res)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clientv2 "go.etcd.io/etcd/client/v2"
+
+	"github.com/etcdops/etcd/pkg/v2disk"
 )
 
 // v2Dest copies node for node into a v2 store: directories (empty ones too) with their TTL, leaves
@@ -144,7 +146,7 @@ func (d *v2Dest) existing(ctx context.Context, dir Node, kids []Node) (map[strin
 	w := &walker{reader: d.reader, Timeout: d.timeout}
 	var hidden []string
 	for _, k := range kids {
-		if name := path.Base(k.Key); IsHidden(name) {
+		if name := path.Base(k.Key); v2disk.IsHidden(name) {
 			hidden = append(hidden, name)
 		}
 	}

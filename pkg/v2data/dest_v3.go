@@ -11,6 +11,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/etcdops/etcd/pkg/v2disk"
 )
 
 // v3Dest turns every v2 leaf into a v3 key of the same name and value. Puts go in transactions of up
@@ -235,7 +237,7 @@ func (d *v3Dest) Tally(ctx context.Context, scope Scope, _ []string, skip func(s
 			if scope.Excluded(key) || skip(key) {
 				return true
 			}
-			n := Node{Key: key, Value: value, Hidden: IsHidden(key)}
+			n := Node{Key: key, Value: value, Hidden: v2disk.IsHidden(key)}
 			if lease != 0 {
 				n.Expiration, n.Expiry = leaseDeadlineUnknown, leaseDeadlineUnknown
 			}

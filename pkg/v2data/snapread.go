@@ -15,6 +15,8 @@ import (
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdops/etcd/pkg/v2disk"
 )
 
 // snapshotRead reads the source's v2 store from the member's data dir instead of through the API:
@@ -27,7 +29,7 @@ import (
 // when the copy began, and every write in its log after the snapshot was understood. Writes after
 // the copy began fail the copy as they always do (see watchChanges).
 type snapshotRead struct {
-	log *memberLog
+	log *v2disk.MemberLog
 }
 
 // statusTimeout bounds the status asked of each source member, catchUpTimeout the quorum read of the
@@ -40,8 +42,8 @@ const (
 // planSnapshotRead returns a snapshot read of the data dir scan is opening, or nil and why the API
 // must be read instead. Call it after reading the copy's start index. Errors reading the data dir
 // are errors: the API walk needs the same files for hidden names.
-func planSnapshotRead(ctx context.Context, src etcdconn.Options, scan *snapScan) (*snapshotRead, string, error) {
-	dataDir := scan.dataDir
+func planSnapshotRead(ctx context.Context, src etcdconn.Options, scan *v2disk.SnapScan) (*snapshotRead, string, error) {
+	dataDir := scan.DataDir()
 	// The cluster's committed index, asked of every member after the copy's start index was read:
 	// every write the copy's start reflects is at or below it.
 	cli, err := src.V3()
@@ -73,7 +75,7 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, scan *snapScan)
 		clusterID = st.Header.ClusterId
 	}
 
-	md, err := walMember(filepath.Join(dataDir, "member", "wal"))
+	md, err := v2disk.WALMember(filepath.Join(dataDir, "member", "wal"))
 	if err != nil {
 		return nil, "", fmt.Errorf("source_data_dir %s: %w", dataDir, err)
 	}
@@ -92,23 +94,23 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, scan *snapScan)
 		return nil, fmt.Sprintf("source_data_dir: its member (%s) did not answer a quorum read (%v)", ep, err), nil
 	}
 
-	l, err := readMemberLog(dataDir, scan)
+	l, err := v2disk.ReadMemberLog(dataDir, scan)
 	if err != nil {
 		return nil, "", err
 	}
 	why := ""
 	switch {
-	case l.snap == nil:
+	case l.Snap == nil:
 		why = "the member has no v2 snapshot"
-	case l.nodeID != md.NodeID || l.clusterID != md.ClusterID:
+	case l.NodeID != md.NodeID || l.ClusterID != md.ClusterID:
 		why = "the member's log changed while it was read"
-	case l.last < committed:
-		why = fmt.Sprintf("the data dir's member is behind the cluster (logged %d, committed %d)", l.last, committed)
-	case !l.understood:
+	case l.Last < committed:
+		why = fmt.Sprintf("the data dir's member is behind the cluster (logged %d, committed %d)", l.Last, committed)
+	case !l.Understood:
 		why = "its log holds v2 entries this module does not know"
 	}
 	if why != "" {
-		l.snap.close()
+		l.Snap.Close()
 		return nil, "source_data_dir: " + why, nil
 	}
 	return &snapshotRead{log: l}, "", nil
@@ -128,7 +130,7 @@ func quorumRead(ctx context.Context, src etcdconn.Options, endpoint string) erro
 	return err
 }
 
-func (r *snapshotRead) close() { r.log.snap.close() }
+func (r *snapshotRead) close() { r.log.Snap.Close() }
 
 // walk visits the keyspace in scope: the snapshot's nodes and, through w at the same time, what
 // was written after it (the source serves those while this process decodes the snapshot). The
@@ -139,10 +141,10 @@ func (r *snapshotRead) walk(ctx context.Context, w *walker, scope Scope, gone ti
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &storeWalk{ctx: ctx, scope: scope, gone: gone, written: map[string]bool{}, live: map[string]bool{}, visit: visit}
-	for _, p := range r.log.written {
+	for _, p := range r.log.Written {
 		s.written[p] = true
 	}
-	live := liveScope(scope, r.log.written, r.log.dirs)
+	live := liveScope(scope, r.log.Written, r.log.Dirs)
 	walked := make(chan error, 1)
 	if len(live.Prefixes) == 0 {
 		walked <- nil
@@ -151,7 +153,7 @@ func (r *snapshotRead) walk(ctx context.Context, w *walker, scope Scope, gone ti
 			s.live[p] = true
 		}
 		w.Scope, w.AboveVisited = live, true
-		w.Hidden = func() ([]string, error) { return r.log.hidden, nil }
+		w.Hidden = func() ([]string, error) { return r.log.Hidden, nil }
 		go func() {
 			err := w.Walk(ctx, visit)
 			if err != nil {
@@ -160,7 +162,7 @@ func (r *snapshotRead) walk(ctx context.Context, w *walker, scope Scope, gone ti
 			walked <- err
 		}()
 	}
-	err := s.run(r.log.snap.store)
+	err := s.run(r.log.Snap.Store())
 	if err != nil {
 		cancel()
 	}
@@ -214,7 +216,7 @@ func (s *storeWalk) node(p *jparser, parent Node) (*Node, error) {
 		case "Path":
 			if storePath, err = p.str(); err == nil {
 				n.Key, user = apiKey(storePath)
-				n.Hidden = IsHidden(n.Key)
+				n.Hidden = v2disk.IsHidden(n.Key)
 			}
 		case "ExpireTime":
 			var t string
@@ -308,10 +310,10 @@ func (s *storeWalk) expired(n Node) bool { return !n.Expiry.IsZero() && n.Expiry
 // liveScope is what must be read through the API: the paths written after the snapshot that are
 // in scope (or the scope prefixes inside them), each raised to the highest directory the snapshot
 // did not hold (so directories a write created are read too), none inside another.
-func liveScope(scope Scope, written []string, held *storeDirs) Scope {
+func liveScope(scope Scope, written []string, held *v2disk.StoreDirs) Scope {
 	var out []string
 	for _, w := range written {
-		for w != "/" && path.Dir(w) != "/" && !held.has(path.Dir(w)) {
+		for w != "/" && path.Dir(w) != "/" && !held.Has(path.Dir(w)) {
 			w = path.Dir(w)
 		}
 		for _, p := range scope.Prefixes {
@@ -337,11 +339,11 @@ func liveScope(scope Scope, written []string, held *storeDirs) Scope {
 // apiKey turns a v2 store path into the API's ("/1/a" → "/a", "/1" → "/"); false outside user keys.
 // The key is a part of the path, not a copy.
 func apiKey(storePath string) (string, bool) {
-	if storePath == storeKeysPrefix {
+	if storePath == v2disk.StoreKeysPrefix {
 		return "/", true
 	}
-	if strings.HasPrefix(storePath, storeKeysPrefix+"/") {
-		return storePath[len(storeKeysPrefix):], true
+	if strings.HasPrefix(storePath, v2disk.StoreKeysPrefix+"/") {
+		return storePath[len(v2disk.StoreKeysPrefix):], true
 	}
 	return "", false
 }

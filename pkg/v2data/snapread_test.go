@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/v2seed"
 	"github.com/etcdops/etcd/pkg/module"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,9 +20,9 @@ import (
 // the WAL after it.
 func snapshotSource(t *testing.T) (*etcdtest.Cluster, clientv2.KeysAPI, map[string]string) {
 	src := etcdtest.NewCluster(t, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "250"}})
-	kapi := keysAPI(t, src)
-	leaves := seed(t, kapi, 300)
-	awaitNewestSnapshot(t, filepath.Join(src.Members[0].DataDir, "member", "snap"))
+	kapi := v2seed.KeysAPI(t, src)
+	leaves := v2seed.Seed(t, kapi, 300)
+	v2seed.AwaitNewestSnapshot(t, filepath.Join(src.Members[0].DataDir, "member", "snap"))
 	return src, kapi, leaves
 }
 
@@ -53,14 +54,14 @@ func v3Keys(t *testing.T, c *etcdtest.Cluster) (map[string]string, map[string]in
 func TestCopyReadsTheSnapshotAndWhatWasWrittenAfterIt(t *testing.T) {
 	src, kapi, leaves := snapshotSource(t)
 	ctx := context.Background()
-	set(t, kapi, wideKey(3), "changed after the snapshot", nil)
-	leaves[wideKey(3)] = "changed after the snapshot"
-	if _, err := kapi.Delete(ctx, wideKey(4), nil); err != nil {
+	v2seed.Set(t, kapi, v2seed.WideKey(3), "changed after the snapshot", nil)
+	leaves[v2seed.WideKey(3)] = "changed after the snapshot"
+	if _, err := kapi.Delete(ctx, v2seed.WideKey(4), nil); err != nil {
 		t.Fatal(err)
 	}
-	delete(leaves, wideKey(4))
+	delete(leaves, v2seed.WideKey(4))
 	for k, v := range map[string]string{"/after/new/deep/key": "created after", "/tokens/_after": "hidden, after"} {
-		set(t, kapi, k, v, nil)
+		v2seed.Set(t, kapi, k, v, nil)
 		leaves[k] = v
 	}
 	if _, err := kapi.Delete(ctx, "/deep/a/b/c", &clientv2.DeleteOptions{Recursive: true}); err != nil {
@@ -72,7 +73,7 @@ func TestCopyReadsTheSnapshotAndWhatWasWrittenAfterIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaves[r.Node.Key] = "in order"
-	set(t, kapi, "/ttlkeys/k1", "", &clientv2.SetOptions{Refresh: true, TTL: 900 * time.Second, PrevExist: clientv2.PrevExist})
+	v2seed.Set(t, kapi, "/ttlkeys/k1", "", &clientv2.SetOptions{Refresh: true, TTL: 900 * time.Second, PrevExist: clientv2.PrevExist})
 
 	snap := etcdtest.NewCluster(t, 1)
 	res, err := Copy(ctx, &module.Task{}, spec(src, snap, "v3"))
@@ -129,7 +130,7 @@ func TestCopyReadsTheAPIWhenTheSnapshotIsNotCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.WaitReady(t)
-	set(t, kapi, "/after/stale", "written after the copy of the data dir", nil)
+	v2seed.Set(t, kapi, "/after/stale", "written after the copy of the data dir", nil)
 	leaves["/after/stale"] = "written after the copy of the data dir"
 
 	// And the data dir of another cluster.
@@ -164,7 +165,7 @@ func TestCopyPrefixInsideADirectoryWithATTL(t *testing.T) {
 			t.Fatalf("%s from %s: %v %+v", target, read, err, res)
 		}
 		if target == "v2" {
-			dir, err := keysAPI(t, dst).Get(ctx, "/ttldir", nil)
+			dir, err := v2seed.KeysAPI(t, dst).Get(ctx, "/ttldir", nil)
 			if err != nil || dir.Node.TTL < ttlMin || dir.Node.TTL > ttlMax || len(dir.Node.Nodes) != 1 {
 				t.Fatalf("v2: /ttldir in the destination: %v %+v", err, dir)
 			}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/etcdops/etcd/pkg/v2disk"
 )
 
 // Counts describe one side of a copy. The digest is order-independent (a sum of per-node hashes
@@ -171,7 +173,7 @@ func (t *Tally) hiddenExpired(now time.Time) int {
 	defer t.mu.Unlock()
 	n := 0
 	for k, e := range t.expiring {
-		if IsHidden(k) && !e.expiry.After(now) {
+		if v2disk.IsHidden(k) && !e.expiry.After(now) {
 			n++
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	clientv2 "go.etcd.io/etcd/client/v2"
+
+	"github.com/etcdops/etcd/pkg/v2disk"
 )
 
 // Node is one v2 node as the walk sees it.
@@ -75,11 +77,6 @@ func (s Scope) Contains(key string) bool {
 // under: key is dir itself or inside it (whole segments: /a/b is not under /a/bc).
 func under(key, dir string) bool {
 	return dir == "/" || key == dir || strings.HasPrefix(key, dir+"/")
-}
-
-// IsHidden reports whether any segment of a v2 path starts with "_".
-func IsHidden(key string) bool {
-	return strings.HasPrefix(key, "_") || strings.Contains(key, "/_")
 }
 
 // walker lists a v2 keyspace directory by directory with several concurrent readers.
@@ -433,7 +430,7 @@ func (w *walker) get(ctx context.Context, key string, parent Node) (*Node, error
 }
 
 func fromV2(c *clientv2.Node, parent Node) Node {
-	n := Node{Key: c.Key, Dir: c.Dir, Value: c.Value, Expiry: parent.Expiry, Hidden: IsHidden(c.Key)}
+	n := Node{Key: c.Key, Dir: c.Dir, Value: c.Value, Expiry: parent.Expiry, Hidden: v2disk.IsHidden(c.Key)}
 	if c.Expiration != nil {
 		n.Expiration = *c.Expiration
 		if n.Expiry.IsZero() || c.Expiration.Before(n.Expiry) {

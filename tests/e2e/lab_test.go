@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
-	"github.com/etcdops/etcd/pkg/dataset"
 	clientv2 "go.etcd.io/etcd/client/v2"
 )
 

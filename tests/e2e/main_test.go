@@ -9,8 +9,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
-	"github.com/etcdops/etcd/pkg/dataset"
 )
 
 // One lab per test binary (a lab starts in seconds, but CI has 2 cores): 3 etcd hosts that are also

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
-	"github.com/etcdops/etcd/pkg/dataset"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // migrationKeys is the size of the OpenShift-shaped v2 dataset the main migration tests move (the

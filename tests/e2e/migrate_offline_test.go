@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
-	"github.com/etcdops/etcd/pkg/dataset"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

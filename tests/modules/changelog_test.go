@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Every changelog fragment uses only the sections changelogs/config.yaml declares (as

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Every sidecar doc in plugins/modules/ renders with ansible-doc (the installed ansible-core), with

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 )
 
 // Through real Ansible: check mode (changed, nothing written), for real (a verified backup), again

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/pki"
 	"github.com/etcdops/etcd/pkg/clusterinfo"
-	"github.com/etcdops/etcd/pkg/etcdtest"
-	"github.com/etcdops/etcd/pkg/pki"
 	clientv2 "go.etcd.io/etcd/client/v2"
 )
 

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/convergence"
-	"github.com/etcdops/etcd/pkg/etcdtest"
 )
 
 type convergenceResult struct {

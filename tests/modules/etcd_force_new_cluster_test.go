@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 )
 
 // The module needs systemd (the lab's e2e tests run it for real); here, through real Ansible, bad

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/member"
 )
 

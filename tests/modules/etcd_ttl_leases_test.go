@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/leases"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

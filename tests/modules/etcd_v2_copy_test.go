@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/v2data"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
-	"github.com/etcdops/etcd/pkg/etcdtest"
-	"gopkg.in/yaml.v3"
+	"github.com/etcdops/etcd/internal/etcdtest"
+	"go.yaml.in/yaml/v3"
 )
 
 // The playbooks state the connection once per play, as module_defaults for the action group

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
-	"github.com/etcdops/etcd/pkg/dataset"
 	"github.com/etcdops/etcd/pkg/etcdconn"
 )
 

@@ -1,4 +1,4 @@
-package v2data
+package v2disk
 
 import (
 	"bytes"
@@ -17,21 +17,25 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// snapshotFile is a member's v2 snapshot, mapped read-only: store is the v2 store as JSON (a view
+// Snapshot is a member's v2 snapshot, mapped read-only: store is the v2 store as JSON (a view
 // into the mapping, valid until close), meta says which raft entry it ends at.
-type snapshotFile struct {
+type Snapshot struct {
 	name  string
 	mem   []byte
 	store []byte
 	meta  raftpb.SnapshotMetadata
 }
 
-func (f *snapshotFile) close() {
+// Close unmaps the snapshot (nil: nothing to close); Store is invalid afterwards.
+func (f *Snapshot) Close() {
 	if f != nil && f.mem != nil {
 		_ = syscall.Munmap(f.mem)
 		f.mem, f.store = nil, nil
 	}
 }
+
+// Store is the v2 store as JSON, as etcd's store.Save wrote it: a view into the mapping.
+func (f *Snapshot) Store() []byte { return f.store }
 
 // newestSnapshot opens the newest intact v2 snapshot in snapDir (a member's member/snap), nil when
 // there is none. It checks the CRC as etcd does and falls back to the previous snapshot when the
@@ -41,7 +45,7 @@ func (f *snapshotFile) close() {
 // cannot read to *.broken (a running member may be writing it at that moment, in place) and deletes
 // db.tmp* files (a running member's defragmentation in progress). It also copies the file into
 // memory three times; a mapping costs no heap.
-func newestSnapshot(snapDir string) (*snapshotFile, error) {
+func newestSnapshot(snapDir string) (*Snapshot, error) {
 	ents, err := os.ReadDir(snapDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -71,7 +75,7 @@ func newestSnapshot(snapDir string) (*snapshotFile, error) {
 // as JSON, 2: metadata}, and the CRC (Castagnoli) covers all of data.
 var snapCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
-func openSnapshot(file string) (*snapshotFile, error) {
+func openSnapshot(file string) (*Snapshot, error) {
 	fd, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -88,15 +92,15 @@ func openSnapshot(file string) (*snapshotFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &snapshotFile{name: filepath.Base(file), mem: mem}
+	f := &Snapshot{name: filepath.Base(file), mem: mem}
 	if err := f.parse(); err != nil {
-		f.close()
+		f.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *snapshotFile) parse() error {
+func (f *Snapshot) parse() error {
 	outer, err := protoPick(f.mem, 1, 2)
 	crc, data := uint32(outer[0].v), outer[1].b
 	switch {
@@ -203,14 +207,14 @@ func unquotePath(raw []byte) (string, error) {
 	return p, err
 }
 
-// storeDirs counts, from the paths in a snapshot, each directory's children (store paths, raw),
+// StoreDirs counts, from the paths in a snapshot, each directory's children (store paths, raw),
 // and which directories hold directories.
-type storeDirs struct {
+type StoreDirs struct {
 	children map[string]*int
 	nested   map[string]bool
 }
 
-func (d *storeDirs) add(raw []byte) {
+func (d *StoreDirs) add(raw []byte) {
 	i := bytes.LastIndexByte(raw, '/')
 	if i <= 0 {
 		return // the root, or a top-level node of the store (/0, /1)
@@ -232,22 +236,22 @@ func (d *storeDirs) add(raw []byte) {
 	}
 }
 
-// has reports whether the snapshot holds something under the directory dir (an API path).
-func (d *storeDirs) has(dir string) bool {
-	return dir == "/" || d.children[storeKeysPrefix+dir] != nil
+// Has reports whether the snapshot holds something under the directory dir (an API path).
+func (d *StoreDirs) Has(dir string) bool {
+	return dir == "/" || d.children[StoreKeysPrefix+dir] != nil
 }
 
-// hoist replaces the written children of a directory by the directory itself when they are at
+// Hoist replaces the written children of a directory by the directory itself when they are at
 // least half of its children and it holds no directories: one listing instead of a request per key
 // (events and leases are written directory by directory).
-func (d *storeDirs) hoist(written []string) []string {
+func (d *StoreDirs) Hoist(written []string) []string {
 	byParent := map[string][]string{}
 	for _, w := range written {
 		byParent[path.Dir(w)] = append(byParent[path.Dir(w)], w)
 	}
 	var out []string
 	for parent, kids := range byParent {
-		sp := storeKeysPrefix + parent
+		sp := StoreKeysPrefix + parent
 		if n := d.children[sp]; parent != "/" && n != nil && !d.nested[sp] && 2*len(kids) >= *n {
 			out = append(out, parent)
 		} else {

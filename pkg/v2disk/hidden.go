@@ -1,4 +1,4 @@
-package v2data
+package v2disk
 
 import (
 	"bytes"
@@ -14,55 +14,62 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// v2 user keys live under /1 in the store (membership under /0); the HTTP API hides the prefix.
-const storeKeysPrefix = "/1"
+// IsHidden reports whether a v2 key has a hidden segment (one starting with "_"), which listings omit.
+func IsHidden(key string) bool {
+	return strings.HasPrefix(key, "_") || strings.Contains(key, "/_")
+}
+
+// StoreKeysPrefix: v2 user keys live under /1 in the store (membership under /0); the HTTP API hides the prefix.
+const StoreKeysPrefix = "/1"
 
 // HiddenPaths finds the names of hidden v2 nodes (a segment starting with "_"), which the v2 API
 // never lists, in a member's data dir: the newest v2 snapshot plus every v2 write in the WAL after it.
 // The result is a list of candidate paths (as the v2 API names them); a walk fetches each by name,
 // so deleted or expired ones simply come back absent. It only reads: safe beside a running member.
 func HiddenPaths(dataDir string) ([]string, error) {
-	l, err := readMemberLog(dataDir, startSnapScan(dataDir, false))
+	l, err := ReadMemberLog(dataDir, StartSnapScan(dataDir, false))
 	if err != nil {
 		return nil, err
 	}
-	return l.hidden, nil
+	return l.Hidden, nil
 }
 
-// memberLog is what a member's data dir holds of its v2 store: the newest snapshot, and the v2
+// MemberLog is what a member's data dir holds of its v2 store: the newest snapshot, and the v2
 // writes in the WAL after it.
-type memberLog struct {
-	snap *snapshotFile // nil: none, or not kept
-	// nodeID and clusterID are the member's, last the index of the WAL's last entry.
-	nodeID, clusterID, last uint64
-	hidden                  []string // API paths with a hidden segment, in the snapshot or written after it
-	// written lists the API paths v2 writes after the snapshot touched ("/": the whole keyspace). It
-	// is exact only when understood: every entry after the snapshot was decoded and its method known.
-	written    []string
-	understood bool
-	// dirs: the snapshot's directories that hold something (kept with the snapshot).
-	dirs *storeDirs
+type MemberLog struct {
+	Snap *Snapshot // nil: none, or not kept (close it)
+	// NodeID and ClusterID are the member's, Last the index of the WAL's last entry.
+	NodeID, ClusterID, Last uint64
+	Hidden                  []string // API paths with a hidden segment, in the snapshot or written after it
+	// Written lists the API paths v2 writes after the snapshot touched ("/": the whole keyspace). It
+	// is exact only when Understood: every entry after the snapshot was decoded and its method known.
+	Written    []string
+	Understood bool
+	// Dirs: the snapshot's directories that hold something (kept with the snapshot).
+	Dirs *StoreDirs
 }
 
-// snapScan opens a member's newest v2 snapshot and scans its paths in the background. It needs
+// SnapScan opens a member's newest v2 snapshot and scans its paths in the background. It needs
 // nothing from the cluster (a snapshot holds only applied entries), so a copy starts it first; the
 // WAL after it is read once the snapshot is open.
-type snapScan struct {
+type SnapScan struct {
 	dataDir string
 	keep    bool          // the snapshot stays open and its directories are counted, for a copy
 	opened  chan struct{} // closed once snap (nil: none) or openErr is set
 	scanned chan struct{} // closed once hidden and dirs are complete, or scanErr is set
-	snap    *snapshotFile
+	snap    *Snapshot
 	hidden  map[string]bool
-	dirs    *storeDirs
+	dirs    *StoreDirs
 	// Two errors, each written before its channel closes, so that a reader after opened never
 	// races the scan.
 	openErr, scanErr error
 }
 
-func startSnapScan(dataDir string, keep bool) *snapScan {
-	s := &snapScan{dataDir: dataDir, keep: keep, opened: make(chan struct{}), scanned: make(chan struct{}),
-		hidden: map[string]bool{}, dirs: &storeDirs{children: map[string]*int{}, nested: map[string]bool{}}}
+// StartSnapScan starts the scan of dataDir's newest v2 snapshot (keep: for a copy that reads the
+// store from it). Hand it to ReadMemberLog, or Discard it.
+func StartSnapScan(dataDir string, keep bool) *SnapScan {
+	s := &SnapScan{dataDir: dataDir, keep: keep, opened: make(chan struct{}), scanned: make(chan struct{}),
+		hidden: map[string]bool{}, dirs: &StoreDirs{children: map[string]*int{}, nested: map[string]bool{}}}
 	go func() {
 		defer close(s.scanned)
 		s.snap, s.openErr = newestSnapshot(filepath.Join(dataDir, "member", "snap"))
@@ -88,31 +95,34 @@ func startSnapScan(dataDir string, keep bool) *snapScan {
 	return s
 }
 
-// discard waits for the scan and closes the snapshot, unless a snapshot read still uses it: for a
+// DataDir is the data dir being scanned.
+func (s *SnapScan) DataDir() string { return s.dataDir }
+
+// Discard waits for the scan and closes the snapshot, unless a snapshot read still uses it: for a
 // copy that reads the API after all, or has finished.
-func (s *snapScan) discard() {
+func (s *SnapScan) Discard() {
 	if s == nil {
 		return
 	}
 	<-s.scanned
-	s.snap.close()
+	s.snap.Close()
 }
 
-// readMemberLog reads a member's data dir: the snapshot scan's result, and the WAL after the
-// snapshot, read while the scan goes on (two files, two cores). With scan.keep the snapshot stays
-// open (close it) and every write after it is decoded, for a copy that reads the store from the
+// ReadMemberLog reads a member's data dir: the snapshot scan's result, and the WAL after the
+// snapshot, read while the scan goes on (two files, two cores). With a kept scan (StartSnapScan keep) the snapshot stays
+// open (MemberLog.Snap: close it) and every write after it is decoded, for a copy that reads the store from the
 // snapshot.
-func readMemberLog(dataDir string, scan *snapScan) (*memberLog, error) {
+func ReadMemberLog(dataDir string, scan *SnapScan) (*MemberLog, error) {
 	<-scan.opened
 	if scan.openErr != nil {
-		scan.discard()
+		scan.Discard()
 		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, scan.openErr)
 	}
 	var snapIndex, snapTerm uint64
 	if scan.snap != nil {
 		snapIndex, snapTerm = scan.snap.meta.Index, scan.snap.meta.Term
 	}
-	l := &memberLog{understood: true}
+	l := &MemberLog{Understood: true}
 	hidden, written := map[string]bool{}, map[string]bool{}
 	entry := func(index uint64, typ raftpb.EntryType, data []byte) {
 		if typ != raftpb.EntryNormal || len(data) == 0 {
@@ -126,13 +136,13 @@ func readMemberLog(dataDir string, scan *snapScan) (*memberLog, error) {
 		method, path, v2, ok := v2Request(data)
 		switch {
 		case !ok:
-			l.understood = false
+			l.Understood = false
 		case !v2:
 		case method == "PUT" || method == "POST" || method == "DELETE":
 			addKey(hidden, path, true)
 			addKey(written, path, false)
 		case method != "QGET" && method != "SYNC": // reads, and the expiry of TTL keys
-			l.understood = false
+			l.Understood = false
 		}
 	}
 	md, last, err := readWAL(filepath.Join(dataDir, "member", "wal"), snapIndex, snapTerm, entry)
@@ -144,16 +154,16 @@ func readMemberLog(dataDir string, scan *snapScan) (*memberLog, error) {
 		err = scan.scanErr
 	}
 	if err != nil || !scan.keep {
-		scan.snap.close()
+		scan.snap.Close()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, err)
 	}
 	maps.Copy(hidden, scan.hidden)
-	l.nodeID, l.clusterID, l.last = md.NodeID, md.ClusterID, last
-	l.hidden, l.written = sortedKeys(hidden), scan.dirs.hoist(sortedKeys(written))
+	l.NodeID, l.ClusterID, l.Last = md.NodeID, md.ClusterID, last
+	l.Hidden, l.Written = sortedKeys(hidden), scan.dirs.Hoist(sortedKeys(written))
 	if scan.keep {
-		l.snap, l.dirs = scan.snap, scan.dirs
+		l.Snap, l.Dirs = scan.snap, scan.dirs
 	}
 	return l, nil
 }
@@ -161,13 +171,13 @@ func readMemberLog(dataDir string, scan *snapScan) (*memberLog, error) {
 // addKey adds a v2 store path as the API names it (without the /1 prefix of user keys; outside it,
 // nothing), only if hidden when onlyHidden.
 func addKey(set map[string]bool, storePath string, onlyHidden bool) {
-	if storePath == storeKeysPrefix {
+	if storePath == StoreKeysPrefix {
 		if !onlyHidden {
 			set["/"] = true
 		}
 		return
 	}
-	p, ok := strings.CutPrefix(storePath, storeKeysPrefix+"/")
+	p, ok := strings.CutPrefix(storePath, StoreKeysPrefix+"/")
 	if ok && (!onlyHidden || IsHidden(p)) {
 		set["/"+p] = true
 	}
@@ -182,9 +192,9 @@ func sortedKeys(set map[string]bool) []string {
 	return out
 }
 
-// checkDataDir fails fast on a source_data_dir that holds no member log, which HiddenPaths would
+// CheckDataDir fails fast on a source_data_dir that holds no member log, which HiddenPaths would
 // only find after reading for a while.
-func checkDataDir(dataDir string) error {
+func CheckDataDir(dataDir string) error {
 	if !wal.Exist(filepath.Join(dataDir, "member", "wal")) {
 		return fmt.Errorf("source_data_dir %s holds no etcd WAL (member/wal); point it at the data dir of a member "+
 			"of the source cluster on this host (e.g. /var/lib/etcd)", dataDir)

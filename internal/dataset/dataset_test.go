@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
 	clientv2 "go.etcd.io/etcd/client/v2"
 )
 

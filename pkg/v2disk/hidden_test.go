@@ -1,4 +1,4 @@
-package v2data
+package v2disk
 
 import (
 	"bytes"
@@ -9,13 +9,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/v2seed"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/raft/v3/raftpb"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
-	"go.uber.org/zap"
 )
 
 // The snapshot is read as etcd reads it, and the path scan finds exactly the paths a full decode of
@@ -23,9 +20,9 @@ import (
 // of a member whose store is mostly in a snapshot (as on any long-lived member).
 func TestSnapshotScanMatchesADecodeOfTheStore(t *testing.T) {
 	src := etcdtest.NewCluster(t, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "100"}})
-	seed(t, keysAPI(t, src), 300)
+	v2seed.Seed(t, v2seed.KeysAPI(t, src), 300)
 	snapDir := filepath.Join(src.Members[0].DataDir, "member", "snap")
-	_, s := awaitNewestSnapshot(t, snapDir)
+	_, s := v2seed.AwaitNewestSnapshot(t, snapDir)
 
 	type node struct {
 		Path     string
@@ -45,7 +42,7 @@ func TestSnapshotScanMatchesADecodeOfTheStore(t *testing.T) {
 	}
 	walk(st.Root)
 	sort.Strings(decoded)
-	if hidden := slices.DeleteFunc(slices.Clone(decoded), func(p string) bool { return !IsHidden(p) }); len(hidden) < len(hiddenSet) {
+	if hidden := slices.DeleteFunc(slices.Clone(decoded), func(p string) bool { return !IsHidden(p) }); len(hidden) < len(v2seed.HiddenSet) {
 		t.Fatalf("the snapshot holds only %d hidden paths: %q", len(hidden), hidden)
 	}
 
@@ -53,7 +50,7 @@ func TestSnapshotScanMatchesADecodeOfTheStore(t *testing.T) {
 	if err != nil || f == nil {
 		t.Fatalf("no snapshot read: %v", err)
 	}
-	defer f.close()
+	defer f.Close()
 	if f.meta.Index != s.Metadata.Index || f.meta.Term != s.Metadata.Term || !bytes.Equal(f.store, s.Data) {
 		t.Fatalf("read index %d term %d (want %d %d), %d bytes of store (want %d)", f.meta.Index, f.meta.Term,
 			s.Metadata.Index, s.Metadata.Term, len(f.store), len(s.Data))
@@ -76,7 +73,7 @@ func TestSnapshotScanMatchesADecodeOfTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k := range hiddenSet {
+	for k := range v2seed.HiddenSet {
 		if !slices.Contains(hidden, k) {
 			t.Errorf("hidden key %s not found: %q", k, hidden)
 		}
@@ -87,10 +84,10 @@ func TestSnapshotScanMatchesADecodeOfTheStore(t *testing.T) {
 // reads its data dir: the scan falls back to the previous snapshot and touches no file.
 func TestSnapshotScanSkipsATornSnapshotAndChangesNothing(t *testing.T) {
 	src := etcdtest.NewCluster(t, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "100"}})
-	seed(t, keysAPI(t, src), 300)
+	v2seed.Seed(t, v2seed.KeysAPI(t, src), 300)
 	live := filepath.Join(src.Members[0].DataDir, "member", "snap")
 	dir := t.TempDir()
-	newest, want := awaitNewestSnapshot(t, live)
+	newest, want := v2seed.AwaitNewestSnapshot(t, live)
 	good, err := os.ReadFile(filepath.Join(live, newest))
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +107,7 @@ func TestSnapshotScanSkipsATornSnapshotAndChangesNothing(t *testing.T) {
 	if err != nil || f == nil || f.meta.Index != want.Metadata.Index {
 		t.Fatalf("got %+v, %v; want the intact snapshot at %d", f, err, want.Metadata.Index)
 	}
-	f.close()
+	f.Close()
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != len(files) {
 		t.Fatalf("the snap dir changed: %v", ents)
@@ -126,37 +123,6 @@ func TestSnapshotScanSkipsATornSnapshotAndChangesNothing(t *testing.T) {
 	}
 	if _, err := newestSnapshot(dir); err == nil || !strings.Contains(err.Error(), "no readable v2 snapshot") {
 		t.Fatalf("only torn snapshots: want an error, got %v", err)
-	}
-}
-
-// awaitNewestSnapshot waits until the member has finished writing snapshots (it may be writing one as
-// the test begins) and returns the newest.
-func awaitNewestSnapshot(t *testing.T, dir string) (string, *raftpb.Snapshot) {
-	t.Helper()
-	newest := func() string {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := ""
-		for _, e := range ents {
-			if strings.HasSuffix(e.Name(), ".snap") && e.Name() > name {
-				name = e.Name()
-			}
-		}
-		return name
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		name := newest()
-		time.Sleep(300 * time.Millisecond)
-		if name != "" && name == newest() {
-			if s, err := snap.Read(zap.NewNop(), filepath.Join(dir, name)); err == nil {
-				return name, s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no complete v2 snapshot in %s (newest: %q)", dir, name)
-		}
 	}
 }
 

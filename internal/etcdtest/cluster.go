@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdops/etcd/internal/pki"
 	"github.com/etcdops/etcd/pkg/etcdconn"
-	"github.com/etcdops/etcd/pkg/pki"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

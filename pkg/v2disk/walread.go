@@ -1,4 +1,4 @@
-package v2data
+package v2disk
 
 import (
 	"bufio"
@@ -58,9 +58,9 @@ func readWAL(dir string, snapIndex, snapTerm uint64, fn walEntryFunc) (pb.Metada
 	return md, r.last, nil
 }
 
-// walMember reads a member's metadata (node and cluster ids) from the head of its newest WAL
+// WALMember reads a member's metadata (node and cluster ids) from the head of its newest WAL
 // segment: every segment begins with it.
-func walMember(dir string) (pb.Metadata, error) {
+func WALMember(dir string) (pb.Metadata, error) {
 	var md pb.Metadata
 	files, err := walSegments(dir, math.MaxUint64)
 	if err != nil {

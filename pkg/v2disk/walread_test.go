@@ -1,4 +1,4 @@
-package v2data
+package v2disk
 
 import (
 	"bytes"
@@ -9,7 +9,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/etcdops/etcd/pkg/etcdtest"
+	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/v2seed"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
 	"go.etcd.io/etcd/server/v3/wal"
@@ -21,12 +22,12 @@ import (
 // metadata; and, when the last record was cut short (a member writing it), the same shorter log.
 func TestReadWALMatchesEtcdsReader(t *testing.T) {
 	src := etcdtest.NewCluster(t, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "100"}})
-	kapi := keysAPI(t, src)
-	seed(t, kapi, 300)
+	kapi := v2seed.KeysAPI(t, src)
+	v2seed.Seed(t, kapi, 300)
 	member := filepath.Join(src.Members[0].DataDir, "member")
-	_, s := awaitNewestSnapshot(t, filepath.Join(member, "snap"))
+	_, s := v2seed.AwaitNewestSnapshot(t, filepath.Join(member, "snap"))
 	for i := 0; i < 5; i++ { // entries after the snapshot's own record, the last of which is cut below
-		set(t, kapi, fmt.Sprintf("/after/%d", i), "after the snapshot", nil)
+		v2seed.Set(t, kapi, fmt.Sprintf("/after/%d", i), "after the snapshot", nil)
 	}
 	src.Stop(src.Members[0]) // a still WAL, to cut a copy of it
 	dir := filepath.Join(t.TempDir(), "wal")

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // flags is the member's configuration as etcd flag names; processes get them as --name=value,
