@@ -50,7 +50,7 @@ install: collection
 	sum=$$(sha256sum $(TARBALL) | cut -d' ' -f1); \
 	if [ -d "$$dest" ] && [ "$$(cat "$$stamp" 2>/dev/null)" = "$$sum" ]; then \
 	  echo "etcdops.etcd $(VERSION) from $(TARBALL) is installed in $(COLLECTIONS_PATH)"; exit 0; fi; \
-	tmp=$$(mktemp -d $(COLLECTIONS_PATH)/.install.XXXXXX) && \
+	mkdir -p $(COLLECTIONS_PATH) && tmp=$$(mktemp -d $(COLLECTIONS_PATH)/.install.XXXXXX) && \
 	ANSIBLE_COLLECTIONS_PATH="$$tmp" ansible-galaxy collection install --force $(TARBALL) -p "$$tmp" >/dev/null && \
 	test -x "$$tmp/ansible_collections/etcdops/etcd/plugins/modules/etcd_member" && \
 	mkdir -p "$$(dirname "$$dest")" && \
