@@ -1,0 +1,576 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/internal/dataset"
+	"github.com/etcdops/etcd/lab"
+	clientv2 "go.etcd.io/etcd/client/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Seed 000 end to end: a cluster migrated by this collection whose masters were put back on etcd2
+// without restoring data, then written through v2 (new, changed, deleted, TTL and hidden keys) while
+// someone deleted keys in v3 by hand. The migration refuses it; a plain `etcdctl migrate` would lose
+// data (shown on a copy of a member); the clean-up rebuilds the cluster from the v2 keyspace alone
+// (v3 empty at revision 1, v2 exactly as the masters left it) and says "already clean" on a second run.
+func TestCleanupAfterFailedMigration(t *testing.T) {
+	start := time.Now()
+	step := func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
+	}
+	l, m := migrationLab(t, 2000)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	// 1. Migrate with this collection.
+	res := playbook(t, l, "migrate_v2_to_v3.yml", longLeases)
+	mustSucceed(t, res)
+	step("1. migrated in %s: %s", res.Duration.Round(time.Second), summary(t, res))
+
+	// 2. Fall back as the operator did: master-config to etcd2, no data restored, masters started.
+	fallback := runTestdata(t, l, "fallback.yml", nil)
+	mustSucceed(t, fallback)
+	for _, h := range l.Members() {
+		if backend, _ := masterStorage(t, h); backend != "" && backend != "etcd2" {
+			t.Fatalf("%s: master-config.yaml storage-backend %q after the fall-back", h.Name, backend)
+		}
+	}
+	step("2. masters back on etcd2 (v3 keeps the migrated keys)")
+
+	// 3. The masters write through v2.
+	o := l.Conn()
+	c2, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kapi := clientv2.NewKeysAPI(c2)
+	want := writeAfterFallback(ctx, t, kapi, m)
+	step("3. v2 after the fall-back: %d keys expected; written %v, deleted %v", len(want.keys), want.written, want.deleted)
+
+	// 4. Keys deleted in v3 by hand: tombstones, the v3 revision moves. One of them was also changed
+	// in v2 after the fall-back; the others were not touched in v2.
+	cli := l.V3Client(t)
+	for _, k := range want.v3Deleted {
+		if r, err := cli.Delete(ctx, k); err != nil || r.Deleted != 1 {
+			t.Fatalf("v3 delete %s: %v %v", k, r, err)
+		}
+	}
+	before := v3Shape(ctx, t, l)
+	step("4. deleted %d keys in v3 by hand: %s", len(want.v3Deleted), before)
+
+	// 5. The migration refuses, changing nothing.
+	refused := playbook(t, l, "migrate_v2_to_v3.yml", longLeases)
+	if refused.Err == nil {
+		t.Fatalf("the migration ran through on a fallen-back cluster: %s", summary(t, refused))
+	}
+	msg := failureMsg(refused)
+	if !strings.Contains(msg, "cleanup_failed_migration.yml") {
+		t.Errorf("the refusal does not point to the clean-up playbook: %q", msg)
+	}
+	if n := changedTasks(refused); n != 0 {
+		t.Errorf("the refused migration changed %d tasks", n)
+	}
+	if after := v3Shape(ctx, t, l); after != before {
+		t.Errorf("the refused migration changed the cluster: before %s, after %s", before, after)
+	}
+	step("5. the migration refused in %s: %s", refused.Duration.Round(time.Second), msg)
+
+	// 6. The trap: `etcdctl migrate` on a copy of a member loses v2 writes.
+	showTrap(ctx, t, l, want)
+	step("6. trap shown")
+
+	// 7. The clean-up.
+	clean := playbook(t, l, "cleanup_failed_migration.yml", nil)
+	mustSucceed(t, clean)
+	step("7. cleaned up in %s: %s", clean.Duration.Round(time.Second), summary(t, clean))
+	checkCleanedUp(ctx, t, l, kapi, want)
+
+	// 8. A second run changes nothing and says so.
+	again := playbook(t, l, "cleanup_failed_migration.yml", nil)
+	mustSucceed(t, again)
+	if n, s := changedTasks(again), summary(t, again); n != 0 || !strings.Contains(s, "already clean") {
+		t.Errorf("second clean-up: %d changed tasks, summary %q", n, s)
+	}
+	step("8. second clean-up in %s: %s", again.Duration.Round(time.Second), summary(t, again))
+}
+
+// The clean-up refuses a cluster whose masters run on etcd3 (it would discard their live v3 data),
+// before changing anything.
+func TestCleanupRefusesOnEtcd3Consumers(t *testing.T) {
+	l, _ := migrationLab(t, 300)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	// The masters on etcd3, writing v3 keys (as after a migration).
+	mustSucceed(t, runTestdata(t, l, "fallback.yml", map[string]any{"fallback_backend": "etcd3"}))
+	cli := l.V3Client(t)
+	for i := 0; i < 5; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("/kubernetes.io/pods/default/live-on-v3-%d", i), "live"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := v3Shape(ctx, t, l)
+
+	res := playbook(t, l, "cleanup_failed_migration.yml", nil)
+	if res.Err == nil {
+		t.Fatalf("the clean-up ran through with the masters on etcd3: %s", summary(t, res))
+	}
+	msg := failureMsg(res)
+	if !strings.Contains(msg, "etcd3") {
+		t.Errorf("the refusal does not say the masters run on etcd3: %q", msg)
+	}
+	if n := changedTasks(res); n != 0 {
+		t.Errorf("%d tasks changed something", n)
+	}
+	if after := v3Shape(ctx, t, l); after != before {
+		t.Errorf("the refused clean-up changed the cluster: before %s, after %s", before, after)
+	}
+	if st := cleanupState(t, l); st != nil {
+		t.Errorf("a clean-up state file was written: %v", st)
+	}
+	for _, h := range l.Members() {
+		for _, unit := range append([]string{"etcd"}, lab.MasterServices...) {
+			if !l.UnitActive(h, unit) {
+				t.Errorf("%s: %s is not running", h.Name, unit)
+			}
+		}
+		if backend, _ := masterStorage(t, h); backend != "etcd3" {
+			t.Errorf("%s: master-config.yaml storage-backend %q, want etcd3 untouched", h.Name, backend)
+		}
+		if out, err := l.Exec(h, "sh", "-c", "ls -d /var/lib/etcd/member.pre-cleanup-* 2>/dev/null || true"); err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("%s: member dirs moved aside: %s %v", h.Name, out, err)
+		}
+	}
+	if state := cleanupUnitState(t, l); state != "not-found" {
+		t.Errorf("%s on %s: LoadState %s", cleanupUnit, l.Members()[0].Name, state)
+	}
+	t.Logf("refused in %s: %s", res.Duration.Round(time.Second), msg)
+}
+
+// longLeases gives every TTL prefix a lease of an hour or more, so no key expires from v3 while a
+// test compares revisions and keys (the 10 s defaults of two prefixes would).
+var longLeases = map[string]any{"etcd_v2v3_migrate_ttl_defaults": map[string]int{
+	"/kubernetes.io/events": 3600, "/kubernetes.io/masterleases": 3600, "/openshift.io/oauth/accesstokens": 86400,
+	"/openshift.io/oauth/authorizetokens": 3600, "/openshift.io/leases/controllers": 3600}}
+
+const cleanupUnit = "etcdops-cleanup-etcd.service"
+
+// runTestdata runs testdata/NAME against the lab with the collection installed.
+func runTestdata(t *testing.T, l *lab.Lab, name string, extra map[string]any) *lab.Result {
+	t.Helper()
+	env := lab.EnvMap(ansibletest.Install(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := l.Playbook(ctx, lab.Run{Playbook: filepath.Join("testdata", name), ExtraVars: extra, Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// v2Key is one key the v2 keyspace must hold.
+type v2Key struct {
+	value string
+	ttl   bool // a TTL of its own (keys in TTL directories expire with the directory)
+}
+
+// keyspace is the v2 keyspace as the masters left it after the fall-back.
+type keyspace struct {
+	keys      map[string]v2Key
+	dirs      map[string]bool // directory → has a TTL
+	written   []string        // set in v2 after the fall-back (new or changed)
+	deleted   []string        // deleted in v2 after the fall-back
+	v3Deleted []string        // deleted in v3 by hand
+	untouched []string        // of v3Deleted, those v2 did not change after the fall-back
+}
+
+// writeAfterFallback writes through v2 as the masters would after the fall-back and returns the
+// keyspace v2 must hold then: the manifest with new keys, changed values, deleted keys, TTL keys and
+// hidden keys (new and changed).
+func writeAfterFallback(ctx context.Context, t *testing.T, kapi clientv2.KeysAPI, m *dataset.Manifest) *keyspace {
+	t.Helper()
+	ks := &keyspace{keys: map[string]v2Key{}, dirs: map[string]bool{}}
+	var plain []string
+	var event, hidden string
+	for _, e := range m.Entries {
+		if e.Dir {
+			ks.dirs[e.Key] = e.TTL > 0
+			continue
+		}
+		ks.keys[e.Key] = v2Key{value: string(e.Value()), ttl: e.TTL > 0}
+		switch {
+		case e.Hidden && e.TTL > 0 && hidden == "":
+			hidden = e.Key
+		case !e.Hidden && e.TTL > 0 && strings.HasPrefix(e.Key, "/kubernetes.io/events/") && event == "":
+			event = e.Key
+		case !e.Hidden && e.TTL == 0 && e.InDir == "" && e.Kind == dataset.KindJSON:
+			plain = append(plain, e.Key)
+		}
+	}
+	if len(plain) < 9 || event == "" || hidden == "" {
+		t.Fatalf("the dataset lacks keys to change: %d plain, event %q, hidden %q", len(plain), event, hidden)
+	}
+	set := func(key, value string, ttl time.Duration) {
+		t.Helper()
+		if _, err := kapi.Set(ctx, key, value, &clientv2.SetOptions{TTL: ttl}); err != nil {
+			t.Fatalf("v2 set %s: %v", key, err)
+		}
+		ks.keys[key] = v2Key{value: value, ttl: ttl > 0}
+		ks.written = append(ks.written, key)
+	}
+	// Changed values of existing keys (plain, TTL, hidden).
+	for _, k := range plain[:3] {
+		set(k, `{"kind":"ConfigMap","apiVersion":"v1","changed":"after the fall-back","key":"`+k+`"}`, 0)
+	}
+	set(event, `{"kind":"Event","apiVersion":"v1","message":"changed after the fall-back"}`, time.Hour)
+	set(hidden, `{"kind":"OAuthAccessToken","apiVersion":"v1","changed":"after the fall-back"}`, time.Hour)
+	// New keys: plain, with a TTL, hidden (with and without a TTL).
+	set("/kubernetes.io/configmaps/default/after-fallback", `{"kind":"ConfigMap","apiVersion":"v1","new":true}`, 0)
+	set("/openshift.io/routes/app-prod/after-fallback", `{"kind":"Route","apiVersion":"v1","new":true}`, 0)
+	set("/kubernetes.io/events/default/after-fallback", `{"kind":"Event","apiVersion":"v1","new":true}`, time.Hour)
+	set("/openshift.io/oauth/accesstokens/_after-fallback-token", `{"kind":"OAuthAccessToken","new":true}`, time.Hour)
+	set("/kubernetes.io/_internal/after-fallback", `{"new":true,"hidden":true}`, 0)
+	// Deleted keys.
+	for _, k := range plain[3:6] {
+		if _, err := kapi.Delete(ctx, k, nil); err != nil {
+			t.Fatalf("v2 delete %s: %v", k, err)
+		}
+		delete(ks.keys, k)
+		ks.deleted = append(ks.deleted, k)
+	}
+	// For the hand deletes in v3: one key changed in v2 after the fall-back, three not touched.
+	ks.untouched = append([]string{}, plain[6:9]...)
+	ks.v3Deleted = append([]string{plain[0]}, ks.untouched...)
+	return ks
+}
+
+// v3Shape sums up what a refused run must not change: member IDs, v3 key count and revision.
+func v3Shape(ctx context.Context, t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	cli := l.V3Client(t)
+	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, mem := range members.Members {
+		ids = append(ids, fmt.Sprintf("%s=%x", mem.Name, mem.ID))
+	}
+	sort.Strings(ids)
+	return fmt.Sprintf("%d v3 keys at revision %d, members %s", resp.Count, resp.Header.Revision, strings.Join(ids, ","))
+}
+
+// showTrap runs seed 000's trap on a copy of the first member's data dir: `etcdctl migrate` there,
+// the copy served by a throwaway single-member etcd, and its v3 compared with the v2 keyspace. It
+// must lose keys written after the fall-back (or keep old values, or bring deleted keys back).
+//
+// etcdctl 3.4's migrate rebuilds the v2 store from the last v2 snapshot plus the WAL after it, and
+// panics replaying membership changes (the migration's force-new-cluster and re-added members) from
+// a WAL without snapshot; seed 000 forces a snapshot with a low snapshot count. The throwaway etcd
+// does the same: started once on the copy with --snapshot-count 1 it writes a v2 snapshot.
+func showTrap(ctx context.Context, t *testing.T, l *lab.Lab, want *keyspace) {
+	t.Helper()
+	const copyDir = "/var/tmp/trap-copy"
+	h := l.Members()[0]
+	exec := func(args ...string) string {
+		t.Helper()
+		out, err := l.Exec(h, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	exec("systemctl", "stop", "etcd")
+	exec("sh", "-c", "rm -rf "+copyDir+" && cp -a /var/lib/etcd "+copyDir)
+	exec("systemctl", "start", "etcd")
+	defer func() {
+		l.Exec(h, "systemctl", "stop", "trap-etcd")
+		l.Exec(h, "systemctl", "reset-failed", "trap-etcd")
+		l.Exec(h, "rm", "-rf", copyDir)
+	}()
+	if err := l.WaitHealthy(); err != nil {
+		t.Fatal(err)
+	}
+
+	client := fmt.Sprintf("http://%s:23790", h.Addr)
+	peer := fmt.Sprintf("http://%s:23800", h.Addr)
+	trapEtcd := func(extra ...string) {
+		t.Helper()
+		l.Exec(h, "systemctl", "reset-failed", "trap-etcd")
+		exec(append([]string{"systemd-run", "--unit", "trap-etcd", "/usr/bin/etcd", "--name", "trap", "--data-dir", copyDir,
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer}, extra...)...)
+	}
+	snaps := func() string {
+		out, _ := l.Exec(h, "sh", "-c", "ls "+copyDir+"/member/snap/*.snap 2>/dev/null | tail -n1")
+		return strings.TrimSpace(string(out))
+	}
+	old := snaps()
+	trapEtcd("--force-new-cluster", "--snapshot-count", "1")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if s := snaps(); s != "" && s != old {
+			// etcd writes the .snap file in place: give it time to finish before stopping.
+			time.Sleep(3 * time.Second)
+			t.Logf("v2 snapshot of the copy: %s (before: %q)", s, old)
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := l.Exec(h, "journalctl", "-u", "trap-etcd", "--no-pager", "-n", "30")
+			t.Fatalf("the throwaway etcd wrote no v2 snapshot in %s:\n%s", copyDir, log)
+		}
+	}
+	exec("systemctl", "stop", "trap-etcd")
+	if b := exec("sh", "-c", "ls "+copyDir+"/member/snap/"); strings.Contains(b, "broken") {
+		t.Fatalf("a broken v2 snapshot in the copy: %s", b)
+	}
+	out, err := l.Exec(h, "env", "ETCDCTL_API=3", "etcdctl", "migrate", "--data-dir="+copyDir)
+	if err != nil {
+		msg, _, _ := strings.Cut(string(out), "goroutine")
+		t.Fatalf("etcdctl migrate on a copy of %s's data dir: %v\n%s", h.Name, err, tail(msg, 1500))
+	}
+	t.Logf("etcdctl migrate on a copy of %s's data dir: %s", h.Name, tail(string(out), 300))
+	trapEtcd()
+
+	trap, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trap.Close()
+	var resp *clientv3.GetResponse
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		resp, err = trap.Get(c, "/", clientv3.WithPrefix())
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := l.Exec(h, "journalctl", "-u", "trap-etcd", "--no-pager", "-n", "30")
+			t.Fatalf("the throwaway etcd on the migrated copy does not answer: %v\n%s", err, log)
+		}
+	}
+	got := map[string]string{}
+	for _, kv := range resp.Kvs {
+		got[string(kv.Key)] = string(kv.Value)
+	}
+	lost := func(keys []string) []string {
+		var out []string
+		for _, k := range keys {
+			if v, ok := got[k]; !ok {
+				out = append(out, k+" (missing)")
+			} else if v != want.keys[k].value {
+				out = append(out, k+" (old value)")
+			}
+		}
+		return out
+	}
+	var back []string
+	for _, k := range want.deleted {
+		if _, ok := got[k]; ok {
+			back = append(back, k)
+		}
+	}
+	lostWritten, lostUntouched := lost(want.written), lost(want.untouched)
+	t.Logf("trap: v3 of the migrated copy holds %d keys (v2: %d); of the keys written after the fall-back it lost %v; "+
+		"of the v2 keys deleted in v3 by hand it lost %v; keys deleted in v2 still there: %v",
+		len(got), len(want.keys), lostWritten, lostUntouched, back)
+	if len(lostWritten) == 0 {
+		t.Errorf("etcdctl migrate on the copy kept every key written after the fall-back: the trap is not shown")
+	}
+	if len(lostUntouched) == 0 {
+		t.Errorf("etcdctl migrate on the copy restored the keys deleted in v3 by hand: their tombstones did not hide them")
+	}
+}
+
+// checkCleanedUp asserts the outcome of the clean-up.
+func checkCleanedUp(ctx context.Context, t *testing.T, l *lab.Lab, kapi clientv2.KeysAPI, want *keyspace) {
+	t.Helper()
+	cli := l.V3Client(t)
+	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count != 0 || resp.Header.Revision != 1 {
+		t.Errorf("v3 after the clean-up: %d keys at revision %d, want none at 1", resp.Count, resp.Header.Revision)
+	}
+	checkV2Equals(ctx, t, kapi, want)
+
+	members, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mem := range members.Members {
+		if mem.IsLearner {
+			t.Errorf("member %s is a learner", mem.Name)
+		}
+		names = append(names, mem.Name)
+	}
+	if strings.Join(sorted(names), ",") != "etcd1,etcd2,etcd3" {
+		t.Errorf("members after the clean-up %v, want etcd1..3 voting", names)
+	}
+	for _, h := range l.Members() {
+		if _, err := cli.Status(ctx, h.ClientURL()); err != nil {
+			t.Errorf("%s does not answer: %v", h.Name, err)
+		}
+		for _, svc := range lab.MasterServices {
+			if !l.UnitActive(h, svc) {
+				t.Errorf("%s: %s is not running after the clean-up", h.Name, svc)
+			}
+		}
+		if backend, _ := masterStorage(t, h); backend != "" && backend != "etcd2" {
+			t.Errorf("%s: master-config.yaml storage-backend %q after the clean-up", h.Name, backend)
+		}
+		if out, err := l.Exec(h, "sh", "-c", "ls /var/lib/etcd/member/snap/*.snap"); err != nil {
+			t.Errorf("%s: no v2 snapshot: %s %v", h.Name, out, err)
+		}
+		if out, err := l.Exec(h, "sh", "-c", "ls -d /var/lib/etcd/member.pre-cleanup-*"); err != nil {
+			t.Errorf("%s: the old member dir was not kept: %s %v", h.Name, out, err)
+		}
+	}
+	if state := cleanupUnitState(t, l); state != "not-found" {
+		t.Errorf("%s is still loaded on %s (LoadState %s)", cleanupUnit, l.Members()[0].Name, state)
+	}
+	if st := cleanupState(t, l); st["status"] != "complete" {
+		t.Errorf("cleanup-state.json: %v", st)
+	}
+	if st := migrationState(t, l); st != nil {
+		t.Errorf("the migration's state file was not archived: %v", st)
+	}
+	if out, err := l.Exec(l.Members()[0], "sh", "-c", "ls /var/lib/etcd-backup/migration-state.cleaned-up-*.json"); err != nil {
+		t.Errorf("no archived migration state: %s %v", out, err)
+	}
+}
+
+// checkV2Equals asserts v2 holds exactly the keyspace: every key with its value (hidden ones, which
+// v2 listings leave out, one by one), TTL keys and TTL directories with a TTL, no key deleted after
+// the fall-back, and no other key under the listed prefixes.
+func checkV2Equals(ctx context.Context, t *testing.T, kapi clientv2.KeysAPI, want *keyspace) {
+	t.Helper()
+	listed := map[string]*clientv2.Node{}
+	var walk func(n *clientv2.Node)
+	walk = func(n *clientv2.Node) {
+		if !n.Dir {
+			listed[n.Key] = n
+		}
+		for _, c := range n.Nodes {
+			walk(c)
+		}
+	}
+	for _, p := range []string{"/kubernetes.io", "/openshift.io"} {
+		resp, err := kapi.Get(ctx, p, &clientv2.GetOptions{Recursive: true, Quorum: true})
+		if err != nil {
+			t.Fatalf("v2 get %s: %v", p, err)
+		}
+		walk(resp.Node)
+	}
+	bad := 0
+	report := func(format string, args ...any) {
+		t.Helper()
+		if bad++; bad <= 10 {
+			t.Errorf("v2 after the clean-up: "+format, args...)
+		}
+	}
+	for k, w := range want.keys {
+		n := listed[k]
+		if n == nil {
+			if !strings.Contains(k, "/_") {
+				report("%s is not listed", k)
+				continue
+			}
+			resp, err := kapi.Get(ctx, k, &clientv2.GetOptions{Quorum: true})
+			if err != nil {
+				report("hidden key %s: %v", k, err)
+				continue
+			}
+			n = resp.Node
+		}
+		if n.Value != w.value {
+			report("%s has another value (%d bytes, want %d)", k, len(n.Value), len(w.value))
+		}
+		if w.ttl && n.TTL <= 0 {
+			report("%s lost its TTL", k)
+		}
+	}
+	for k := range listed {
+		if _, ok := want.keys[k]; !ok {
+			report("%s is there and should not be", k)
+		}
+	}
+	for _, k := range want.deleted {
+		if _, err := kapi.Get(ctx, k, nil); !clientv2.IsKeyNotFound(err) {
+			report("%s, deleted after the fall-back, is back (%v)", k, err)
+		}
+	}
+	for d, ttl := range want.dirs {
+		resp, err := kapi.Get(ctx, d, nil)
+		if err != nil || !resp.Node.Dir {
+			report("directory %s: %v", d, err)
+			continue
+		}
+		if ttl && resp.Node.TTL <= 0 {
+			report("directory %s lost its TTL", d)
+		}
+	}
+	if bad > 10 {
+		t.Errorf("… %d differences in all", bad)
+	}
+	if bad == 0 {
+		t.Logf("v2 holds the %d keys and %d directories expected, hidden ones included", len(want.keys), len(want.dirs))
+	}
+}
+
+// cleanupState reads the clean-up's state file on the first etcd host (nil when there is none).
+func cleanupState(t testing.TB, l *lab.Lab) map[string]any {
+	t.Helper()
+	return readState(t, l, "cleanup-state.json")
+}
+
+// cleanupUnitState is the LoadState of the clean-up's temporary etcd unit on the first etcd host.
+func cleanupUnitState(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	out, err := l.Exec(l.Members()[0], "systemctl", "show", "-p", "LoadState", "--value", cleanupUnit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// readState reads a JSON state file of /var/lib/etcd-backup on the first etcd host (nil when absent).
+func readState(t testing.TB, l *lab.Lab, name string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.Members()[0].Root(), "var/lib/etcd-backup", name))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := map[string]any{}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return st
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
