@@ -103,6 +103,60 @@ func TestCleanupAfterFailedMigration(t *testing.T) {
 		t.Errorf("second clean-up: %d changed tasks, summary %q", n, s)
 	}
 	step("8. second clean-up in %s: %s", again.Duration.Round(time.Second), summary(t, again))
+
+	// 9. The migration now passes its preflight and loses nothing of the v2 keyspace.
+	migrated := playbook(t, l, "migrate_v2_to_v3.yml", longLeases)
+	if migrated.Err != nil {
+		snaps, _ := l.Exec(l.Members()[0], "ls", "-l", "/var/lib/etcd/member/snap", "/var/lib/etcd/member/wal")
+		t.Fatalf("the migration after the clean-up failed: %v\n%s\nsnap and wal of %s:\n%s",
+			migrated.Err, failureMsg(migrated), l.Members()[0].Name, snaps)
+	}
+	step("9. migrated after the clean-up in %s: %s", migrated.Duration.Round(time.Second), summary(t, migrated))
+	checkV3Equals(ctx, t, l, want)
+}
+
+// checkV3Equals asserts v3 holds the v2 keyspace after a migration: every key (hidden ones too) with
+// its value, TTL keys on a lease, keys deleted in v2 absent.
+func checkV3Equals(ctx context.Context, t *testing.T, l *lab.Lab, want *keyspace) {
+	t.Helper()
+	resp, err := l.V3Client(t).Get(ctx, "/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*mvccKV{}
+	for _, kv := range resp.Kvs {
+		got[string(kv.Key)] = &mvccKV{value: string(kv.Value), lease: kv.Lease}
+	}
+	bad := 0
+	report := func(format string, args ...any) {
+		t.Helper()
+		if bad++; bad <= 10 {
+			t.Errorf("v3 after the migration: "+format, args...)
+		}
+	}
+	for k, w := range want.keys {
+		switch kv := got[k]; {
+		case kv == nil:
+			report("%s is missing", k)
+		case kv.value != w.value:
+			report("%s has another value (%d bytes, want %d)", k, len(kv.value), len(w.value))
+		case w.ttl && kv.lease == 0:
+			report("%s has no lease", k)
+		}
+	}
+	for _, k := range want.deleted {
+		if got[k] != nil {
+			report("%s, deleted in v2 after the fall-back, is back", k)
+		}
+	}
+	if bad == 0 {
+		t.Logf("v3 holds the %d keys of the v2 keyspace, hidden ones and leases included", len(want.keys))
+	}
+}
+
+type mvccKV struct {
+	value string
+	lease int64
 }
 
 // The clean-up refuses a cluster whose masters run on etcd3 (it would discard their live v3 data),

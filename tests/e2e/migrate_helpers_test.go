@@ -79,12 +79,17 @@ func summary(t *testing.T, res *lab.Result) string {
 	return ""
 }
 
-// failureMsg joins the messages of every failed task.
+// failureMsg joins the messages of every failed task, with the end of a failed command's stderr.
 func failureMsg(res *lab.Result) string {
 	var msgs []string
 	for _, tr := range res.Tasks {
 		if tr.Failed() {
 			m, _ := tr.Values["msg"].(string)
+			if stderr, _ := tr.Values["stderr"].(string); stderr != "" {
+				// A Go panic's message comes before its goroutine dump.
+				stderr, _, _ = strings.Cut(stderr, "\ngoroutine ")
+				m += ": " + tail(stderr, 1500)
+			}
 			msgs = append(msgs, m)
 		}
 	}
