@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/lab"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// recover_member.yml on one lab boot (each boot costs CI minutes): bad input and two failing members
+// are refused with nothing changed; a member with corrupt data, crash-looping, comes back as a
+// healthy voter holding every key, its old member dir kept under a timestamped name, and a second run
+// changes nothing; a member removed from the membership by hand while it runs is re-added.
+func TestRecoverMember(t *testing.T) {
+	start := time.Now()
+	step := func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
+	}
+	l := lab.Up(t, lab.Spec{Hosts: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	etcd1, etcd2, etcd3 := l.Members()[0], l.Members()[1], l.Members()[2]
+	cli := l.V3Client(t, etcd1, etcd2)
+	keys := map[string]string{}
+	put := func(n int, tag string) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			k, v := fmt.Sprintf("/recover/%s/%03d", tag, i), fmt.Sprintf("%s-%d-%s", tag, i, strings.Repeat("x", i))
+			if _, err := cli.Put(ctx, k, v); err != nil {
+				t.Fatal(err)
+			}
+			keys[k] = v
+		}
+	}
+	put(200, "before")
+	recoverRun := func(host string) *lab.Result {
+		t.Helper()
+		return playbook(t, l, "recover_member.yml", map[string]any{"etcd_recover_member": host})
+	}
+
+	// 1. Bad input: a host outside the etcd group, refused naming the variable.
+	bad := recoverRun("nosuch")
+	if msg := failureMsg(bad); bad.Err == nil || !strings.Contains(msg, "etcd_recover_member") {
+		t.Fatalf("etcd_recover_member=nosuch: err %v, message %q", bad.Err, msg)
+	}
+	step("1. a host outside the etcd group refused: %s", failureMsg(bad))
+
+	// 2. Two members failing (etcd3 corrupt, etcd2 stopped): quorum loss, refused with nothing changed.
+	membersBefore := memberIDs(ctx, t, cli)
+	if _, err := l.CorruptDataDir(etcd3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Exec(etcd2, "systemctl", "stop", "etcd"); err != nil {
+		t.Fatal(err)
+	}
+	dirsBefore := dataDirs(t, l)
+	refused := recoverRun(etcd3.Name)
+	msg := failureMsg(refused)
+	if refused.Err == nil || !strings.Contains(msg, "restore_from_snapshot.yml") || !strings.Contains(msg, etcd2.Name) {
+		t.Fatalf("two failing members: err %v, message %q (want it to name %s and restore_from_snapshot.yml)",
+			refused.Err, msg, etcd2.Name)
+	}
+	if n := changedTasks(refused); n != 0 {
+		t.Errorf("the refused run changed %d tasks", n)
+	}
+	if after := dataDirs(t, l); after != dirsBefore {
+		t.Errorf("the refused run changed the data dirs:\nbefore %s\nafter  %s", dirsBefore, after)
+	}
+	if st := readState(t, l, "recover-member-state.json"); st != nil {
+		t.Errorf("the refused run wrote a state file: %v", st)
+	}
+	if _, err := l.Exec(etcd2, "systemctl", "start", "etcd"); err != nil {
+		t.Fatal(err)
+	}
+	if after := memberIDs(ctx, t, cli); after != membersBefore {
+		t.Errorf("the refused run changed the members: before %s, after %s", membersBefore, after)
+	}
+	step("2. two failing members refused, nothing changed: %s", msg)
+
+	// 3. etcd3 crash-loops on its corrupt data (etcd2 is back): recovered, every key on it, the old
+	// member dir kept; writes go on meanwhile.
+	put(100, "during")
+	_, _ = l.Exec(etcd3, "systemctl", "start", "etcd") // fails: the data is corrupt; Restart=on-failure loops
+	res := recoverRun(etcd3.Name)
+	mustSucceed(t, res)
+	checkRecovered(ctx, t, l, keys)
+	out, err := l.Exec(etcd3, "sh", "-c", "ls -d /var/lib/etcd/member.pre-recover-2*Z && ls /var/lib/etcd/member.pre-recover-2*Z/snap/db")
+	if err != nil {
+		t.Errorf("etcd3's corrupt member dir was not kept aside with a timestamp: %v", err)
+	}
+	if st := readState(t, l, "recover-member-state.json"); st != nil {
+		t.Errorf("the state file was not set aside after the recovery: %v", st)
+	}
+	step("3. corrupt etcd3 recovered in %s (%s): %s", res.Duration.Round(time.Second), strings.Fields(string(out))[0], summary(t, res))
+
+	again := recoverRun(etcd3.Name)
+	mustSucceed(t, again)
+	if n, s := changedTasks(again), summary(t, again); n != 0 || !strings.Contains(s, "nothing changed") {
+		t.Errorf("second run: %d changed tasks, summary %q", n, s)
+	}
+	step("3b. second run in %s: %s", again.Duration.Round(time.Second), summary(t, again))
+
+	// 4. etcd2 removed from the membership by hand while it runs: re-added.
+	removeMemberByHand(ctx, t, l.V3Client(t, etcd1, etcd3), etcd2.Name)
+	put(50, "removed")
+	res = recoverRun(etcd2.Name)
+	mustSucceed(t, res)
+	checkRecovered(ctx, t, l, keys)
+	step("4. removed etcd2 re-added in %s: %s", res.Duration.Round(time.Second), summary(t, res))
+}
+
+// removeMemberByHand removes the member named name as an operator would with etcdctl member remove.
+func removeMemberByHand(ctx context.Context, t *testing.T, cli *clientv3.Client, name string) {
+	t.Helper()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.Members {
+		if m.Name != name {
+			continue
+		}
+		// etcd refuses a removal ("unhealthy cluster") until every member has been connected for a while.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+			if _, err = cli.MemberRemove(ctx, m.ID); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkRecovered asserts three started, healthy voting members etcd1..3, each holding every key of
+// want with its value in its own copy (serializable reads through each member).
+func checkRecovered(ctx context.Context, t *testing.T, l *lab.Lab, want map[string]string) {
+	t.Helper()
+	list, err := l.V3Client(t).MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range list.Members {
+		if m.IsLearner || len(m.ClientURLs) == 0 {
+			t.Errorf("member %s (%x): learner %v, client URLs %v", m.Name, m.ID, m.IsLearner, m.ClientURLs)
+		}
+		names = append(names, m.Name)
+	}
+	if strings.Join(sorted(names), ",") != "etcd1,etcd2,etcd3" {
+		t.Errorf("members %v, want etcd1..3", names)
+	}
+	for _, h := range l.Members() {
+		resp, err := l.V3Client(t, h).Get(ctx, "/recover/", clientv3.WithPrefix(), clientv3.WithSerializable())
+		if err != nil {
+			t.Errorf("%s: %v", h.Name, err)
+			continue
+		}
+		got := map[string]string{}
+		for _, kv := range resp.Kvs {
+			got[string(kv.Key)] = string(kv.Value)
+		}
+		bad := 0
+		for k, v := range want {
+			if got[k] != v {
+				bad++
+			}
+		}
+		if bad > 0 || len(got) != len(want) {
+			t.Errorf("%s holds %d keys, %d of the %d written missing or different", h.Name, len(got), bad, len(want))
+		}
+	}
+}
+
+// memberIDs sums up the membership: name=id of every member, sorted.
+func memberIDs(ctx context.Context, t *testing.T, cli *clientv3.Client) string {
+	t.Helper()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range list.Members {
+		ids = append(ids, fmt.Sprintf("%s=%x", m.Name, m.ID))
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, ",")
+}
+
+// dataDirs lists every host's /var/lib/etcd entries (a member dir moved aside shows).
+func dataDirs(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	var out []string
+	for _, h := range l.Members() {
+		entries, err := os.ReadDir(filepath.Join(h.Root(), "var/lib/etcd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			out = append(out, h.Name+":"+e.Name())
+		}
+	}
+	return strings.Join(out, " ")
+}
