@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +23,7 @@ import (
 // data (shown on a copy of a member); the clean-up rebuilds the cluster from the v2 keyspace alone
 // (v3 empty at revision 1, v2 exactly as the masters left it) and says "already clean" on a second run.
 func TestCleanupAfterFailedMigration(t *testing.T) {
-	start := time.Now()
-	step := func(format string, args ...any) {
-		t.Helper()
-		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
-	}
+	step := stepLogger(t)
 	l, m := migrationLab(t, 2000)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -316,16 +311,7 @@ func v3Shape(ctx context.Context, t *testing.T, l *lab.Lab) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	members, err := cli.MemberList(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, mem := range members.Members {
-		ids = append(ids, fmt.Sprintf("%s=%x", mem.Name, mem.ID))
-	}
-	sort.Strings(ids)
-	return fmt.Sprintf("%d v3 keys at revision %d, members %s", resp.Count, resp.Header.Revision, strings.Join(ids, ","))
+	return fmt.Sprintf("%d v3 keys at revision %d, members %s", resp.Count, resp.Header.Revision, memberIDs(ctx, t, cli))
 }
 
 // showTrap runs seed 000's trap on a copy of the first member's data dir: `etcdctl migrate` there,

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,15 @@ func playbook(t testing.TB, l *lab.Lab, name string, extra map[string]any) *lab.
 		t.Fatal(err)
 	}
 	return res
+}
+
+// stepLogger logs a test's numbered steps with the time since the test started.
+func stepLogger(t *testing.T) func(format string, args ...any) {
+	start := time.Now()
+	return func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
+	}
 }
 
 func mustSucceed(t *testing.T, res *lab.Result) {

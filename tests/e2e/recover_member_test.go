@@ -19,11 +19,7 @@ import (
 // healthy voter holding every key, its old member dir kept under a timestamped name, and a second run
 // changes nothing; a member removed from the membership by hand while it runs is re-added.
 func TestRecoverMember(t *testing.T) {
-	start := time.Now()
-	step := func(format string, args ...any) {
-		t.Helper()
-		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
-	}
+	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
