@@ -258,4 +258,33 @@ func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
 	if err := l.WaitHealthy(); err != nil {
 		t.Fatal(err)
 	}
+
+	// Forced on the healthy cluster, from a snapshot file on the controller: rolled back to it once more,
+	// the finished restore's state file archived.
+	name, _ := restoreState(t, l)["snapshot"].(map[string]any)["name"].(string)
+	b, err := os.ReadFile(filepath.Join(l.Members()[1].Root(), "var/lib/etcd-restore", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := filepath.Join(t.TempDir(), "named.db")
+	if err := os.WriteFile(named, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/after-the-restore", "lost"); err != nil {
+		t.Fatal(err)
+	}
+	res = playbook(t, l, "restore_from_snapshot.yml", map[string]any{"etcd_restore_force": true, "etcd_restore_snapshot": named})
+	mustSucceed(t, res)
+	if msg := res.Find("etcdops.etcd.etcd_restore : Report the decision"); len(msg) == 0 ||
+		!strings.Contains(msg[0].Values["msg"].(string), "controller:"+named) {
+		t.Fatalf("the forced restore did not use the named file: %v", msg)
+	}
+	cli = l.V3Client(t)
+	again, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || again.Count != int64(len(backedUp.Kvs)) {
+		t.Fatalf("%v keys after the forced restore (%v), want %d", again, err, len(backedUp.Kvs))
+	}
+	if out, err := l.Exec(l.Members()[0], "sh", "-c", "ls /var/lib/etcd-backup/restore-state.superseded-*"); err != nil {
+		t.Errorf("the finished restore's state file was not archived: %s %v", out, err)
+	}
 }
