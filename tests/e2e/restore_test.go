@@ -201,11 +201,11 @@ func restoreState(t testing.TB, l *lab.Lab) map[string]any {
 	return st
 }
 
-// Every member down, no masters: no member answers, so the restore refuses until told the cluster holds no
+// etcd 3.6, every member down, no masters: no member answers, so the restore refuses until told the cluster holds no
 // v2 data (changing nothing), then restores from the newest verified backup of etcd_backup: the keys as
 // they were when it was taken, the later writes gone, three healthy voters.
 func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
-	l := lab.Up(t, lab.Spec{Hosts: 3})
+	l := lab.Up(t, lab.Spec{Hosts: 3, Etcd: "3.6"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if _, err := l.SeedV3(ctx, 300, 1); err != nil {
