@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,7 +52,7 @@ func TestRestoreFromSnapshot(t *testing.T) {
 	if first.Err == nil {
 		t.Fatal("the run went through with an etcd unit that cannot start")
 	}
-	st := restoreState(t, l)
+	st := readState(t, l, "restore-state.json")
 	snap, _ := st["snapshot"].(map[string]any)
 	if st["status"] != "restored" || st["token"] == nil || snap == nil {
 		t.Fatalf("state after the interrupted run: %v\n%s", st, failureMsg(first))
@@ -73,7 +72,7 @@ func TestRestoreFromSnapshot(t *testing.T) {
 		t.Fatalf("the re-run did not resume: %v", msg)
 	}
 	t.Logf("resumed run took %s: %s", res.Duration.Round(time.Second), summary(t, res))
-	if after := restoreState(t, l); after["status"] != "complete" || after["token"] != st["token"] {
+	if after := readState(t, l, "restore-state.json"); after["status"] != "complete" || after["token"] != st["token"] {
 		t.Fatalf("state after the re-run: %v (token before %v)", after, st["token"])
 	}
 
@@ -179,26 +178,9 @@ func TestRestoreRefusals(t *testing.T) {
 			t.Errorf("%s: etcd does not run after a refused restore", h.Name)
 		}
 	}
-	if st := restoreState(t, l); st != nil {
+	if st := readState(t, l, "restore-state.json"); st != nil {
 		t.Errorf("a refused restore wrote its state file: %v", st)
 	}
-}
-
-// restoreState reads the state file the restore keeps on the first etcd host (nil when absent).
-func restoreState(t testing.TB, l *lab.Lab) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(l.Members()[0].Root(), "var/lib/etcd-backup/restore-state.json"))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := map[string]any{}
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 // etcd 3.6, every member down, no masters: no member answers, so the restore refuses until told the cluster holds no
@@ -230,8 +212,8 @@ func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
 	if msg := failureMsg(refused); refused.Err == nil || !strings.Contains(msg, "etcd_restore_v2_checked") {
 		t.Fatalf("the restore did not refuse an unknown v2 state: %v %s", refused.Err, msg)
 	}
-	if n := changedTasks(refused); n != 0 || restoreState(t, l) != nil {
-		t.Errorf("the refused restore changed %d tasks, state %v", n, restoreState(t, l))
+	if n := changedTasks(refused); n != 0 || readState(t, l, "restore-state.json") != nil {
+		t.Errorf("the refused restore changed %d tasks, state %v", n, readState(t, l, "restore-state.json"))
 	}
 
 	res := playbook(t, l, "restore_from_snapshot.yml", map[string]any{"etcd_restore_v2_checked": true})
@@ -261,7 +243,7 @@ func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
 
 	// Forced on the healthy cluster, from a snapshot file on the controller: rolled back to it once more,
 	// the finished restore's state file archived.
-	name, _ := restoreState(t, l)["snapshot"].(map[string]any)["name"].(string)
+	name, _ := readState(t, l, "restore-state.json")["snapshot"].(map[string]any)["name"].(string)
 	b, err := os.ReadFile(filepath.Join(l.Members()[1].Root(), "var/lib/etcd-restore", name))
 	if err != nil {
 		t.Fatal(err)
