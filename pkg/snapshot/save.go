@@ -64,6 +64,9 @@ func Save(ctx context.Context, t *module.Task, s SaveSpec) (SaveResult, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return r, err
 		}
+		if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o077 != 0 {
+			t.Warn("%s has mode %04o: other users can list the snapshots there (each is 0600); a 0700 directory is safer", dir, st.Mode().Perm())
+		}
 		if r.Info, err = Fetch(ctx, s.Conn, s.Path, s.Timeout); err != nil {
 			return r, err
 		}

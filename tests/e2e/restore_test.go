@@ -131,7 +131,8 @@ func TestRestoreFromSnapshot(t *testing.T) {
 }
 
 // On the shared lab (healthy, v2 data): the restore refuses a cluster that holds quorum, and, forced past
-// that, a cluster with v2 data (pointing to force_new_cluster.yml) - each before changing anything.
+// that, a cluster with v2 data (pointing to force_new_cluster.yml) and a member with ETCD_WAL_DIR - each
+// before changing anything.
 func TestRestoreRefusals(t *testing.T) {
 	l := shared
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -149,14 +150,29 @@ func TestRestoreRefusals(t *testing.T) {
 		return fmt.Sprintf("cluster %x revision %d keys %d members %d", r.Header.ClusterId, r.Header.Revision, r.Count, len(m.Members))
 	}
 	before := shape()
+	walDir := l.Members()[1]
+	setWALDir := func(on bool) {
+		t.Helper()
+		cmd := "sed -i '/^ETCD_WAL_DIR=/d' /etc/etcd/etcd.conf"
+		if on {
+			cmd = "echo ETCD_WAL_DIR=/var/lib/etcd-wal >> /etc/etcd/etcd.conf"
+		}
+		if out, err := l.Exec(walDir, "sh", "-c", cmd); err != nil {
+			t.Fatalf("%s: %s %v", walDir.Name, out, err)
+		}
+	}
 	for _, tc := range []struct {
-		extra map[string]any
-		want  string
+		extra  map[string]any
+		walDir bool
+		want   string
 	}{
-		{nil, "quorum holds"},
-		{map[string]any{"etcd_restore_force": true}, "force_new_cluster.yml"},
+		{nil, false, "quorum holds"},
+		{map[string]any{"etcd_restore_force": true}, false, "force_new_cluster.yml"},
+		{map[string]any{"etcd_restore_force": true}, true, "ETCD_WAL_DIR=/var/lib/etcd-wal"},
 	} {
+		setWALDir(tc.walDir)
 		res := playbook(t, l, "restore_from_snapshot.yml", tc.extra)
+		setWALDir(false)
 		if res.Err == nil {
 			t.Fatalf("%v: the restore ran on a healthy cluster with v2 data", tc.extra)
 		}
