@@ -22,10 +22,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/datadir"
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
-	"go.etcd.io/etcd/etcdutl/v3/snapshot"
-	"go.uber.org/zap"
+	"github.com/etcdops/etcd/pkg/snapshot"
 )
 
 const (
@@ -86,7 +86,7 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		r.Actions = append(r.Actions, fmt.Sprintf("moved aside the unverifiable %s (%v)", path, err))
 		if !t.CheckMode {
-			if err := os.Rename(path, path+".incomplete-"+stamp(s.Now)); err != nil {
+			if err := os.Rename(path, path+".incomplete-"+datadir.Stamp(s.Now)); err != nil {
 				return r, err
 			}
 		}
@@ -106,7 +106,7 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 		r.Actions = append(r.Actions, "would back up into "+path)
 		return r, nil
 	}
-	tmp := path + ".partial-" + stamp(s.Now)
+	tmp := path + ".partial-" + datadir.Stamp(s.Now)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return r, err
 	}
@@ -161,73 +161,13 @@ func Verify(path string) (Manifest, error) {
 }
 
 func saveSnapshot(ctx context.Context, s Spec, dst string, m *Manifest) error {
-	cli, err := s.Conn.V3()
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
 	m.Endpoint = s.Conn.Endpoints[0]
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-	defer cancel()
-	rc, err := cli.Snapshot(ctx)
-	if err != nil {
-		return s.Conn.Explain(m.Endpoint, err)
-	}
-	defer rc.Close()
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	info, err := snapshot.Fetch(ctx, s.Conn, dst, s.Timeout)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, rc); err != nil {
-		f.Close()
-		return s.Conn.Explain(m.Endpoint, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := checkSnapshotHash(dst); err != nil {
-		return err
-	}
-	st, err := snapshot.NewV3(zap.NewNop()).Status(dst)
-	if err != nil {
-		return fmt.Errorf("the snapshot does not open as an etcd database: %w", err)
-	}
-	m.SnapshotRevision, m.SnapshotKeys = st.Revision, st.TotalKey
-	sum, _, err := hashFile(dst)
-	m.Files[snapshotName] = sum
-	return err
-}
-
-// checkSnapshotHash verifies the SHA-256 etcd appends to a snapshot stream (the bolt file is a
-// multiple of 512 bytes; the 32 bytes after it are the hash of what precedes them).
-func checkSnapshotHash(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size()%512 != sha256.Size {
-		return fmt.Errorf("%s carries no trailing SHA-256 (size %d); the stream was cut short", path, st.Size())
-	}
-	h := sha256.New()
-	if _, err := io.CopyN(h, f, st.Size()-sha256.Size); err != nil {
-		return err
-	}
-	want := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(f, want); err != nil {
-		return err
-	}
-	if hex.EncodeToString(h.Sum(nil)) != hex.EncodeToString(want) {
-		return fmt.Errorf("%s: SHA-256 mismatch; the snapshot is corrupt", path)
-	}
+	m.SnapshotRevision, m.SnapshotKeys = info.Revision, info.Entries
+	m.Files[snapshotName] = info.SHA256
 	return nil
 }
 
@@ -392,5 +332,3 @@ func DirSize(dir string) (int64, error) {
 	})
 	return total, err
 }
-
-func stamp(t time.Time) string { return t.UTC().Format("20060102T150405Z") }

@@ -5,9 +5,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/datadir"
 	"github.com/etcdops/etcd/pkg/module"
 )
 
@@ -43,7 +43,7 @@ func Restore(t *module.Task, s RestoreSpec) (RestoreResult, error) {
 		r.Actions = append(r.Actions, cur+" already equals the backup")
 		return r, nil
 	}
-	if err := notLocked(cur); err != nil {
+	if err := datadir.NotLocked(cur); err != nil {
 		return r, err
 	}
 	t.Changed()
@@ -52,7 +52,7 @@ func Restore(t *module.Task, s RestoreSpec) (RestoreResult, error) {
 		return r, nil
 	}
 	if _, err := os.Stat(cur); err == nil {
-		r.MovedAway = cur + ".pre-rollback-" + stamp(s.Now)
+		r.MovedAway = cur + ".pre-rollback-" + datadir.Stamp(s.Now)
 		if err := os.Rename(cur, r.MovedAway); err != nil {
 			return r, err
 		}
@@ -61,7 +61,7 @@ func Restore(t *module.Task, s RestoreSpec) (RestoreResult, error) {
 	if _, _, err := copyTree(filepath.Join(s.Path, memberDir), cur); err != nil {
 		return r, err
 	}
-	if err := chownLike(s.DataDir, cur); err != nil {
+	if err := datadir.ChownLike(s.DataDir, cur); err != nil {
 		return r, err
 	}
 	if !same(cur, m) {
@@ -110,43 +110,4 @@ func cutMember(rel string) (string, bool) {
 		return rel[len(prefix):], true
 	}
 	return "", false
-}
-
-// fOFDGetLK is F_OFD_GETLK: etcd locks its WAL files with open-file-description locks on Linux
-// (fileutil.LockFile), which flock(2) does not see.
-const fOFDGetLK = 36
-
-// notLocked fails when an etcd process holds its WAL lock.
-func notLocked(member string) error {
-	wals, _ := filepath.Glob(filepath.Join(member, "wal", "*.wal"))
-	for _, w := range wals {
-		f, err := os.OpenFile(w, os.O_RDWR, 0)
-		if err != nil {
-			continue
-		}
-		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
-		err = syscall.FcntlFlock(f.Fd(), fOFDGetLK, &lk)
-		f.Close()
-		if err == nil && lk.Type != syscall.F_UNLCK {
-			return fmt.Errorf("%s is locked: etcd still runs on this data dir; stop the etcd service first", w)
-		}
-	}
-	return nil
-}
-
-func chownLike(ref, dir string) error {
-	st, err := os.Stat(ref)
-	if err != nil {
-		return err
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, int(sys.Uid), int(sys.Gid))
-	})
 }

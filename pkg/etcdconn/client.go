@@ -26,11 +26,25 @@ func (o *Options) V3Single(endpoint string) (*clientv3.Client, error) {
 }
 
 func (o *Options) v3(endpoints []string) (*clientv3.Client, error) {
-	tlsCfg, err := o.TLSConfig()
+	cfg, err := o.V3Config(endpoints)
 	if err != nil {
 		return nil, err
 	}
-	cli, err := clientv3.New(clientv3.Config{
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, o.Explain(strings.Join(endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// V3Config is the client configuration V3 and V3Single connect with, for libraries that make their
+// own client (etcdutl's snapshot save).
+func (o *Options) V3Config(endpoints []string) (clientv3.Config, error) {
+	tlsCfg, err := o.TLSConfig()
+	if err != nil {
+		return clientv3.Config{}, err
+	}
+	return clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: o.DialTimeout,
 		TLS:         tlsCfg,
@@ -47,11 +61,7 @@ func (o *Options) v3(endpoints []string) (*clientv3.Client, error) {
 		// with the last connection error makes New fail within dial_timeout with the real cause
 		// (connection refused, unknown authority, ...), which Explain can turn into a fix.
 		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithReturnConnectionError()},
-	})
-	if err != nil {
-		return nil, o.Explain(strings.Join(endpoints, ","), err)
-	}
-	return cli, nil
+	}, nil
 }
 
 // Ctx returns a context bounded by command_timeout.

@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/lab"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Quorum lost: two of three members' data destroyed (lab fault), the third still answering. The first
+// run restores every member from a fresh snapshot of the survivor but stops at the start (one host's etcd
+// unit cannot start); the re-run resumes with the recorded snapshot and token and finishes: three healthy
+// voters of a new cluster, every key written before the snapshot with its value, the revision bumped past
+// the snapshot's, the old member dirs kept aside, the consumers running; a third run changes nothing.
+func TestRestoreFromSnapshot(t *testing.T) {
+	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if _, err := l.SeedV3(ctx, 2000, 1); err != nil {
+		t.Fatal(err)
+	}
+	cli := l.V3Client(t)
+	before, err := cli.Get(ctx, "", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, kv := range before.Kvs {
+		want[string(kv.Key)] = string(kv.Value)
+	}
+	oldCluster := before.Header.ClusterId
+
+	for _, h := range l.Members()[1:] {
+		if _, err := l.CorruptDataDir(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken := l.Members()[2]
+	dropIn := "/etc/systemd/system/etcd.service.d"
+	if out, err := l.Exec(broken, "sh", "-c", "mkdir -p "+dropIn+" && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > "+
+		dropIn+"/broken.conf && systemctl daemon-reload"); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+
+	first := playbook(t, l, "restore_from_snapshot.yml", map[string]any{"etcd_restore_start_timeout": "40s"})
+	if first.Err == nil {
+		t.Fatal("the run went through with an etcd unit that cannot start")
+	}
+	st := readState(t, l, "restore-state.json")
+	snap, _ := st["snapshot"].(map[string]any)
+	if st["status"] != "restored" || st["token"] == nil || snap == nil {
+		t.Fatalf("state after the interrupted run: %v\n%s", st, failureMsg(first))
+	}
+	if snap["keys"] != float64(len(want)) || snap["revision"].(float64) < float64(before.Header.Revision) {
+		t.Fatalf("the snapshot holds %v keys at revision %v; %d keys at revision %d were written", snap["keys"], snap["revision"],
+			len(want), before.Header.Revision)
+	}
+	if out, err := l.Exec(broken, "sh", "-c", "rm -r "+dropIn+" && systemctl daemon-reload"); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+
+	res := playbook(t, l, "restore_from_snapshot.yml", nil)
+	mustSucceed(t, res)
+	if msg := res.Find("etcdops.etcd.etcd_restore : Report the decision"); len(msg) == 0 ||
+		!strings.Contains(msg[0].Values["msg"].(string), "Resuming") {
+		t.Fatalf("the re-run did not resume: %v", msg)
+	}
+	t.Logf("resumed run took %s: %s", res.Duration.Round(time.Second), summary(t, res))
+	if after := readState(t, l, "restore-state.json"); after["status"] != "complete" || after["token"] != st["token"] {
+		t.Fatalf("state after the re-run: %v (token before %v)", after, st["token"])
+	}
+
+	cli = l.V3Client(t)
+	after, err := cli.Get(ctx, "", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, kv := range after.Kvs {
+		got[string(kv.Key)] = string(kv.Value)
+	}
+	missing := 0
+	for k, v := range want {
+		if got[k] != v {
+			if missing++; missing <= 5 {
+				t.Errorf("%s: missing or changed after the restore (%d bytes, want %d)", k, len(got[k]), len(v))
+			}
+		}
+	}
+	if missing > 0 || len(got) != len(want) {
+		t.Fatalf("%d of %d keys missing or changed; %d keys after the restore", missing, len(want), len(got))
+	}
+	if after.Header.Revision < int64(snap["revision"].(float64))+1000000000 || after.Header.ClusterId == oldCluster {
+		t.Fatalf("revision %d (snapshot %v), cluster %x (old %x): want the bumped revision of a new cluster",
+			after.Header.Revision, snap["revision"], after.Header.ClusterId, oldCluster)
+	}
+	members, err := cli.MemberList(ctx)
+	if err != nil || len(members.Members) != 3 {
+		t.Fatalf("members: %v %v", members, err)
+	}
+	for _, m := range members.Members {
+		if m.IsLearner || len(m.ClientURLs) == 0 {
+			t.Errorf("member %s: learner %v, client URLs %v", m.Name, m.IsLearner, m.ClientURLs)
+		}
+	}
+	if err := l.WaitHealthy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range l.Members() {
+		if out, err := l.Exec(h, "sh", "-c", "ls -d /var/lib/etcd/member.pre-restore-*"); err != nil {
+			t.Errorf("%s: the old member dir was not kept aside: %s %v", h.Name, out, err)
+		}
+		for _, unit := range lab.MasterServices {
+			if !l.UnitActive(h, unit) {
+				t.Errorf("%s: %s is not running after the restore", h.Name, unit)
+			}
+		}
+	}
+
+	again := playbook(t, l, "restore_from_snapshot.yml", nil)
+	mustSucceed(t, again)
+	if n, s := changedTasks(again), summary(t, again); n != 0 || !strings.Contains(s, "already restored") {
+		t.Errorf("third run: %d changed tasks, summary %q", n, s)
+	}
+}
+
+// On the shared lab (healthy, v2 data): the restore refuses a cluster that holds quorum, and, forced past
+// that, a cluster with v2 data (pointing to force_new_cluster.yml) and a member with ETCD_WAL_DIR - each
+// before changing anything.
+func TestRestoreRefusals(t *testing.T) {
+	l := shared
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cli := l.V3Client(t)
+	shape := func() string {
+		r, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := cli.MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("cluster %x revision %d keys %d members %d", r.Header.ClusterId, r.Header.Revision, r.Count, len(m.Members))
+	}
+	before := shape()
+	walDir := l.Members()[1]
+	setWALDir := func(on bool) {
+		t.Helper()
+		cmd := "sed -i '/^ETCD_WAL_DIR=/d' /etc/etcd/etcd.conf"
+		if on {
+			cmd = "echo ETCD_WAL_DIR=/var/lib/etcd-wal >> /etc/etcd/etcd.conf"
+		}
+		if out, err := l.Exec(walDir, "sh", "-c", cmd); err != nil {
+			t.Fatalf("%s: %s %v", walDir.Name, out, err)
+		}
+	}
+	for _, tc := range []struct {
+		extra  map[string]any
+		walDir bool
+		want   string
+	}{
+		{nil, false, "quorum holds"},
+		{map[string]any{"etcd_restore_force": true}, false, "force_new_cluster.yml"},
+		{map[string]any{"etcd_restore_force": true}, true, "ETCD_WAL_DIR=/var/lib/etcd-wal"},
+	} {
+		setWALDir(tc.walDir)
+		res := playbook(t, l, "restore_from_snapshot.yml", tc.extra)
+		setWALDir(false)
+		if res.Err == nil {
+			t.Fatalf("%v: the restore ran on a healthy cluster with v2 data", tc.extra)
+		}
+		if msg := failureMsg(res); !strings.Contains(msg, tc.want) {
+			t.Errorf("%v: the refusal does not say %q: %s", tc.extra, tc.want, msg)
+		}
+		if n := changedTasks(res); n != 0 {
+			t.Errorf("%v: the refused restore changed %d tasks", tc.extra, n)
+		}
+	}
+	if after := shape(); after != before {
+		t.Errorf("the refused restores changed the cluster: before %s, after %s", before, after)
+	}
+	for _, h := range l.Members() {
+		if _, err := os.Stat(filepath.Join(h.Root(), "var/lib/etcd-restore")); !os.IsNotExist(err) {
+			t.Errorf("%s: a refused restore made the snapshot directory: %v", h.Name, err)
+		}
+		if !l.UnitActive(h, "etcd") {
+			t.Errorf("%s: etcd does not run after a refused restore", h.Name)
+		}
+	}
+	if st := readState(t, l, "restore-state.json"); st != nil {
+		t.Errorf("a refused restore wrote its state file: %v", st)
+	}
+}
+
+// etcd 3.6, every member down, no masters: no member answers, so the restore refuses until told the cluster holds no
+// v2 data (changing nothing), then restores from the newest verified backup of etcd_backup: the keys as
+// they were when it was taken, the later writes gone, three healthy voters.
+func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
+	l := lab.Up(t, lab.Spec{Hosts: 3, Etcd: "3.6"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if _, err := l.SeedV3(ctx, 300, 1); err != nil {
+		t.Fatal(err)
+	}
+	cli := l.V3Client(t)
+	mustSucceed(t, runTestdata(t, l, "backup.yml", map[string]any{"backup_name": "pre-upgrade-1"}))
+	backedUp, err := cli.Get(ctx, "", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/after-the-backup", "lost"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range l.Members() {
+		if out, err := l.Exec(h, "systemctl", "stop", "etcd"); err != nil {
+			t.Fatalf("%s: %s %v", h.Name, out, err)
+		}
+	}
+
+	refused := playbook(t, l, "restore_from_snapshot.yml", nil)
+	if msg := failureMsg(refused); refused.Err == nil || !strings.Contains(msg, "etcd_restore_v2_checked") {
+		t.Fatalf("the restore did not refuse an unknown v2 state: %v %s", refused.Err, msg)
+	}
+	if n := changedTasks(refused); n != 0 || readState(t, l, "restore-state.json") != nil {
+		t.Errorf("the refused restore changed %d tasks, state %v", n, readState(t, l, "restore-state.json"))
+	}
+
+	res := playbook(t, l, "restore_from_snapshot.yml", map[string]any{"etcd_restore_v2_checked": true})
+	mustSucceed(t, res)
+	if msg := res.Find("etcdops.etcd.etcd_restore : Report the decision"); len(msg) == 0 ||
+		!strings.Contains(msg[0].Values["msg"].(string), "pre-upgrade-1/snapshot.db") {
+		t.Fatalf("the restore did not use the backup: %v", msg)
+	}
+	t.Logf("restored from the backup in %s: %s", res.Duration.Round(time.Second), summary(t, res))
+
+	cli = l.V3Client(t)
+	after, err := cli.Get(ctx, "", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Kvs) != len(backedUp.Kvs) {
+		t.Fatalf("%d keys after the restore, %d when the backup was taken", len(after.Kvs), len(backedUp.Kvs))
+	}
+	for i, kv := range backedUp.Kvs {
+		if string(after.Kvs[i].Key) != string(kv.Key) || string(after.Kvs[i].Value) != string(kv.Value) {
+			t.Fatalf("key %d: %s after the restore, %s in the backup", i, after.Kvs[i].Key, kv.Key)
+		}
+	}
+	if err := l.WaitHealthy(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Forced on the healthy cluster, from a snapshot file on the controller: rolled back to it once more,
+	// the finished restore's state file archived.
+	name, _ := readState(t, l, "restore-state.json")["snapshot"].(map[string]any)["name"].(string)
+	b, err := os.ReadFile(filepath.Join(l.Members()[1].Root(), "var/lib/etcd-restore", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := filepath.Join(t.TempDir(), "named.db")
+	if err := os.WriteFile(named, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/after-the-restore", "lost"); err != nil {
+		t.Fatal(err)
+	}
+	res = playbook(t, l, "restore_from_snapshot.yml", map[string]any{"etcd_restore_force": true, "etcd_restore_snapshot": named})
+	mustSucceed(t, res)
+	if msg := res.Find("etcdops.etcd.etcd_restore : Report the decision"); len(msg) == 0 ||
+		!strings.Contains(msg[0].Values["msg"].(string), "controller:"+named) {
+		t.Fatalf("the forced restore did not use the named file: %v", msg)
+	}
+	cli = l.V3Client(t)
+	again, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || again.Count != int64(len(backedUp.Kvs)) {
+		t.Fatalf("%v keys after the forced restore (%v), want %d", again, err, len(backedUp.Kvs))
+	}
+	if out, err := l.Exec(l.Members()[0], "sh", "-c", "ls /var/lib/etcd-backup/restore-state.superseded-*"); err != nil {
+		t.Errorf("the finished restore's state file was not archived: %s %v", out, err)
+	}
+}
