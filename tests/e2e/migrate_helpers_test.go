@@ -83,7 +83,7 @@ func changedTasks(res *lab.Result) int {
 
 // summary is the message of the last "Summary" task that ran (a playbook imported under a false
 // condition reports its own Summary as skipped).
-func summary(t *testing.T, res *lab.Result) string {
+func summary(t testing.TB, res *lab.Result) string {
 	t.Helper()
 	found := res.Find("Summary")
 	for i := len(found) - 1; i >= 0; i-- {
