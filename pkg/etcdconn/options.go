@@ -135,6 +135,9 @@ func (o *Options) TLSConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// NoV2 says why an endpoint answers the v2 API with 404.
+const NoV2 = "serve no v2 API (etcd 3.4/3.5 needs --enable-v2; 3.6 has none)"
+
 // Explain turns a low-level connection error into one that tells the user what to check.
 func (o *Options) Explain(endpoint string, err error) error {
 	if err == nil {
@@ -160,6 +163,8 @@ func (o *Options) Explain(endpoint string, err error) error {
 		hint = "nothing listens there; check that etcd runs and the endpoint's host and port"
 	case isTimeout(err) || strings.Contains(msg, "context deadline exceeded"):
 		hint = "no answer in time; check the endpoint, firewalls and that the member is up (or raise " + o.Prefix + "dial_timeout/" + o.Prefix + "command_timeout)"
+	case strings.Contains(msg, "response is invalid json") || strings.Contains(msg, "404 page not found"):
+		hint = o.Prefix + "endpoints " + NoV2
 	case strings.Contains(msg, "authentication failed") || strings.Contains(msg, "invalid auth token") || strings.Contains(msg, "user name is empty"):
 		hint = "check " + o.Prefix + "user and " + o.Prefix + "password"
 	}

@@ -114,7 +114,7 @@ func readAnswer(resp *http.Response, key, param string) (n *clientv2.Node, answe
 		return nil, true, e
 	}
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnauthorized {
-		why := "serve no v2 API (etcd 3.4/3.5 needs --enable-v2; 3.6 has none)"
+		why := etcdconn.NoV2
 		if resp.StatusCode == http.StatusUnauthorized {
 			why = "refused the credentials; check " + param + "user and " + param + "password"
 		}
