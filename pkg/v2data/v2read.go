@@ -30,7 +30,7 @@ type v2Reader struct {
 	endpoints []string
 	user      string
 	password  string
-	param     string // the option prefix errors name: "source." or "destination."
+	param     string       // the option prefix errors name: "source." or "destination."
 	pinned    atomic.Int32 // the endpoint that answered last: tried first, so a dead one costs once
 }
 
