@@ -10,6 +10,7 @@ import (
 
 	"github.com/etcdops/etcd/internal/ansibletest"
 	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/v2seed"
 	"github.com/etcdops/etcd/pkg/v2data"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -126,12 +127,7 @@ func TestV2CopyModuleServerErrorsNameTheOption(t *testing.T) {
 	noV2 := etcdtest.NewCluster(t, 1, etcdtest.Options{DisableV2: true})
 	src := etcdtest.NewCluster(t, 1)
 	dst := etcdtest.NewCluster(t, 1)
-	o := src.ConnOptions()
-	v2, err := o.V2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kapi := clientv2.NewKeysAPI(v2)
+	kapi := v2seed.KeysAPI(t, src)
 	for i := 0; i < 200; i++ {
 		if _, err := kapi.Set(context.Background(), fmt.Sprintf("/kubernetes.io/pods/p%03d", i), "v", nil); err != nil {
 			t.Fatal(err)
