@@ -342,3 +342,27 @@ func (c *Cluster) AddUnstarted(t testing.TB, peerURL string) uint64 {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// EnableAuth turns on etcd's auth with a root user of this password. The tools' client certificate
+// (common name etcdtest-client) gets a user with the root role, so Client keeps working.
+func (c *Cluster) EnableAuth(t testing.TB, password string) {
+	t.Helper()
+	cli := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	steps := []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", password); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error {
+			_, err := cli.UserAddWithOptions(ctx, "etcdtest-client", "", &clientv3.UserAddOptions{NoPassword: true})
+			return err
+		},
+		func() error { _, err := cli.UserGrantRole(ctx, "etcdtest-client", "root"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("enable auth: %v", err)
+		}
+	}
+}

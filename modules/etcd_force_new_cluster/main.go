@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
@@ -18,6 +19,8 @@ type params struct {
 	Service string        `arg:"service" default:"etcd"`
 	RunDir  string        `arg:"runtime_unit_dir" type:"path" default:"/run/systemd/system"`
 	Timeout time.Duration `arg:"timeout" default:"2m"`
+	Others  []string      `arg:"cluster_endpoints"`
+	Force   bool          `arg:"force" default:"false"`
 
 	unit string
 }
@@ -31,6 +34,11 @@ func (p *params) Validate() error {
 		return &module.ParamError{Param: "service", Msg: err.Error()}
 	}
 	p.unit = unit
+	for _, ep := range p.Others {
+		if u, err := url.Parse(ep); err != nil || u.Port() == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return &module.ParamError{Param: "cluster_endpoints", Msg: "give client URLs such as https://10.0.0.12:2379 (without credentials)"}
+		}
+	}
 	return p.Options.Validate()
 }
 
@@ -40,6 +48,6 @@ func main() {
 		units := systemd.New()
 		defer units.Close()
 		return forcenew.Run(ctx, t, forcenew.Spec{Conn: p.Options, Unit: p.unit, RunDir: p.RunDir,
-			Timeout: p.Timeout, Units: units})
+			Timeout: p.Timeout, Others: p.Others, Force: p.Force, Units: units})
 	})
 }

@@ -32,6 +32,9 @@ func (p *params) Validate() error {
 	if err := p.Options.Validate(); err != nil {
 		return err
 	}
+	if p.Prefixes != nil && len(p.Prefixes) == 0 {
+		return &module.ParamError{Param: "prefixes", Msg: "is an empty list; omit it for OpenShift's TTL prefixes, or list the prefixes to lease"}
+	}
 	s := p.spec()
 	return s.Validate()
 }

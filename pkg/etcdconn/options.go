@@ -47,6 +47,10 @@ func (o *Options) Validate() error {
 	}
 	tlsSet := o.CACert != "" || o.ClientCert != ""
 	for i, ep := range o.Endpoints {
+		if strings.Contains(ep, "@") {
+			return o.err("endpoints", fmt.Sprintf("%q carries credentials; give them in %suser and %spassword, "+
+				"never in the URL (shown here without them)", withoutUserinfo(ep), o.Prefix, o.Prefix))
+		}
 		u, err := url.Parse(ep)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return o.err("endpoints", fmt.Sprintf("%q is not a URL such as https://10.0.0.1:2379", ep))
@@ -75,6 +79,19 @@ func (o *Options) Validate() error {
 		return o.err("command_timeout", "must be greater than 0, e.g. 30s")
 	}
 	return nil
+}
+
+// withoutUserinfo is an endpoint without what precedes its last "@" (after the scheme): an error
+// may quote it, even when it does not parse as a URL.
+func withoutUserinfo(ep string) string {
+	scheme, rest := "", ep
+	if i := strings.Index(ep, "://"); i >= 0 {
+		scheme, rest = ep[:i+3], ep[i+3:]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = "…@" + rest[i+1:]
+	}
+	return scheme + rest
 }
 
 func (o *Options) err(param, msg string) error {
@@ -118,6 +135,9 @@ func (o *Options) TLSConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// NoV2 says why an endpoint answers the v2 API with 404.
+const NoV2 = "serve no v2 API (etcd 3.4/3.5 needs --enable-v2; 3.6 has none)"
+
 // Explain turns a low-level connection error into one that tells the user what to check.
 func (o *Options) Explain(endpoint string, err error) error {
 	if err == nil {
@@ -143,6 +163,8 @@ func (o *Options) Explain(endpoint string, err error) error {
 		hint = "nothing listens there; check that etcd runs and the endpoint's host and port"
 	case isTimeout(err) || strings.Contains(msg, "context deadline exceeded"):
 		hint = "no answer in time; check the endpoint, firewalls and that the member is up (or raise " + o.Prefix + "dial_timeout/" + o.Prefix + "command_timeout)"
+	case strings.Contains(msg, "response is invalid json") || strings.Contains(msg, "404 page not found"):
+		hint = o.Prefix + "endpoints " + NoV2
 	case strings.Contains(msg, "authentication failed") || strings.Contains(msg, "invalid auth token") || strings.Contains(msg, "user name is empty"):
 		hint = "check " + o.Prefix + "user and " + o.Prefix + "password"
 	}

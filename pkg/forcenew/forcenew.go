@@ -11,11 +11,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	"github.com/etcdops/etcd/pkg/systemd"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
 // Spec names the service and the member's own endpoint (Conn.Endpoints[0]).
@@ -24,6 +27,11 @@ type Spec struct {
 	Unit    string // e.g. etcd.service, a valid unit name (systemd.UnitName)
 	RunDir  string // the runtime unit dir, /run/systemd/system
 	Timeout time.Duration
+	// Others are client URLs of the cluster's other members, asked besides those the member lists
+	// (the only ones known while the member is stopped).
+	Others []string
+	// Force skips the check that the member's cluster has lost quorum.
+	Force bool
 	// Units stops, starts and restarts the unit and reloads systemd (a *systemd.Conn over D-Bus);
 	// tests substitute a stand-in.
 	Units systemd.Units
@@ -59,8 +67,12 @@ func Run(ctx context.Context, t *module.Task, s Spec) (r Result, err error) {
 		t.Changed()
 		r.Actions = append(r.Actions, "removed a force-new-cluster drop-in left by an interrupted run")
 	}
-	if m, err := single(ctx, s.Conn); err == nil {
-		r.fill(m)
+	if s.Force {
+		r.Actions = append(r.Actions, "force: the cluster's quorum was not checked")
+	} else if m, err := s.mayForce(ctx); err != nil {
+		return r, err
+	} else if m != nil {
+		r.fill(*m)
 		r.Actions = append(r.Actions, "the member already serves a one-member cluster")
 		return r, nil
 	}
@@ -143,28 +155,118 @@ func (r *Result) fill(m member) {
 	r.MemberID, r.Name, r.PeerURLs, r.ClientURLs = fmt.Sprintf("%x", m.id), m.name, m.peer, m.client
 }
 
-// single returns the member when the endpoint serves a cluster of exactly one member (itself) and
-// answers a linearizable read.
-func single(ctx context.Context, o etcdconn.Options) (member, error) {
-	cli, err := o.V3Single(o.Endpoints[0])
+// standing is what one endpoint says of its cluster.
+type standing struct {
+	self    member
+	members []member
+	quorum  bool // a linearizable read succeeded
+}
+
+// look asks an endpoint for its member list (served by the member itself, also without quorum) and
+// whether the cluster serves a linearizable read.
+func look(ctx context.Context, o etcdconn.Options, endpoint string) (st standing, err error) {
+	cli, err := o.V3Single(endpoint)
 	if err != nil {
-		return member{}, err
+		return st, err
 	}
 	defer cli.Close()
 	cctx, cancel := o.Ctx(ctx)
 	defer cancel()
-	if _, err := cli.Get(cctx, "etcdops-force-new-cluster-probe"); err != nil {
-		return member{}, err
+	// The client's MemberList asks for a linearizable list, which a member without quorum cannot give.
+	ml, err := pb.NewClusterClient(cli.ActiveConnection()).MemberList(cctx, &pb.MemberListRequest{})
+	if err != nil {
+		return st, o.Explain(endpoint, err)
 	}
-	ml, err := cli.MemberList(cctx)
+	for _, m := range ml.Members {
+		mm := member{id: m.ID, name: m.Name, peer: m.PeerURLs, client: m.ClientURLs}
+		if m.ID == ml.Header.MemberId {
+			st.self = mm
+		}
+		st.members = append(st.members, mm)
+	}
+	_, err = cli.Get(cctx, "etcdops-force-new-cluster-probe")
+	st.quorum = err == nil
+	return st, nil
+}
+
+// single returns the member when the endpoint serves a cluster of exactly one member (itself) and
+// answers a linearizable read.
+func single(ctx context.Context, o etcdconn.Options) (member, error) {
+	st, err := look(ctx, o, o.Endpoints[0])
 	if err != nil {
 		return member{}, err
 	}
-	if len(ml.Members) != 1 || ml.Members[0].ID != ml.Header.MemberId {
-		return member{}, fmt.Errorf("the cluster has %d members", len(ml.Members))
+	if !st.quorum || len(st.members) != 1 || st.members[0].id != st.self.id {
+		return member{}, fmt.Errorf("the cluster has %d members (quorum: %v)", len(st.members), st.quorum)
 	}
-	m := ml.Members[0]
-	return member{id: m.ID, name: m.Name, peer: m.PeerURLs, client: m.ClientURLs}, nil
+	return st.self, nil
+}
+
+// mayForce decides whether force-new-cluster may go ahead: only when the member's cluster has lost
+// quorum. It returns the member when it already serves a one-member cluster (nothing to do), and an
+// error that refuses when its cluster still has quorum or when it cannot tell: a force-new-cluster
+// beside a working cluster splits it in two, each side taking writes.
+func (s Spec) mayForce(ctx context.Context) (*member, error) {
+	own := s.Conn.Endpoints[0]
+	const override = "; set force: true only if you know the rest of the cluster is gone for good"
+	st, err := look(ctx, s.Conn, own)
+	switch {
+	case err == nil && st.quorum && len(st.members) == 1 && st.members[0].id == st.self.id:
+		return &st.self, nil
+	case err == nil && st.quorum:
+		return nil, fmt.Errorf("refusing force-new-cluster: %s (member %s) belongs to a cluster of %d members that has quorum "+
+			"(a linearizable read succeeded); forcing it would split the cluster. Remove or replace the member with "+
+			"etcd_member instead%s", own, st.self.name, len(st.members), override)
+	case err != nil && !refused(err):
+		return nil, fmt.Errorf("refusing force-new-cluster: cannot tell whether the member's cluster has lost quorum, "+
+			"its own endpoint does not answer: %w%s", s.Conn.Explain(own, err), override)
+	}
+	others := map[string]bool{}
+	for _, ep := range s.Others {
+		others[ep] = true
+	}
+	for _, m := range st.members {
+		for _, ep := range m.client {
+			others[ep] = m.id != st.self.id
+		}
+	}
+	delete(others, own)
+	var asked []string
+	for ep, ask := range others {
+		if ask {
+			asked = append(asked, ep)
+		}
+	}
+	sort.Strings(asked)
+	if err != nil && len(asked) == 0 {
+		return nil, fmt.Errorf("refusing force-new-cluster: %s does not answer (etcd stopped) and no cluster_endpoints were given, "+
+			"so whether the rest of its cluster still has quorum cannot be told; give the other members' client URLs "+
+			"in cluster_endpoints%s", own, override)
+	}
+	for _, ep := range asked {
+		ost, oerr := look(ctx, s.Conn, ep)
+		switch {
+		case oerr == nil && ost.quorum:
+			return nil, fmt.Errorf("refusing force-new-cluster: %s (member %s) still answers with quorum in a cluster of %d "+
+				"members; forcing %s would split the cluster. Stop the other members first%s", ep, ost.self.name,
+				len(ost.members), own, override)
+		case oerr != nil && !down(oerr):
+			return nil, fmt.Errorf("refusing force-new-cluster: cannot tell whether %s is down: %w%s", ep, s.Conn.Explain(ep, oerr), override)
+		}
+	}
+	return nil, nil
+}
+
+// refused is a connection refused: nothing listens, the member's etcd is stopped.
+func refused(err error) bool { return strings.Contains(err.Error(), "connection refused") }
+
+// down is an error of a member that does not run or whose host does not answer (as opposed to one
+// that answers but cannot be understood: TLS, credentials).
+func down(err error) bool {
+	msg := err.Error()
+	return refused(err) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "context deadline exceeded") ||
+		strings.Contains(msg, "no route to host") || strings.Contains(msg, "i/o timeout") ||
+		strings.Contains(msg, "request timed out") || strings.Contains(msg, "no leader")
 }
 
 func waitSingle(ctx context.Context, s Spec) (member, error) {

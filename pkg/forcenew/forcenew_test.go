@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 )
 
@@ -60,7 +61,7 @@ func threeStopped(t *testing.T) (*etcdtest.Cluster, *etcdtest.Member) {
 
 func TestForceNewClusterKeepsDataAndLeavesNoDropIn(t *testing.T) {
 	c, m := threeStopped(t)
-	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 30 * time.Second}
+	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 30 * time.Second, Others: c.Endpoints(c.Members[1:]...)}
 	s.Units = &unitStandIn{c: c, m: m, s: &s}
 	task := &module.Task{}
 	r, err := Run(context.Background(), task, s)
@@ -91,7 +92,7 @@ func TestForceNewClusterKeepsDataAndLeavesNoDropIn(t *testing.T) {
 
 func TestFailedStartRemovesDropIn(t *testing.T) {
 	c, m := threeStopped(t)
-	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 5 * time.Second}
+	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 5 * time.Second, Force: true}
 	s.Units = &unitStandIn{c: c, m: m, s: &s, failStart: true}
 	_, err := Run(context.Background(), &module.Task{}, s)
 	if err == nil || !strings.Contains(err.Error(), "journalctl -u etcd.service") {
@@ -104,7 +105,7 @@ func TestFailedStartRemovesDropIn(t *testing.T) {
 
 func TestLingeringDropInIsRemovedFirst(t *testing.T) {
 	c, m := threeStopped(t)
-	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 30 * time.Second}
+	s := Spec{Conn: c.ConnOptions(m), Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 30 * time.Second, Others: c.Endpoints(c.Members[1:]...)}
 	s.Units = &unitStandIn{c: c, m: m, s: &s}
 	if err := s.writeDropIn(context.Background()); err != nil {
 		t.Fatal(err)
@@ -112,5 +113,59 @@ func TestLingeringDropInIsRemovedFirst(t *testing.T) {
 	r, err := Run(context.Background(), &module.Task{}, s)
 	if err != nil || !strings.Contains(strings.Join(r.Actions, ";"), "interrupted run") {
 		t.Fatalf("run: %+v %v", r, err)
+	}
+}
+
+// A member whose cluster still has quorum is refused, in check mode too, and nothing is stopped:
+// running in a healthy cluster, answering through a CA that does not sign it (cannot tell), stopped
+// while the others keep quorum, and stopped with no other member named (cannot tell).
+func TestRefusesUnlessQuorumIsLost(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	m := c.Members[0]
+	badCA := c.ConnOptions(m)
+	badCA.CACert = c.Cert // a certificate that is not the CA
+	cases := []struct {
+		name    string
+		stop    bool
+		conn    etcdconn.Options
+		others  []string
+		refusal string
+	}{
+		{"healthy cluster", false, c.ConnOptions(m), nil, "has quorum"},
+		{"wrong CA", false, badCA, nil, "cannot tell"},
+		{"stopped, the others keep quorum", true, c.ConnOptions(m), c.Endpoints(c.Members[1:]...), "still answers with quorum"},
+		{"stopped, no other member named", true, c.ConnOptions(m), nil, "cluster_endpoints"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.stop {
+				c.Stop(m)
+				t.Cleanup(func() {
+					if err := c.Start(m); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+			s := Spec{Conn: tc.conn, Unit: "etcd.service", RunDir: t.TempDir(), Timeout: 5 * time.Second, Others: tc.others}
+			u := &unitStandIn{c: c, m: m, s: &s}
+			s.Units = u
+			for _, check := range []bool{true, false} {
+				task := &module.Task{CheckMode: check}
+				_, err := Run(context.Background(), task, s)
+				if err == nil || !strings.Contains(err.Error(), tc.refusal) || !strings.Contains(err.Error(), "force: true") || task.IsChanged() {
+					t.Fatalf("check=%v: want a refusal naming %q and force: true, got changed=%v %v", check, tc.refusal, task.IsChanged(), err)
+				}
+			}
+			if c.Running(m) == tc.stop {
+				t.Fatalf("member %s running=%v, want it as it was", m.Name, c.Running(m))
+			}
+			ml, err := c.Client(t, c.Members[1]).MemberList(context.Background())
+			if err != nil || len(ml.Members) != 3 {
+				t.Fatalf("members after the refusal: %v %v", ml, err)
+			}
+			if _, err := os.Stat(s.dropInDir()); !os.IsNotExist(err) {
+				t.Fatalf("a drop-in dir was written: %v", err)
+			}
+		})
 	}
 }

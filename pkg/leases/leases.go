@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -52,8 +54,9 @@ type Spec struct {
 func (s *Spec) Validate() error {
 	for i, p := range s.Prefixes {
 		param := fmt.Sprintf("prefixes[%d]", i)
-		if p.Prefix == "" {
-			return &module.ParamError{Param: param + ".prefix", Msg: "is empty; an empty prefix would lease every key"}
+		if strings.Trim(p.Prefix, "/") == "" {
+			return &module.ParamError{Param: param + ".prefix", Msg: fmt.Sprintf("is %q, which covers every key; name the "+
+				"keys that had a v2 TTL, e.g. /kubernetes.io/events", p.Prefix)}
 		}
 		if p.TTL < time.Second || p.TTL%time.Second != 0 {
 			return &module.ParamError{Param: param + ".ttl", Msg: fmt.Sprintf("is %s; leases have whole-second TTLs "+
@@ -254,7 +257,12 @@ func guardedAttach(ctx context.Context, cli *clientv3.Client, timeout time.Durat
 		resp, err := cli.Txn(rctx).If(cmps...).Then(puts...).Else(gets...).Commit()
 		cancel()
 		if err != nil {
-			return 0, lost, fmt.Errorf("attaching leases to %d keys from %s: %w", len(b), b[0].key, err)
+			err = fmt.Errorf("attaching leases to %d keys from %s: %w", len(b), b[0].key, err)
+			if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+				err = &module.ParamError{Param: "max_txn_ops", Msg: fmt.Sprintf("%v; lower max_txn_ops to at most the "+
+					"server's --max-txn-ops (and so that a transaction stays below --max-request-bytes)", err)}
+			}
+			return 0, lost, err
 		}
 		if resp.Succeeded {
 			return int64(len(b)), lost, nil

@@ -200,3 +200,37 @@ func TestTTLBelowOneSecondIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A prefix that covers every key is refused whether it is "" or "/".
+func TestWholeKeyspacePrefixIsRefused(t *testing.T) {
+	for _, prefix := range []string{"", "/", "//"} {
+		s := spec(Prefix{"/a", time.Hour}, Prefix{prefix, time.Hour})
+		var pe *module.ParamError
+		if err := s.Validate(); !errors.As(err, &pe) || pe.Param != "prefixes[1].prefix" || !strings.Contains(pe.Msg, "covers every key") {
+			t.Fatalf("prefix %q: %v", prefix, err)
+		}
+	}
+}
+
+// A max_txn_ops above the server's --max-txn-ops fails naming max_txn_ops, and no key is leased.
+func TestTxnOpsAboveServerLimitNamesTheOption(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	cli := c.Client(t)
+	putN(t, cli, "/t/k%03d", 200)
+	s := spec(Prefix{"/t/", time.Hour})
+	s.MaxTxnOps = 200 // the server allows 128
+	_, err := Attach(context.Background(), &module.Task{}, cli, s)
+	var pe *module.ParamError
+	if !errors.As(err, &pe) || pe.Param != "max_txn_ops" || !strings.Contains(err.Error(), "--max-txn-ops") {
+		t.Fatalf("err = %v", err)
+	}
+	got, err := cli.Get(context.Background(), "/t/", clientv3.WithPrefix())
+	if err != nil || len(got.Kvs) != 200 {
+		t.Fatalf("keys: %v", err)
+	}
+	for _, kv := range got.Kvs {
+		if kv.Lease != 0 {
+			t.Fatalf("%s got a lease", kv.Key)
+		}
+	}
+}

@@ -51,9 +51,12 @@ func Ensure(t *module.Task, s Spec) (Result, error) {
 	var changed bool
 	switch s.StorageBackend {
 	case "etcd3":
-		changed = c.SetEtcd3()
+		changed, err = c.SetEtcd3()
 	case "etcd2":
-		changed = c.UnsetEtcd3()
+		changed, err = c.UnsetEtcd3()
+	}
+	if err != nil {
+		return r, err
 	}
 	if !changed {
 		return r, nil

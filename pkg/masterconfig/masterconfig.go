@@ -5,7 +5,9 @@ package masterconfig
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,8 +50,15 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{Path: path, mode: st.Mode().Perm()}
-	if err := yaml.Unmarshal(data, &c.doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&c.doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s is not YAML: %v", path, err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		// Rewriting it would keep only the first document.
+		return nil, fmt.Errorf("%s holds more than one YAML document (a \"---\" line after the first); a "+
+			"master-config.yaml holds one: remove the others, or point path at the master's own configuration", path)
 	}
 	if c.root() == nil {
 		return nil, fmt.Errorf("%s does not hold a YAML mapping (is it a master-config.yaml?)", path)
@@ -94,21 +103,59 @@ func (c *Config) TTLs() (TokenTTLs, error) {
 }
 
 // SetEtcd3 sets storage-backend: [etcd3] and storage-media-type: [protobuf]; it reports whether the
-// tree changed.
-func (c *Config) SetEtcd3() bool {
-	args := ensureMap(ensureMap(c.root(), "kubernetesMasterConfig"), "apiServerArguments")
+// tree changed. A file without kubernetesMasterConfig.apiServerArguments, or where either is not a
+// mapping, is refused: it is not the configuration of a master's API server.
+func (c *Config) SetEtcd3() (bool, error) {
+	args, err := c.apiServerArguments()
+	if err != nil {
+		return false, err
+	}
+	if args == nil {
+		return false, fmt.Errorf("%s has no kubernetesMasterConfig.apiServerArguments; it is not the configuration of an "+
+			"OpenShift 3.x master's API server: point path at the master's master-config.yaml (nothing was added)", c.Path)
+	}
+	if args.Kind != yaml.MappingNode { // null or empty: the installer's "apiServerArguments: null"
+		*args = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", HeadComment: args.HeadComment, LineComment: args.LineComment}
+	}
 	a := setList(args, StorageBackendArg, Etcd3Backend)
 	b := setList(args, MediaTypeArg, ProtobufMediaType)
-	return a || b
+	return a || b, nil
 }
 
 // UnsetEtcd3 removes both arguments (the documented rollback, seed 001 7.5 step 2); it reports whether
 // the tree changed.
-func (c *Config) UnsetEtcd3() bool {
-	args := lookup(c.root(), "kubernetesMasterConfig", "apiServerArguments")
+func (c *Config) UnsetEtcd3() (bool, error) {
+	args, err := c.apiServerArguments()
+	if err != nil || args == nil {
+		return false, err
+	}
 	a := remove(args, StorageBackendArg)
 	b := remove(args, MediaTypeArg)
-	return a || b
+	return a || b, nil
+}
+
+// apiServerArguments is the node of kubernetesMasterConfig.apiServerArguments: nil when a key is
+// missing, a null scalar when it is null or empty, an error naming the key that is something else.
+func (c *Config) apiServerArguments() (*yaml.Node, error) {
+	n := c.root()
+	for _, key := range []string{"kubernetesMasterConfig", "apiServerArguments"} {
+		v := lookup(n, key)
+		switch {
+		case v == nil:
+			return nil, nil
+		case v.Kind == yaml.MappingNode:
+		case key == "apiServerArguments" && isNull(v):
+		default:
+			return nil, fmt.Errorf("%s: %s (line %d) is not a mapping; fix it by hand to the form "+
+				"\"apiServerArguments: {storage-backend: [etcd2]}\" under kubernetesMasterConfig (nothing was changed)", c.Path, key, v.Line)
+		}
+		n = v
+	}
+	return n, nil
+}
+
+func isNull(v *yaml.Node) bool {
+	return v.Kind == yaml.ScalarNode && (v.Tag == "!!null" || v.Value == "")
 }
 
 // Bytes renders the tree with the indentation OpenShift's installer writes: two spaces, and a
@@ -178,22 +225,6 @@ func lookup(n *yaml.Node, keys ...string) *yaml.Node {
 		n = next
 	}
 	return n
-}
-
-// ensureMap returns the mapping under key, appending an empty one when the key is missing or null.
-func ensureMap(n *yaml.Node, key string) *yaml.Node {
-	if v := lookup(n, key); v != nil {
-		if v.Kind == yaml.MappingNode {
-			return v
-		}
-		if v.Tag == "!!null" || (v.Kind == yaml.ScalarNode && v.Value == "") {
-			*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-			return v
-		}
-	}
-	v := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
-	return v
 }
 
 // setList makes key a one-element list holding value, keeping the key's position and the comments

@@ -119,3 +119,43 @@ func TestBadTTLNamesKeyAndChangesNothing(t *testing.T) {
 		t.Fatalf("err=%v", err)
 	}
 }
+
+// Issue 19: a file the switch cannot edit in place is refused, naming the key or the extra document,
+// in check mode and for real, and stays as it was (no backup either): kubernetesMasterConfig or
+// apiServerArguments that is not a mapping (a duplicate key used to be appended on every run), a
+// multi-document file (its later documents used to be lost), a file without the keys (they used to be
+// added). A null apiServerArguments (the installer's "apiServerArguments: null") is switched.
+func TestUneditableFilesAreRefused(t *testing.T) {
+	for name, tc := range map[string]struct{ content, want string }{
+		"kubernetesMasterConfig a string": {"kubernetesMasterConfig: nope\n", "kubernetesMasterConfig (line 1) is not a mapping"},
+		"apiServerArguments a list":       {"kubernetesMasterConfig:\n  apiServerArguments:\n  - storage-backend=etcd2\n", "apiServerArguments (line 3) is not a mapping"},
+		"two documents":                   {sample + "---\nkind: Other\n", "more than one YAML document"},
+		"no kubernetesMasterConfig":       {"apiVersion: v1\nkind: MasterConfig\n", "has no kubernetesMasterConfig.apiServerArguments"},
+		"no apiServerArguments":           {"kubernetesMasterConfig:\n  masterCount: 3\n", "has no kubernetesMasterConfig.apiServerArguments"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, tc.content)
+			for _, check := range []bool{true, false} {
+				task := &module.Task{CheckMode: check}
+				_, err := Ensure(task, Spec{Path: p, StorageBackend: "etcd3", Now: time.Unix(0, 0)})
+				if err == nil || !strings.Contains(err.Error(), tc.want) || task.IsChanged() {
+					t.Fatalf("check=%v: changed=%v err=%v; want %q", check, task.IsChanged(), err, tc.want)
+				}
+			}
+			if got, _ := os.ReadFile(p); string(got) != tc.content {
+				t.Fatalf("file changed:\n%s", got)
+			}
+			if entries, _ := os.ReadDir(filepath.Dir(p)); len(entries) != 1 {
+				t.Fatalf("files beside it: %v", entries)
+			}
+		})
+	}
+	p := write(t, "kubernetesMasterConfig:\n  apiServerArguments: null\n  masterCount: 3\n")
+	if r, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd3", Now: time.Unix(0, 0)}); err != nil || r.StorageBackend != "etcd3" {
+		t.Fatalf("null apiServerArguments: %+v %v", r, err)
+	}
+	got, _ := os.ReadFile(p)
+	if want := "kubernetesMasterConfig:\n  apiServerArguments:\n    storage-backend:\n    - etcd3\n    storage-media-type:\n    - application/vnd.kubernetes.protobuf\n  masterCount: 3\n"; string(got) != want {
+		t.Fatalf("null apiServerArguments switched to:\n%s", got)
+	}
+}

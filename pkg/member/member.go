@@ -135,8 +135,7 @@ func Ensure(ctx context.Context, t *module.Task, conn *etcdconn.Options, spec Sp
 		return nil, err
 	}
 	defer cli.Close()
-	c := &cluster{cli: cli, conn: conn, task: t, spec: spec, single: map[string]*clientv3.Client{},
-		failed: map[string]bool{}}
+	c := newCluster(cli, conn, t, spec)
 	defer c.closeSingle()
 	if err := c.refresh(ctx); err != nil {
 		return nil, err
@@ -170,6 +169,11 @@ type cluster struct {
 	members []*etcdserverpb.Member
 	single  map[string]*clientv3.Client // one-endpoint clients for member list reads, by endpoint
 	failed  map[string]bool             // endpoints a member list read failed on
+}
+
+func newCluster(cli *clientv3.Client, conn *etcdconn.Options, t *module.Task, spec Spec) *cluster {
+	return &cluster{cli: cli, conn: conn, task: t, spec: spec, single: map[string]*clientv3.Client{},
+		failed: map[string]bool{}}
 }
 
 func (c *cluster) view() []Info {

@@ -3,6 +3,7 @@ package member
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/module"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // ensure runs one task against the cluster (through the endpoints of the given members, or all).
@@ -330,6 +332,8 @@ func TestBadInput(t *testing.T) {
 		{Spec{State: Present, Name: "a", PeerURLs: []string{"10.0.0.4:2380"}}, "peer_urls"},
 		{Spec{State: Present, Name: "a", PeerURLs: []string{"https://10.0.0.4"}}, "peer_urls"},
 		{Spec{State: Present, Name: "a", PeerURLs: []string{"https://10.0.0.4:2380/x"}}, "peer_urls"},
+		{Spec{State: Present, Name: "a", PeerURLs: []string{"https://10.0.0.4:99999"}}, "peer_urls"},
+		{Spec{State: Present, Name: "a", PeerURLs: []string{"https://10.0.0.4:0"}}, "peer_urls"},
 		{Spec{State: Absent}, "name"},
 		{Spec{State: Absent, Name: "a", ID: "1f"}, "id, name"},
 		{Spec{State: Promoted, ID: "xyz"}, "id"},
@@ -431,5 +435,64 @@ func TestLearnerIfSupported(t *testing.T) {
 	}
 	if live := liveMembers(t, c); len(live) != 2 || live[res.Member.ID].IsLearner != hasLearners {
 		t.Fatalf("learner: auto on etcd %d added %+v", etcdtest.Version(), live)
+	}
+}
+
+// Two voter adds at once: the one whose add etcd applies second finds the first one's member
+// unstarted in the answer, removes its own again and refuses naming the other; the cluster keeps
+// one unstarted voter, not two. (The other run's add lands between this run's read and its add.)
+func TestConcurrentVoterAddStepsBack(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	conn := c.ConnOptions()
+	cli := c.Client(t)
+	mine := c.NewMember("m3")
+	task := &module.Task{}
+	cl := newCluster(cli, &conn, task, Spec{State: Present, Name: "m3", PeerURLs: []string{mine.PeerURL}, Timeout: 30 * time.Second})
+	if err := cl.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.oneChangeAtATime(); err != nil {
+		t.Fatal(err)
+	}
+	otherURL := c.NewMember("m4").PeerURL
+	otherID := c.AddUnstarted(t, otherURL)
+	_, err := cl.add(context.Background())
+	if err == nil || !strings.Contains(err.Error(), otherURL) || !strings.Contains(err.Error(), "was removed again") {
+		t.Fatalf("second concurrent add: %v", err)
+	}
+	live := liveMembers(t, c, c.Members...)
+	if len(live) != 4 {
+		t.Fatalf("members after the refused add: %+v", live)
+	}
+	for _, m := range live {
+		if !m.Started && m.ID != fmt.Sprintf("%x", otherID) {
+			t.Fatalf("an unstarted member other than the concurrent one is left: %+v", live)
+		}
+	}
+}
+
+// Seed 002's removed-member flow: a member removed and its peer URL added again at once, through
+// every endpoint including the removed member's, three times; "member not found" and the like from
+// a member that has just been removed are retried.
+func TestReAddRightAfterRemove(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	gone := c.Members[2]
+	for i := 0; i < 3; i++ {
+		mustEnsure(t, c, Spec{State: Absent, PeerURLs: []string{gone.PeerURL}}, false, true)
+		res := mustEnsure(t, c, Spec{State: Present, Name: gone.Name, PeerURLs: []string{gone.PeerURL}}, false, true)
+		if res.Operation != "added" || res.Member.Started {
+			t.Fatalf("re-add %d: %+v", i, res)
+		}
+	}
+	if live := liveMembers(t, c, c.Members[:2]...); len(live) != 3 {
+		t.Fatalf("members: %+v", live)
+	}
+	for _, err := range []error{rpctypes.ErrMemberNotFound, rpctypes.ErrStopped, rpctypes.ErrUnhealthy, errors.New("rpc error: code = Unknown desc = raft: stopped")} {
+		if !addRetryable(err) {
+			t.Errorf("%v is not retried", err)
+		}
+	}
+	if addRetryable(rpctypes.ErrPeerURLExist) {
+		t.Error("peer URL exists is retried")
 	}
 }

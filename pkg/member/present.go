@@ -80,7 +80,9 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 		}
 	}
 	var resp *clientv3.MemberAddResponse
-	err := c.retryTransient(ctx, func(cctx context.Context) (err error) {
+	// Right after a removal, the member that answers may still be the removed one, or learn of the
+	// removal late ("member not found", "server stopped"): retried like the transient refusals.
+	err := c.retry(ctx, addRetryable, func(cctx context.Context) (err error) {
 		if learner {
 			resp, err = c.cli.MemberAddAsLearner(cctx, s.PeerURLs)
 		} else {
@@ -108,6 +110,9 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 		}
 		return nil, c.explainAdd(err)
 	}
+	if err := c.aloneInAdding(ctx, resp); err != nil {
+		return nil, err
+	}
 	c.members = resp.Members
 	for _, m := range c.members {
 		if m.ID == resp.Member.ID {
@@ -115,6 +120,37 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 		}
 	}
 	return c.presentResult("added", resp.Member)
+}
+
+// aloneInAdding undoes an add that raced another one. oneChangeAtATime judged a member list read
+// before the add; a concurrent run may have added a member since, and two unstarted voters leave a
+// cluster that cannot lose another member. The member list etcd answers the add with shows any
+// member added before ours that has not started: ours is removed again and the task refuses, naming
+// it (when both runs see each other, both step back, which is safe).
+func (c *cluster) aloneInAdding(ctx context.Context, resp *clientv3.MemberAddResponse) error {
+	var other *etcdserverpb.Member
+	for _, m := range resp.Members {
+		if m.ID != resp.Member.ID && !started(m) {
+			other = m
+			break
+		}
+	}
+	if other == nil {
+		return nil
+	}
+	err := c.retry(ctx, transient, func(cctx context.Context) error {
+		_, err := c.cli.MemberRemove(cctx, resp.Member.ID)
+		return err
+	})
+	if err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) {
+		return c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member %x (peer URLs %s) was added at the same "+
+			"time as %s (%x), and removing %s again failed: %w; remove one of them (state: absent, id)", other.ID,
+			strings.Join(other.PeerURLs, ","), c.spec.Name, resp.Member.ID, c.spec.Name, err))
+	}
+	return fmt.Errorf("member %x (peer URLs %s) was added at the same time (another run?) and has not started; %s (%x) "+
+		"was removed again so that membership changes go one at a time: start etcd on that member's host (or remove it "+
+		"with state: absent, id: %x), then add %s", other.ID, strings.Join(other.PeerURLs, ","), c.spec.Name,
+		resp.Member.ID, other.ID, c.spec.Name)
 }
 
 // serverVersion is the version of the first endpoint that answers a status. A learner add goes by
@@ -211,12 +247,18 @@ func displayName(m *etcdserverpb.Member) string {
 // transient refusals, or the spec's timeout passes. etcd 3.4+ answers "unhealthy cluster" to
 // membership changes until every voter has been connected for about 5 s, e.g. just after a start.
 func (c *cluster) retryTransient(ctx context.Context, op func(context.Context) error) error {
+	return c.retry(ctx, transient, op)
+}
+
+// retry runs op until it succeeds, fails with an error retryable does not accept, or the spec's
+// timeout passes.
+func (c *cluster) retry(ctx context.Context, retryable func(error) bool, op func(context.Context) error) error {
 	deadline := time.Now().Add(c.spec.Timeout)
 	for {
 		cctx, cancel := c.conn.Ctx(ctx)
 		err := op(cctx)
 		cancel()
-		if err == nil || !transient(err) || time.Now().After(deadline) {
+		if err == nil || !retryable(err) || time.Now().After(deadline) {
 			return err
 		}
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
@@ -227,7 +269,20 @@ func (c *cluster) retryTransient(ctx context.Context, op func(context.Context) e
 
 func transient(err error) bool {
 	return errors.Is(err, rpctypes.ErrUnhealthy) || errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) ||
-		errors.Is(err, rpctypes.ErrMemberLearnerNotReady)
+		errors.Is(err, rpctypes.ErrMemberLearnerNotReady) || stopping(err)
+}
+
+// stopping: the answer of a member that stops (e.g. it has just been removed); the request was not
+// applied, another endpoint takes the retry.
+func stopping(err error) bool {
+	return errors.Is(err, rpctypes.ErrStopped) || errors.Is(err, rpctypes.ErrNoLeader) ||
+		strings.Contains(err.Error(), "raft: stopped")
+}
+
+// addRetryable: besides the transient refusals, "member not found" from a member that has not yet
+// applied a removal it answers for; the add was not applied.
+func addRetryable(err error) bool {
+	return transient(err) || errors.Is(err, rpctypes.ErrMemberNotFound)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,9 @@ func normalizeURL(raw string) (string, error) {
 	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil || port == "" {
 		return "", fmt.Errorf("%q has no port; etcd peers listen on :2380 by default, e.g. https://10.0.0.4:2380", raw)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q has port %s, not one of 1-65535; etcd peers listen on :2380 by default", raw, port)
 	}
 	host = strings.ToLower(host)
 	if ip := net.ParseIP(host); ip != nil {

@@ -100,7 +100,7 @@ func fieldSpec(param string, sf reflect.StructField) (*Spec, error) {
 	if def, ok := sf.Tag.Lookup("default"); ok {
 		// Decode the default as the decoder would, so a default it rejects fails here too.
 		v := reflect.New(ft).Elem()
-		d := decoder{secrets: map[string]bool{}}
+		var d decoder
 		if err := d.set(param, def, v); err != nil {
 			return nil, fmt.Errorf("module bug: default of %s: %v", param, err)
 		}

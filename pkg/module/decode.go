@@ -18,7 +18,8 @@ import (
 //	env:"A,B"           environment variables read, in order, when the parameter is absent
 //	required:"true"     the parameter must be given (directly or via env)
 //	choices:"a,b,c"     allowed values of a string parameter
-//	secret:"true"       the value is never printed (scrubbed from every output)
+//	secret:"true"       the value is never printed: no_log in the argument spec; errors never quote
+//	                    it (a module never builds a message or a result from it)
 //	type:"path"         a string that is a file path: a leading ~ becomes the home directory, as
 //	                    Ansible's path type does (and the docs say type: path)
 //
@@ -40,13 +41,11 @@ func (e *ParamError) Error() string { return fmt.Sprintf("parameter %s: %s", e.P
 // Decode fills dst (a pointer to a struct) from raw task arguments.
 // Keys starting with "_ansible_" are ignored. Unknown keys are an error that lists the valid ones.
 func Decode(raw map[string]any, dst any) error {
-	d := decoder{secrets: map[string]bool{}}
+	var d decoder
 	return d.decodeStruct("", raw, reflect.ValueOf(dst).Elem(), true)
 }
 
-type decoder struct {
-	secrets map[string]bool // secret values seen, for scrubbing
-}
+type decoder struct{}
 
 func (d *decoder) decodeStruct(path string, raw map[string]any, v reflect.Value, top bool) error {
 	fields := map[string]reflect.Value{}
@@ -120,10 +119,6 @@ func (d *decoder) decodeStruct(path string, raw map[string]any, v reflect.Value,
 			if !contains(splitList(choices), f.String()) {
 				return &ParamError{Param: full, Msg: fmt.Sprintf("value %q is not one of: %s", f.String(), choices)}
 			}
-		}
-		if sf.Tag.Get("secret") == "true" && f.Kind() == reflect.String && f.String() != "" {
-			d.secrets[f.String()] = true
-			registerSecret(f.String())
 		}
 	}
 	return nil

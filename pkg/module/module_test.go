@@ -106,14 +106,29 @@ func TestBadInputNamesTheParameter(t *testing.T) {
 	}
 }
 
-func TestSecretsNeverPrinted(t *testing.T) {
-	res := execute(t, map[string]any{"name": "a", "password": "s3cr\"et"}, func(ctx context.Context, task *Task) (any, error) {
-		task.Warn("connecting with s3cr\"et")
-		return nil, errors.New("auth failed for root:s3cr\"et")
-	})
-	b, _ := json.Marshal(res)
-	if strings.Contains(string(b), "s3cr") {
-		t.Fatalf("secret leaked: %s", b)
+// The runner never rewrites its output: a password that is also JSON text ("1", "true", "e", "failed")
+// leaves a good result good and a failure failed (a text scrub once turned these into MODULE FAILURE
+// or a success). Secrets stay out of the output because nothing quotes them.
+func TestSecretValuesLeaveResultsIntact(t *testing.T) {
+	for _, pw := range []string{"1", "true", "e", "failed", "changed"} {
+		ok := execute(t, map[string]any{"name": "a", "password": pw}, func(ctx context.Context, task *Task) (any, error) {
+			task.Changed()
+			return map[string]any{"members": []string{"e1"}, "ready": true}, nil
+		})
+		if ok["failed"] == true || ok["changed"] != true || ok["ready"] != true {
+			t.Errorf("password %q: good run became %v", pw, ok)
+		}
+		bad := execute(t, map[string]any{"name": "a", "password": pw}, func(ctx context.Context, task *Task) (any, error) {
+			return nil, errors.New("authentication failed (check user and password)")
+		})
+		if bad["failed"] != true || !strings.Contains(bad["msg"].(string), "authentication failed") {
+			t.Errorf("password %q: failing run became %v", pw, bad)
+		}
+	}
+	// A password of the wrong type is described, never quoted.
+	res := execute(t, map[string]any{"name": "a", "password": []any{"s3cr3t"}}, nil)
+	if b, _ := json.Marshal(res); res["failed"] != true || strings.Contains(string(b), "s3cr3t") {
+		t.Fatalf("wrong-type password: %s", b)
 	}
 }
 

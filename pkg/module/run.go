@@ -12,7 +12,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 )
 
 // Task is what a module's logic sees of the Ansible task besides its parameters.
@@ -112,7 +111,7 @@ func Execute(ctx context.Context, argsFile string, params any, fn Func) []byte {
 		b, _ = json.Marshal(map[string]any{"failed": true, "changed": task.changed,
 			"msg": "module bug: result is not JSON-serialisable: " + mErr.Error()})
 	}
-	return []byte(scrub(string(b)))
+	return b
 }
 
 func run(ctx context.Context, argsFile string, params any, task *Task, fn Func, res map[string]any) (err error) {
@@ -209,35 +208,6 @@ func explainContext(err error) error {
 		return fmt.Errorf("timed out: %v (raise command_timeout or the module's timeout if the cluster is slow)", err)
 	}
 	return err
-}
-
-var (
-	secretsMu sync.Mutex
-	secrets   = map[string]bool{}
-)
-
-func registerSecret(s string) {
-	secretsMu.Lock()
-	defer secretsMu.Unlock()
-	secrets[s] = true
-}
-
-// scrub replaces every secret parameter value in the output, wherever a module or an error message
-// (e.g. one quoting a URL with credentials) might have put it.
-func scrub(s string) string {
-	secretsMu.Lock()
-	defer secretsMu.Unlock()
-	keys := make([]string, 0, len(secrets))
-	for k := range secrets {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
-	for _, k := range keys {
-		enc, _ := json.Marshal(k)
-		inner := strings.Trim(string(enc), `"`)
-		s = strings.ReplaceAll(s, inner, "********")
-	}
-	return s
 }
 
 // Exclusive fails when more than one of the named parameters is set.

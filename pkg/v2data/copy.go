@@ -233,7 +233,26 @@ func (s *Spec) verify(ctx context.Context, dest destination, scope Scope, hidden
 		return nil, nil, err
 	}
 	c := dst.Counts()
-	return &c, Compare(truth, dst, time.Now(), expiredInSource), nil
+	diffs := Compare(truth, dst, time.Now(), expiredInSource)
+	if truth.nSteady == dst.nSteady && truth.steady == dst.steady {
+		return &c, diffs, nil
+	}
+	// Name what differs: a second walk of the destination collects the keys it holds otherwise.
+	extra, missing := Unmatched(truth, dst)
+	named := &Tally{Dirs: src.Dirs, NoDigest: true, Named: extra}
+	if len(extra) > 0 {
+		if err := dest.Tally(ctx, scope, hidden, skip, named); err != nil {
+			return nil, nil, err
+		}
+	}
+	if names := named.Names(); len(names) > 0 {
+		diffs = append(diffs, fmt.Sprintf("%d destination nodes are not in the source as they are (only in the destination, "+
+			"or with another value): %s", len(names), strings.Join(first(names, 10), ", ")))
+	}
+	if missing > 0 {
+		diffs = append(diffs, fmt.Sprintf("%d source nodes are missing from the destination", missing))
+	}
+	return &c, diffs, nil
 }
 
 // goneAfter: a node whose deadline passed this long before the copy began has been deleted by the

@@ -2,16 +2,19 @@ package v2data
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 	"unsafe"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/etcdops/etcd/pkg/module"
 	"github.com/etcdops/etcd/pkg/v2disk"
 )
 
@@ -105,7 +108,12 @@ func (d *v3Dest) commit(b []item) error {
 		ops[i] = &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: put}}
 	}
 	if _, err := d.kv.Txn(ctx, &pb.TxnRequest{Success: ops}); err != nil {
-		return fmt.Errorf("destination: writing %d keys from %s: %w", len(b), b[0].key, err)
+		err = fmt.Errorf("destination: writing %d keys from %s: %w", len(b), b[0].key, rpctypes.Error(err))
+		if errors.Is(err, rpctypes.ErrTooManyOps) {
+			return &module.ParamError{Param: "max_txn_ops", Msg: fmt.Sprintf("%v; lower max_txn_ops to at most the "+
+				"destination's --max-txn-ops", err)}
+		}
+		return err
 	}
 	return nil
 }

@@ -64,12 +64,23 @@ type Tally struct {
 	// copy that is not verified, hashing was a twentieth of its CPU.
 	NoDigest bool
 
+	// Named collects the keys of nodes whose key hash it holds (a second walk that names the
+	// differences a comparison found); nil: none.
+	Named map[uint64]bool
+
 	mu       sync.Mutex
 	c        Counts
 	steady   hash
 	nSteady  int64
+	entries  []keyEntry // each steady node's key and node hash, to find which differ
+	names    []string
 	expiring map[string]expEntry
 }
+
+// keyEntry is one steady node: the hash of its key and (the first half of) the hash of the node.
+type keyEntry struct{ key, node uint64 }
+
+func keyHash(key string) uint64 { return xxhash.Sum64String(key) }
 
 // Add counts one node.
 func (t *Tally) Add(n Node) {
@@ -106,6 +117,12 @@ func (t *Tally) Add(n Node) {
 	if n.Expiry.IsZero() {
 		t.steady.add(h)
 		t.nSteady++
+		if !t.NoDigest {
+			t.entries = append(t.entries, keyEntry{key: keyHash(n.Key), node: h[0]})
+		}
+		if t.Named != nil && t.Named[keyHash(n.Key)] {
+			t.names = append(t.names, n.Key)
+		}
 		return
 	}
 	t.expiring[n.Key] = expEntry{h: h, expiry: n.Expiry}
@@ -157,6 +174,42 @@ func Compare(src, dst *Tally, now time.Time, expiredInSource func(key string) bo
 		diffs = append(diffs, fmt.Sprintf("%d expiring nodes differ: %s", len(keys), strings.Join(first(keys, 10), ", ")))
 	}
 	return diffs
+}
+
+// Unmatched returns the key hashes of the steady nodes dst holds that src does not hold as they are
+// (absent from src, or with another value), and how many of src's steady nodes dst lacks.
+func Unmatched(src, dst *Tally) (extra map[uint64]bool, missing int) {
+	in := func(t *Tally) map[uint64]uint64 {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		m := make(map[uint64]uint64, len(t.entries))
+		for _, e := range t.entries {
+			m[e.key] = e.node
+		}
+		return m
+	}
+	s, d := in(src), in(dst)
+	extra = map[uint64]bool{}
+	for k, h := range d {
+		if sh, ok := s[k]; !ok || sh != h {
+			extra[k] = true
+		}
+	}
+	for k := range s {
+		if _, ok := d[k]; !ok {
+			missing++
+		}
+	}
+	return extra, missing
+}
+
+// Names returns the keys a walk collected for Named, sorted.
+func (t *Tally) Names() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]string(nil), t.names...)
+	sort.Strings(out)
+	return out
 }
 
 func first(s []string, n int) []string {

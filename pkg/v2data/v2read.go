@@ -30,6 +30,7 @@ type v2Reader struct {
 	endpoints []string
 	user      string
 	password  string
+	param     string       // the option prefix errors name: "source." or "destination."
 	pinned    atomic.Int32 // the endpoint that answered last: tried first, so a dead one costs once
 }
 
@@ -39,7 +40,8 @@ func newV2Reader(o etcdconn.Options) (*v2Reader, error) {
 		return nil, err
 	}
 	tr.ResponseHeaderTimeout = o.CommandTimeout
-	return &v2Reader{hc: &http.Client{Transport: tr}, endpoints: o.Endpoints, user: o.User, password: o.Password}, nil
+	return &v2Reader{hc: &http.Client{Transport: tr}, endpoints: o.Endpoints, user: o.User, password: o.Password,
+		param: o.Prefix}, nil
 }
 
 // get returns the node at key (nil when absent) with its children if it is a directory, sorted.
@@ -69,7 +71,7 @@ func (r *v2Reader) get(ctx context.Context, key string) (*clientv2.Node, error) 
 			last = err
 			continue
 		}
-		n, answered, err := readAnswer(resp, key)
+		n, answered, err := readAnswer(resp, key, r.param)
 		if !answered {
 			last = err
 			continue
@@ -86,7 +88,7 @@ var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readAnswer decodes one response; answered is false when the body could not be read (try another
 // endpoint).
-func readAnswer(resp *http.Response, key string) (n *clientv2.Node, answered bool, err error) {
+func readAnswer(resp *http.Response, key, param string) (n *clientv2.Node, answered bool, err error) {
 	buf := bodies.Get().(*bytes.Buffer)
 	defer bodies.Put(buf)
 	buf.Reset()
@@ -103,10 +105,20 @@ func readAnswer(resp *http.Response, key string) (n *clientv2.Node, answered boo
 	}
 	var e clientv2.Error
 	if json.Unmarshal(body, &e) == nil && e.Code != 0 {
-		if e.Code == clientv2.ErrorCodeKeyNotFound {
+		switch e.Code {
+		case clientv2.ErrorCodeKeyNotFound:
 			return nil, true, nil
+		case clientv2.ErrorCodeUnauthorized:
+			return nil, true, fmt.Errorf("%w (check %suser and %spassword)", e, param, param)
 		}
 		return nil, true, e
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnauthorized {
+		why := etcdconn.NoV2
+		if resp.StatusCode == http.StatusUnauthorized {
+			why = "refused the credentials; check " + param + "user and " + param + "password"
+		}
+		return nil, true, fmt.Errorf("GET %s: %s: %.200s (%sendpoints %s)", key, resp.Status, body, param, why)
 	}
 	return nil, true, fmt.Errorf("GET %s: %s: %.200s", key, resp.Status, body)
 }

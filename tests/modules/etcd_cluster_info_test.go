@@ -234,6 +234,8 @@ func TestClusterInfoBadInput(t *testing.T) {
 			[]string{"no etcd endpoint answered", "https://127.0.0.1:1", "https://127.0.0.2:1", "nothing listens there"}},
 		{"http endpoint with TLS parameters", withArgs(base, map[string]any{"endpoints": strings.Replace(c.Members[0].ClientURL, "https", "http", 1)}),
 			[]string{"parameter endpoints", "uses http://", "use https://"}},
+		{"credentials in the endpoint URL", withArgs(base, map[string]any{"endpoints": strings.Replace(c.Members[0].ClientURL, "//", "//root:"+password+"@", 1)}),
+			[]string{"parameter endpoints", "carries credentials", "https://…@127.0.0.1:", "give them in user and password"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,5 +253,36 @@ func TestClusterInfoBadInput(t *testing.T) {
 				t.Errorf("the password appears in the result: %s", b)
 			}
 		})
+	}
+}
+
+// With etcd's auth on, a password that is also JSON text ("1", "true", "e") leaves a good result good,
+// and a wrong password "failed" leaves the run failed: the module never echoes the password, so its
+// result is never rewritten.
+func TestClusterInfoPasswordAuth(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	c.EnableAuth(t, "1")
+	cli := c.Client(t)
+	ctx := context.Background()
+	for _, pw := range []string{"true", "e"} {
+		if _, err := cli.UserAdd(ctx, "u-"+pw, pw); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.UserGrantRole(ctx, "u-"+pw, "root"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Put(ctx, "/kubernetes.io/pods/a", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for user, pw := range map[string]string{"root": "1", "u-true": "true", "u-e": "e"} {
+		res, raw := runClusterInfo(t, withArgs(c.Args(), map[string]any{"user": user, "password": pw, "v2": false}), ansibletest.Opts{})
+		if res.Failed || res.Changed || len(res.Members) != 1 || res.Members[0].Name != c.Members[0].Name {
+			t.Errorf("user %s password %q: %v", user, pw, raw)
+		}
+	}
+	res, raw := runClusterInfo(t, withArgs(c.Args(), map[string]any{"user": "root", "password": "failed"}), ansibletest.Opts{})
+	if !res.Failed || !strings.Contains(res.Msg, "check user and password") {
+		t.Errorf("wrong password \"failed\": want a failed task naming user and password: %v", raw)
 	}
 }

@@ -1,6 +1,8 @@
 package modules
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -27,5 +29,31 @@ func TestForceNewClusterModuleRefusesBadUnitName(t *testing.T) {
 			!strings.Contains(res.Msg(), "not a valid systemd unit name") {
 			t.Errorf("service %q: %v", service, res)
 		}
+	}
+}
+
+// Issue 19: on a member of a healthy cluster the module refuses, in check mode as for real, and
+// nothing changes (membership, drop-in dir); cluster_endpoints must be client URLs.
+func TestForceNewClusterModuleRefusesHealthyCluster(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	runDir := t.TempDir()
+	args := withArgs(c.Args(c.Members[0]), map[string]any{"runtime_unit_dir": runDir})
+	for _, check := range []bool{true, false} {
+		res := ansibletest.Module(t, "etcd_force_new_cluster", args, ansibletest.Opts{Check: check})
+		if !res.Failed() || res.Changed() || !strings.Contains(res.Msg(), "refusing force-new-cluster") ||
+			!strings.Contains(res.Msg(), "has quorum") || !strings.Contains(res.Msg(), "force: true") {
+			t.Errorf("check=%v: %v", check, res)
+		}
+	}
+	ml, err := c.Client(t).MemberList(context.Background())
+	if err != nil || len(ml.Members) != 3 {
+		t.Fatalf("members after the refusals: %v %v", ml, err)
+	}
+	if entries, _ := os.ReadDir(runDir); len(entries) != 0 {
+		t.Fatalf("runtime unit dir not empty: %v", entries)
+	}
+	res := ansibletest.Module(t, "etcd_force_new_cluster", withArgs(args, map[string]any{"cluster_endpoints": "10.0.0.2"}), ansibletest.Opts{})
+	if !res.Failed() || !strings.Contains(res.Msg(), "parameter cluster_endpoints") {
+		t.Errorf("cluster_endpoints without a scheme: %v", res)
 	}
 }

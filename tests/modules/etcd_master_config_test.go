@@ -64,4 +64,19 @@ func TestMasterConfigModule(t *testing.T) {
 	if !missing.Failed() || !strings.Contains(missing.Msg(), "parameter path") {
 		t.Fatalf("missing file: %v", missing)
 	}
+
+	// Issue 19: a file the switch would damage is refused and left as it was.
+	for want, content := range map[string]string{
+		"more than one YAML document":                      masterConfig + "---\nkind: Other\n",
+		"apiServerArguments (line 2) is not a mapping":     "kubernetesMasterConfig:\n  apiServerArguments: storage-backend=etcd2\n",
+		"has no kubernetesMasterConfig.apiServerArguments": "apiVersion: v1\n",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := ansibletest.Module(t, "etcd_master_config", args, ansibletest.Opts{})
+		if got, _ := os.ReadFile(path); !res.Failed() || res.Changed() || !strings.Contains(res.Msg(), want) || string(got) != content {
+			t.Errorf("%q: %v\n%s", want, res, got)
+		}
+	}
 }

@@ -132,6 +132,7 @@ func TestMemberModuleErrors(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"name": "m9", "peer_urls": "https://127.0.0.1"}, "parameter peer_urls"},
+		{map[string]any{"name": "m9", "peer_urls": "https://127.0.0.1:99999"}, "parameter peer_urls"},
 		{map[string]any{"state": "absent", "name": "m0", "id": "8e9e05c52164694d"}, "parameter id, name: are mutually exclusive"},
 		{map[string]any{"name": "m9", "peer_urls": "https://127.0.0.1:1", "ca_cert": c.Cert}, "ca_cert does not sign"},
 	} {

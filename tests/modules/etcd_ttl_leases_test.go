@@ -71,7 +71,9 @@ func TestTTLLeasesModuleBadInput(t *testing.T) {
 		"ttl below 1s": {map[string]any{"prefixes": []any{map[string]any{"prefix": "/a", "ttl": "500ms"}}},
 			"parameter prefixes[0].ttl: is 500ms; leases have whole-second TTLs of at least 1s"},
 		"ttl missing":  {map[string]any{"prefixes": []any{map[string]any{"prefix": "/a"}}}, "parameter prefixes[0].ttl: is required"},
-		"empty prefix": {map[string]any{"prefixes": []any{map[string]any{"prefix": "", "ttl": 10}}}, "parameter prefixes[0].prefix: is empty"},
+		"empty prefix": {map[string]any{"prefixes": []any{map[string]any{"prefix": "", "ttl": 10}}}, `parameter prefixes[0].prefix: is "", which covers every key`},
+		"slash prefix": {map[string]any{"prefixes": []any{map[string]any{"prefix": "/", "ttl": 10}}}, `parameter prefixes[0].prefix: is "/", which covers every key`},
+		"no prefixes":  {map[string]any{"prefixes": []any{}}, "parameter prefixes: is an empty list"},
 		"txn ops":      {map[string]any{"max_txn_ops": 0}, "parameter max_txn_ops: must be at least 1"},
 	} {
 		t.Run(name, func(t *testing.T) {

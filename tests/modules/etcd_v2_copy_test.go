@@ -3,12 +3,14 @@ package modules
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/etcdops/etcd/internal/ansibletest"
 	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/v2seed"
 	"github.com/etcdops/etcd/pkg/v2data"
 	clientv2 "go.etcd.io/etcd/client/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -73,7 +75,11 @@ func TestV2CopyModule(t *testing.T) {
 
 	verify := withArgs(args, map[string]any{"verify_only": true, "prefixes": "/kubernetes.io"})
 	cli.Put(ctx, "/kubernetes.io/pods/ns/p1", "drifted")
-	if res = runV2Copy(t, verify, ansibletest.Opts{}); !res.Failed || res.Changed || !strings.Contains(res.Msg, "verification failed") {
+	cli.Put(ctx, "/kubernetes.io/v3only/k", "written to v3 only")
+	// Issue 19: the failure names the destination keys that differ, a v3-only one included.
+	if res = runV2Copy(t, verify, ansibletest.Opts{}); !res.Failed || res.Changed || !strings.Contains(res.Msg, "verification failed") ||
+		!strings.Contains(res.Msg, "2 destination nodes are not in the source as they are") ||
+		!strings.Contains(res.Msg, "/kubernetes.io/pods/ns/p1, /kubernetes.io/v3only/k") {
 		t.Fatalf("verify_only: %s %+v", res.Msg, res.Result)
 	}
 
@@ -111,5 +117,32 @@ func TestV2CopyModuleBadInput(t *testing.T) {
 				t.Fatalf("secret echoed: %s", b)
 			}
 		})
+	}
+}
+
+// Issue 19: errors the servers give name the option to fix - a source without the v2 API names
+// source.endpoints, a destination that refuses a transaction of max_txn_ops puts names max_txn_ops -
+// and the failed copy leaves the destination without the keys.
+func TestV2CopyModuleServerErrorsNameTheOption(t *testing.T) {
+	noV2 := etcdtest.NewCluster(t, 1, etcdtest.Options{DisableV2: true})
+	src := etcdtest.NewCluster(t, 1)
+	dst := etcdtest.NewCluster(t, 1)
+	kapi := v2seed.KeysAPI(t, src)
+	for i := 0; i < 200; i++ {
+		if _, err := kapi.Set(context.Background(), fmt.Sprintf("/kubernetes.io/pods/p%03d", i), "v", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want, args := range map[string]map[string]any{
+		"source.endpoints serve no v2 API": {"source": noV2.Args(), "destination": dst.Args(), "target_api": "v3"},
+		"parameter max_txn_ops":            {"source": src.Args(), "destination": dst.Args(), "target_api": "v3", "max_txn_ops": 200},
+	} {
+		raw := ansibletest.Module(t, "etcd_v2_copy", args, ansibletest.Opts{})
+		if !raw.Failed() || !strings.Contains(raw.Msg(), want) {
+			t.Errorf("want %q: %v", want, raw.Msg())
+		}
+	}
+	if got, err := dst.Client(t).Get(context.Background(), "/kubernetes.io/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || got.Count != 0 {
+		t.Fatalf("destination keys after the failures: %v %v", got, err)
 	}
 }
