@@ -11,7 +11,6 @@ import (
 	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
 	clientv2 "go.etcd.io/etcd/client/v2"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // force_new_cluster.yml on one lab boot (v2 and v3 data, masters): a healthy cluster, a survivor outside the etcd
@@ -34,14 +33,7 @@ func TestForceNewCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli := l.V3Client(t, etcd1)
-	before, err := cli.Get(ctx, "", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{}
-	for _, kv := range before.Kvs {
-		want[string(kv.Key)] = string(kv.Value)
-	}
+	want, _ := v3Keys(ctx, t, cli)
 	step("seeded %d v2 entries and %d v3 keys", len(m2.Entries), len(want))
 
 	// 1. Refusals, each before changing anything: a cluster that holds quorum; a survivor outside the etcd group.
@@ -86,11 +78,7 @@ func TestForceNewCluster(t *testing.T) {
 	}
 
 	// 3. Interrupted: etcd3's unit cannot start, so its join fails after the survivor was forced.
-	dropIn := "/etc/systemd/system/etcd.service.d"
-	if out, err := l.Exec(etcd3, "sh", "-c", "mkdir -p "+dropIn+" && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > "+
-		dropIn+"/broken.conf && systemctl daemon-reload"); err != nil {
-		t.Fatalf("%s: %v", out, err)
-	}
+	repair := breakEtcdUnit(t, l, etcd3)
 	first := playbook(t, l, "force_new_cluster.yml", map[string]any{"etcd_force_new_cluster_join_timeout": "40s"})
 	if first.Err == nil {
 		t.Fatal("the run went through with an etcd unit that cannot start")
@@ -100,48 +88,19 @@ func TestForceNewCluster(t *testing.T) {
 		t.Fatalf("state after the interrupted run: %v\n%s", st, failureMsg(first))
 	}
 	step("interrupted after %s at phase %v: %s", first.Duration.Round(time.Second), st["status"], tail(failureMsg(first), 300))
-	if out, err := l.Exec(etcd3, "sh", "-c", "rm -r "+dropIn+" && systemctl daemon-reload"); err != nil {
-		t.Fatalf("%s: %v", out, err)
-	}
+	repair()
 
 	// 4. The re-run resumes and finishes.
-	res := playbook(t, l, "force_new_cluster.yml", nil)
-	mustSucceed(t, res)
-	if msg := res.Find("etcdops.etcd.etcd_force_new_cluster : Report the decision"); len(msg) == 0 ||
-		!strings.Contains(msg[0].Values["msg"].(string), "Resuming") {
-		t.Fatalf("the re-run did not resume: %v", msg)
-	}
-	step("resumed run took %s: %s", res.Duration.Round(time.Second), summary(t, res))
+	mustResume(t, playbook(t, l, "force_new_cluster.yml", nil), "etcd_force_new_cluster")
+	step("resumed")
 	if after := readState(t, l, "force-new-cluster-state.json"); after["status"] != "complete" || after["backup"] != st["backup"] {
 		t.Fatalf("state after the re-run: %v (backup before %v)", after, st["backup"])
 	}
 
-	if err := l.WaitHealthy(); err != nil {
-		t.Fatal(err)
-	}
 	cli = l.V3Client(t)
-	members, err := cli.MemberList(ctx)
-	if err != nil || len(members.Members) != 3 {
-		t.Fatalf("members: %v %v", members, err)
-	}
-	for _, m := range members.Members {
-		if m.IsLearner || len(m.ClientURLs) == 0 {
-			t.Errorf("member %s: learner %v, client URLs %v", m.Name, m.IsLearner, m.ClientURLs)
-		}
-	}
-	after, err := cli.Get(ctx, "", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing := 0
-	for _, kv := range after.Kvs {
-		if v, ok := want[string(kv.Key)]; ok && v == string(kv.Value) {
-			missing--
-		}
-	}
-	if missing += len(want); missing != 0 || len(after.Kvs) != len(want) {
-		t.Fatalf("v3: %d of %d keys missing or changed; %d keys after", missing, len(want), len(after.Kvs))
-	}
+	checkRebuilt(ctx, t, l, cli, "/var/lib/etcd/member."+st["backup"].(string), []*lab.Host{etcd2, etcd3})
+	got, _ := v3Keys(ctx, t, cli)
+	checkSameKeys(t, want, got)
 	o := l.Conn()
 	c2, err := o.V2()
 	if err != nil {
@@ -169,26 +128,12 @@ func TestForceNewCluster(t *testing.T) {
 		if out, err := l.Exec(h, "sh", "-c", "ls /var/lib/etcd-backup/"+st["backup"].(string)+"/MANIFEST.json"); err != nil {
 			t.Errorf("%s: no member dir backup: %s %v", h.Name, out, err)
 		}
-		if h != etcd1 {
-			if out, err := l.Exec(h, "ls", "-d", "/var/lib/etcd/member."+st["backup"].(string)); err != nil {
-				t.Errorf("%s: the old member dir was not kept aside: %s %v", h.Name, out, err)
-			}
-		}
 		if _, err := os.Stat(filepath.Join(h.Root(), "run/systemd/system/etcd.service.d/zz-etcdops-force-new-cluster.conf")); !os.IsNotExist(err) {
 			t.Errorf("%s: the force-new-cluster drop-in is left: %v", h.Name, err)
-		}
-		for _, unit := range lab.MasterServices {
-			if !l.UnitActive(h, unit) {
-				t.Errorf("%s: %s is not running after the new cluster", h.Name, unit)
-			}
 		}
 	}
 
 	// 5. A third run changes nothing.
-	again := playbook(t, l, "force_new_cluster.yml", nil)
-	mustSucceed(t, again)
-	if n, s := changedTasks(again), summary(t, again); n != 0 || !strings.Contains(s, "already recovered") {
-		t.Errorf("third run: %d changed tasks, summary %q", n, s)
-	}
-	step("third run: %s", summary(t, again))
+	mustChangeNothing(t, l, "force_new_cluster.yml", "already recovered")
+	step("a third run changed nothing")
 }
