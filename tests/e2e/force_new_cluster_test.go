@@ -91,7 +91,17 @@ func TestForceNewCluster(t *testing.T) {
 	repair()
 
 	// 4. The re-run resumes and finishes.
-	mustResume(t, playbook(t, l, "force_new_cluster.yml", nil), "etcd_force_new_cluster")
+	res := playbook(t, l, "force_new_cluster.yml", nil)
+	mustResume(t, res, "etcd_force_new_cluster")
+	compared := 0
+	for _, tr := range res.Find("etcdops.etcd.etcd_force_new_cluster : Every other member's v2 keyspace is the survivor's, node for node") {
+		if tr.Values["verified"] == true {
+			compared++
+		}
+	}
+	if compared != 2 {
+		t.Errorf("the verification compared %d members' v2 keyspace with the survivor's, want 2", compared)
+	}
 	step("resumed")
 	if after := readState(t, l, "force-new-cluster-state.json"); after["status"] != "complete" || after["backup"] != st["backup"] {
 		t.Fatalf("state after the re-run: %v (backup before %v)", after, st["backup"])
