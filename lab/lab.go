@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -137,6 +138,9 @@ func Create(spec Spec, logf func(string, ...any)) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := raiseInotifyInstances(); err != nil {
+		return nil, err
+	}
 	l, err := reserve(spec, logf)
 	if err != nil {
 		return nil, err
@@ -154,6 +158,27 @@ func Create(spec Spec, logf func(string, ...any)) (*Lab, error) {
 		}
 	}
 	return l, nil
+}
+
+// inotifyInstances is enough for a dozen hosts at once: each host's systemd takes a few dozen
+// inotify instances, and the kernel's default of 128 per user (root, for every lab and for the machine's
+// own services) ran out with three labs up ("Failed to allocate manager object: Too many open files").
+const inotifyInstances = 4096
+
+// raiseInotifyInstances raises fs.inotify.max_user_instances to inotifyInstances, never lowers it.
+func raiseInotifyInstances() error {
+	const knob = "/proc/sys/fs/inotify/max_user_instances"
+	b, err := os.ReadFile(knob)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n >= inotifyInstances {
+		return nil
+	}
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(inotifyInstances)), 0o644); err != nil {
+		return fmt.Errorf("raising %s to %d (each lab host's systemd needs inotify instances): %w", knob, inotifyInstances, err)
+	}
+	return nil
 }
 
 // reserve cleans leftovers and claims a name and a 127.0.N.0/24. Addresses are machine-wide, so the

@@ -9,6 +9,9 @@ import (
 // Run is one ansible-playbook run against the lab (the lab sets Inventory).
 type Run = playbook.Run
 
+// Kill names the task at whose start ansible-playbook is killed (Run.KillAt).
+type Kill = playbook.Kill
+
 // Result is a playbook run as the ansible.posix.json callback reported it.
 type Result = playbook.Result
 

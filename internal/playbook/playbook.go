@@ -7,10 +7,13 @@ package playbook
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +31,14 @@ type Run struct {
 	Env       map[string]string // environment added to this process's (ANSIBLE_COLLECTIONS_PATH, …)
 	Dir       string            // working directory (default: this process's)
 	Out       io.Writer         // a copy of the raw JSON report (optional)
+	KillAt    Kill              // SIGKILL ansible-playbook as a task starts (optional)
+}
+
+// Kill names the task at whose start ansible-playbook is killed with SIGKILL (callbacks/killat.py):
+// nothing of that task runs, nor any rescue, always or handler, as when an operator's control node dies.
+type Kill struct {
+	Task string // as the report names it ("role : name" for a role's task)
+	Nth  int    // its occurrence (0 or 1: the first)
 }
 
 // Result is a playbook run as the ansible.posix.json callback reported it. Task results are kept as
@@ -37,6 +48,7 @@ type Result struct {
 	Tasks    []TaskResult // in run order; a task's hosts are adjacent
 	Duration time.Duration
 	Err      error // ansible-playbook's exit (nil: every host ok); the run itself still parsed
+	Killed   bool  // killed at Run.KillAt: no report, Tasks and Stats are empty
 	Raw      []byte
 }
 
@@ -106,13 +118,21 @@ func Execute(ctx context.Context, run Run) (*Result, error) {
 			Inventory: run.Inventory, ExtraVars: run.ExtraVars, Limit: run.Limit,
 		}),
 	)
+	env, mark := run.Env, ""
+	if run.KillAt.Task != "" {
+		var cleanup func()
+		if env, mark, cleanup, err = killEnv(run.Env, run.KillAt); err != nil {
+			return nil, err
+		}
+		defer cleanup()
+	}
 	var stdout, stderr bytes.Buffer
 	opts := []execute.ExecuteOptions{
 		execute.WithCmd(cmd),
 		execute.WithErrorEnrich(playbook.NewAnsiblePlaybookErrorEnrich()),
 		execute.WithWrite(&stdout),
 		execute.WithWriteError(&stderr),
-		execute.WithEnvVars(run.Env),
+		execute.WithEnvVars(env),
 	}
 	if run.Dir != "" {
 		opts = append(opts, execute.WithCmdRunDir(run.Dir))
@@ -124,6 +144,12 @@ func Execute(ctx context.Context, run Run) (*Result, error) {
 	res := &Result{Duration: time.Since(start), Err: runErr, Raw: stdout.Bytes()}
 	if run.Out != nil {
 		_, _ = run.Out.Write(stdout.Bytes())
+	}
+	if mark != "" {
+		if _, err := os.Stat(mark); err == nil {
+			res.Killed = true
+			return res, nil
+		}
 	}
 	if err := res.parse(); err != nil {
 		return res, fmt.Errorf("ansible-playbook %s produced no JSON report (%v); exit: %v\nstderr:\n%s\nstdout:\n%s",
@@ -166,6 +192,34 @@ func (r *Result) parse() error {
 		}
 	}
 	return nil
+}
+
+//go:embed callbacks/killat.py
+var killatPlugin []byte
+
+// killEnv returns run's environment with the killat callback enabled for k, the file it writes before
+// the kill, and a cleanup removing its directory.
+func killEnv(base map[string]string, k Kill) (map[string]string, string, func(), error) {
+	dir, err := os.MkdirTemp("", "killat-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	if err := os.WriteFile(filepath.Join(dir, "killat.py"), killatPlugin, 0o644); err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	env := make(map[string]string, len(base)+5)
+	for key, v := range base {
+		env[key] = v
+	}
+	mark := filepath.Join(dir, "killed")
+	env["ANSIBLE_CALLBACK_PLUGINS"] = dir
+	env["ANSIBLE_CALLBACKS_ENABLED"] = "killat"
+	env["ETCDOPS_KILL_AT"] = k.Task
+	env["ETCDOPS_KILL_AT_NTH"] = strconv.Itoa(max(k.Nth, 1))
+	env["ETCDOPS_KILL_MARK"] = mark
+	return env, mark, cleanup, nil
 }
 
 // EnvMap turns KEY=VALUE pairs (an os.Environ-style list) into Run.Env.

@@ -215,7 +215,7 @@ var longLeases = map[string]any{"etcd_v2v3_migrate_ttl_defaults": map[string]int
 const cleanupUnit = "etcdops-cleanup-etcd.service"
 
 // runTestdata runs testdata/NAME against the lab with the collection installed.
-func runTestdata(t *testing.T, l *lab.Lab, name string, extra map[string]any) *lab.Result {
+func runTestdata(t testing.TB, l *lab.Lab, name string, extra map[string]any) *lab.Result {
 	t.Helper()
 	env := lab.EnvMap(ansibletest.Install(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -246,7 +246,7 @@ type keyspace struct {
 // writeAfterFallback writes through v2 as the masters would after the fall-back and returns the
 // keyspace v2 must hold then: the manifest with new keys, changed values, deleted keys, TTL keys and
 // hidden keys (new and changed).
-func writeAfterFallback(ctx context.Context, t *testing.T, kapi clientv2.KeysAPI, m *dataset.Manifest) *keyspace {
+func writeAfterFallback(ctx context.Context, t testing.TB, kapi clientv2.KeysAPI, m *dataset.Manifest) *keyspace {
 	t.Helper()
 	ks := &keyspace{keys: map[string]v2Key{}, dirs: map[string]bool{}}
 	var plain []string

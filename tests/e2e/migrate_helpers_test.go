@@ -40,11 +40,17 @@ func seededLab(t testing.TB, spec lab.Spec, n int) (*lab.Lab, *dataset.Manifest)
 // playbook runs playbooks/NAME against the lab; it fails the test only when Ansible produced no report.
 func playbook(t testing.TB, l *lab.Lab, name string, extra map[string]any) *lab.Result {
 	t.Helper()
-	env := lab.EnvMap(ansibletest.Install(t))
+	return runPlaybook(t, l, name, lab.Run{ExtraVars: extra})
+}
+
+// runPlaybook runs playbooks/NAME as run says, with the collection installed.
+func runPlaybook(t testing.TB, l *lab.Lab, name string, run lab.Run) *lab.Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	res, err := l.Playbook(ctx, lab.Run{Playbook: filepath.Join(ansibletest.Root(t), "playbooks", name),
-		ExtraVars: extra, Env: env})
+	run.Playbook = filepath.Join(ansibletest.Root(t), "playbooks", name)
+	run.Env = lab.EnvMap(ansibletest.Install(t))
+	res, err := l.Playbook(ctx, run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +83,7 @@ func changedTasks(res *lab.Result) int {
 
 // summary is the message of the last "Summary" task that ran (a playbook imported under a false
 // condition reports its own Summary as skipped).
-func summary(t *testing.T, res *lab.Result) string {
+func summary(t testing.TB, res *lab.Result) string {
 	t.Helper()
 	found := res.Find("Summary")
 	for i := len(found) - 1; i >= 0; i-- {

@@ -1,0 +1,65 @@
+package playbook
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// A run killed at a task's start: the tasks before it ran, it and every later one did not, not even
+// an always section; the result says killed instead of failing for want of a report.
+func TestKillAtTaskStart(t *testing.T) {
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		t.Skip("ansible-playbook not installed (make deps)")
+	}
+	dir := t.TempDir()
+	book := filepath.Join(dir, "book.yml")
+	if err := os.WriteFile(book, []byte(`
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - block:
+        - name: first
+          ansible.builtin.file:
+            path: "{{ d }}/first"
+            state: touch
+        - name: second
+          ansible.builtin.file:
+            path: "{{ d }}/second"
+            state: touch
+        - name: second
+          ansible.builtin.file:
+            path: "{{ d }}/second-again"
+            state: touch
+      always:
+        - name: always
+          ansible.builtin.file:
+            path: "{{ d }}/always"
+            state: touch
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := EnvMap(append(os.Environ(), "ANSIBLE_STDOUT_CALLBACK=ansible.posix.json", "ANSIBLE_LOCALHOST_WARNING=0",
+		"ANSIBLE_INVENTORY_UNPARSED_WARNING=0"))
+	run := Run{Playbook: book, Inventory: "localhost,", Env: env,
+		ExtraVars: map[string]any{"d": dir, "ansible_connection": "local"}}
+
+	run.KillAt = Kill{Task: "second", Nth: 2}
+	res, err := Execute(context.Background(), run)
+	if err != nil || !res.Killed {
+		t.Fatalf("killed run: %v, killed %v", err, res != nil && res.Killed)
+	}
+	for f, want := range map[string]bool{"first": true, "second": true, "second-again": false, "always": false} {
+		if _, err := os.Stat(filepath.Join(dir, f)); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", f, err == nil, want)
+		}
+	}
+
+	run.KillAt = Kill{}
+	res, err = Execute(context.Background(), run)
+	if err != nil || res.Killed || res.Err != nil || len(res.Find("always")) != 1 {
+		t.Fatalf("plain run: %v, %+v", err, res)
+	}
+}
