@@ -15,10 +15,11 @@ import (
 
 // force_new_cluster.yml on one lab boot (v2 and v3 data, masters): a healthy cluster, a survivor outside the etcd
 // group and a survivor without a member dir are refused with nothing changed; with two of three members' data
-// destroyed (quorum lost) the first run forces a new cluster from the survivor it picks but stops at the last
-// join (that host's etcd unit cannot start); the re-run resumes and finishes: three healthy voters, every v2 key
-// (TTL keys still with a TTL) and every v3 key with its value, every member dir backed up, the old member dirs
-// kept aside, no force-new-cluster drop-in left, the consumers running; a third run changes nothing.
+// destroyed (quorum lost) the first run, picking the survivor, is killed before it forces it (every member dir
+// backed up, etcd stopped); the second resumes, forces it but stops at the last join (that host's etcd unit
+// cannot start); the third resumes and finishes: three healthy voters, every v2 key (TTL keys still with a TTL)
+// and every v3 key with its value, every member dir backed up, the old member dirs kept aside, no
+// force-new-cluster drop-in left, the consumers running; another run changes nothing.
 func TestForceNewCluster(t *testing.T) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
@@ -77,20 +78,39 @@ func TestForceNewCluster(t *testing.T) {
 		t.Fatalf("%s %v", out, err)
 	}
 
-	// 3. Interrupted: etcd3's unit cannot start, so its join fails after the survivor was forced.
+	// 3. Killed as the survivor is about to be forced: every member dir backed up, etcd stopped everywhere.
+	killed := killedRun(t, l, "force_new_cluster.yml", lab.Kill{Task: "etcdops.etcd.etcd_first_member : Start it once with force-new-cluster (runtime drop-in, always removed), then normally"})
+	st := readState(t, l, "force-new-cluster-state.json")
+	if st["status"] != "forcing" || st["member"] != etcd1.Name {
+		t.Fatalf("state after the kill: %v", st)
+	}
+	for _, h := range l.Members() {
+		if l.UnitActive(h, "etcd") {
+			t.Errorf("%s: etcd runs after the kill; every member should be stopped", h.Name)
+		}
+		if out, err := l.Exec(h, "ls", "/var/lib/etcd-backup/"+st["backup"].(string)+"/MANIFEST.json"); err != nil {
+			t.Errorf("%s: no member dir backup before the survivor is forced: %s %v", h.Name, out, err)
+		}
+	}
+	step("killed in %s before the survivor was forced (phase forcing, every member dir backed up)", killed.Duration.Round(time.Second))
+
+	// 4. Resumed, but etcd3's unit cannot start, so its join fails after the survivor was forced.
 	repair := breakEtcdUnit(t, l, etcd3)
 	first := playbook(t, l, "force_new_cluster.yml", map[string]any{"etcd_force_new_cluster_join_timeout": "40s"})
 	if first.Err == nil {
 		t.Fatal("the run went through with an etcd unit that cannot start")
 	}
-	st := readState(t, l, "force-new-cluster-state.json")
-	if st["status"] != "joining" || st["member"] != etcd1.Name {
-		t.Fatalf("state after the interrupted run: %v\n%s", st, failureMsg(first))
+	if msg := first.Find("etcdops.etcd.etcd_force_new_cluster : Report the decision"); len(msg) == 0 ||
+		!strings.Contains(msg[0].Values["msg"].(string), "Resuming") {
+		t.Fatalf("the run after the kill did not resume: %v", msg)
 	}
-	step("interrupted after %s at phase %v: %s", first.Duration.Round(time.Second), st["status"], tail(failureMsg(first), 300))
+	if st2 := readState(t, l, "force-new-cluster-state.json"); st2["status"] != "joining" || st2["backup"] != st["backup"] {
+		t.Fatalf("state after the interrupted run: %v\n%s", st2, failureMsg(first))
+	}
+	step("resumed, then interrupted after %s at phase joining: %s", first.Duration.Round(time.Second), tail(failureMsg(first), 300))
 	repair()
 
-	// 4. The re-run resumes and finishes.
+	// 5. The re-run resumes and finishes.
 	res := playbook(t, l, "force_new_cluster.yml", nil)
 	mustResume(t, res, "etcd_force_new_cluster")
 	compared := 0
@@ -143,7 +163,7 @@ func TestForceNewCluster(t *testing.T) {
 		}
 	}
 
-	// 5. A third run changes nothing.
+	// 6. Another run changes nothing.
 	mustChangeNothing(t, l, "force_new_cluster.yml", "already recovered")
-	step("a third run changed nothing")
+	step("another run changed nothing")
 }
