@@ -26,14 +26,7 @@ func TestRestoreFromSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli := l.V3Client(t)
-	before, err := cli.Get(ctx, "", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{}
-	for _, kv := range before.Kvs {
-		want[string(kv.Key)] = string(kv.Value)
-	}
+	want, before := v3Keys(ctx, t, cli)
 	oldCluster := before.Header.ClusterId
 
 	for _, h := range l.Members()[1:] {
@@ -41,12 +34,7 @@ func TestRestoreFromSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	broken := l.Members()[2]
-	dropIn := "/etc/systemd/system/etcd.service.d"
-	if out, err := l.Exec(broken, "sh", "-c", "mkdir -p "+dropIn+" && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > "+
-		dropIn+"/broken.conf && systemctl daemon-reload"); err != nil {
-		t.Fatalf("%s: %v", out, err)
-	}
+	repair := breakEtcdUnit(t, l, l.Members()[2])
 
 	first := playbook(t, l, "restore_from_snapshot.yml", map[string]any{"etcd_restore_start_timeout": "40s"})
 	if first.Err == nil {
@@ -61,73 +49,22 @@ func TestRestoreFromSnapshot(t *testing.T) {
 		t.Fatalf("the snapshot holds %v keys at revision %v; %d keys at revision %d were written", snap["keys"], snap["revision"],
 			len(want), before.Header.Revision)
 	}
-	if out, err := l.Exec(broken, "sh", "-c", "rm -r "+dropIn+" && systemctl daemon-reload"); err != nil {
-		t.Fatalf("%s: %v", out, err)
-	}
+	repair()
 
-	res := playbook(t, l, "restore_from_snapshot.yml", nil)
-	mustSucceed(t, res)
-	if msg := res.Find("etcdops.etcd.etcd_restore : Report the decision"); len(msg) == 0 ||
-		!strings.Contains(msg[0].Values["msg"].(string), "Resuming") {
-		t.Fatalf("the re-run did not resume: %v", msg)
-	}
-	t.Logf("resumed run took %s: %s", res.Duration.Round(time.Second), summary(t, res))
+	mustResume(t, playbook(t, l, "restore_from_snapshot.yml", nil), "etcd_restore")
 	if after := readState(t, l, "restore-state.json"); after["status"] != "complete" || after["token"] != st["token"] {
 		t.Fatalf("state after the re-run: %v (token before %v)", after, st["token"])
 	}
 
 	cli = l.V3Client(t)
-	after, err := cli.Get(ctx, "", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, kv := range after.Kvs {
-		got[string(kv.Key)] = string(kv.Value)
-	}
-	missing := 0
-	for k, v := range want {
-		if got[k] != v {
-			if missing++; missing <= 5 {
-				t.Errorf("%s: missing or changed after the restore (%d bytes, want %d)", k, len(got[k]), len(v))
-			}
-		}
-	}
-	if missing > 0 || len(got) != len(want) {
-		t.Fatalf("%d of %d keys missing or changed; %d keys after the restore", missing, len(want), len(got))
-	}
+	got, after := v3Keys(ctx, t, cli)
+	checkSameKeys(t, want, got)
 	if after.Header.Revision < int64(snap["revision"].(float64))+1000000000 || after.Header.ClusterId == oldCluster {
 		t.Fatalf("revision %d (snapshot %v), cluster %x (old %x): want the bumped revision of a new cluster",
 			after.Header.Revision, snap["revision"], after.Header.ClusterId, oldCluster)
 	}
-	members, err := cli.MemberList(ctx)
-	if err != nil || len(members.Members) != 3 {
-		t.Fatalf("members: %v %v", members, err)
-	}
-	for _, m := range members.Members {
-		if m.IsLearner || len(m.ClientURLs) == 0 {
-			t.Errorf("member %s: learner %v, client URLs %v", m.Name, m.IsLearner, m.ClientURLs)
-		}
-	}
-	if err := l.WaitHealthy(); err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range l.Members() {
-		if out, err := l.Exec(h, "sh", "-c", "ls -d /var/lib/etcd/member.pre-restore-*"); err != nil {
-			t.Errorf("%s: the old member dir was not kept aside: %s %v", h.Name, out, err)
-		}
-		for _, unit := range lab.MasterServices {
-			if !l.UnitActive(h, unit) {
-				t.Errorf("%s: %s is not running after the restore", h.Name, unit)
-			}
-		}
-	}
-
-	again := playbook(t, l, "restore_from_snapshot.yml", nil)
-	mustSucceed(t, again)
-	if n, s := changedTasks(again), summary(t, again); n != 0 || !strings.Contains(s, "already restored") {
-		t.Errorf("third run: %d changed tasks, summary %q", n, s)
-	}
+	checkRebuilt(ctx, t, l, cli, "/var/lib/etcd/member.pre-restore-*", l.Members())
+	mustChangeNothing(t, l, "restore_from_snapshot.yml", "already restored")
 }
 
 // On the shared lab (healthy, v2 data): the restore refuses a cluster that holds quorum, and, forced past
