@@ -71,6 +71,9 @@ type Result struct {
 	InitialCluster string `json:"initial_cluster,omitempty"`
 	// Env is what `etcdctl member add` prints for the new member's etcd.conf (state present only).
 	Env map[string]string `json:"env,omitempty"`
+	// LeaderMovedTo names the member the leadership moved to before the removal of the leader (state
+	// absent; "" when the removed member did not lead).
+	LeaderMovedTo string `json:"leader_moved_to,omitempty"`
 }
 
 // Validate checks a Spec without contacting etcd; errors name the parameter and the fix.

@@ -3,6 +3,7 @@ package member
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -431,5 +432,63 @@ func TestLearnerIfSupported(t *testing.T) {
 	}
 	if live := liveMembers(t, c); len(live) != 2 || live[res.Member.ID].IsLearner != hasLearners {
 		t.Fatalf("learner: auto on etcd %d added %+v", etcdtest.Version(), live)
+	}
+}
+
+// Removing the leader moves the leadership first, to another voter (check mode names it and moves
+// nothing); the removal then takes out a follower, and the cluster keeps taking writes.
+func TestRemoveLeaderMovesLeadershipFirst(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	leaderOf := func() (*etcdtest.Member, []*etcdtest.Member) {
+		t.Helper()
+		for _, m := range c.Members {
+			if !c.Running(m) {
+				continue
+			}
+			st, err := c.Client(t, m).Status(ctx, m.ClientURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Leader == st.Header.MemberId {
+				var rest []*etcdtest.Member
+				for _, o := range c.Members {
+					if o != m {
+						rest = append(rest, o)
+					}
+				}
+				return m, rest
+			}
+		}
+		t.Fatal("no leader")
+		return nil, nil
+	}
+	leader, rest := leaderOf()
+	rm := Spec{State: Absent, Name: leader.Name}
+	if p := mustEnsure(t, c, rm, true, true, rest...); p.LeaderMovedTo == "" || p.LeaderMovedTo == leader.Name {
+		t.Fatalf("check mode: leader_moved_to %q, want another member", p.LeaderMovedTo)
+	}
+	if again, _ := leaderOf(); again != leader || len(liveMembers(t, c, rest[0])) != 3 {
+		t.Fatalf("check mode moved the leadership (%s) or removed a member", again.Name)
+	}
+	res := mustEnsure(t, c, rm, false, true, rest...)
+	if res.LeaderMovedTo == "" || res.LeaderMovedTo == leader.Name || res.Member.Name != leader.Name {
+		t.Fatalf("remove the leader: %+v", res)
+	}
+	live := liveMembers(t, c, rest[0])
+	if len(live) != 2 {
+		t.Fatalf("after removing the old leader: %+v", live)
+	}
+	st, err := c.Client(t, rest[0]).Status(ctx, rest[0].ClientURL)
+	if err != nil || st.Leader == 0 || live[fmt.Sprintf("%x", st.Leader)].Name != res.LeaderMovedTo {
+		t.Fatalf("leader after the removal: %v %v, want %s", st, err, res.LeaderMovedTo)
+	}
+	if _, err := c.Client(t, rest...).Put(ctx, "/after-leader-removal", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	// Gone: no change, nothing moved.
+	if again := mustEnsure(t, c, rm, false, false, rest...); again.LeaderMovedTo != "" {
+		t.Fatalf("removed again: %+v", again)
 	}
 }
