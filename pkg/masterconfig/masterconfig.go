@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -109,6 +110,38 @@ func (c *Config) UnsetEtcd3() bool {
 	a := remove(args, StorageBackendArg)
 	b := remove(args, MediaTypeArg)
 	return a || b
+}
+
+// EtcdURLs returns etcdClientInfo.urls, the etcd client URLs the master connects to.
+func (c *Config) EtcdURLs() []string {
+	out := []string{}
+	if v := lookup(c.root(), "etcdClientInfo", "urls"); v != nil && v.Kind == yaml.SequenceNode {
+		for _, e := range v.Content {
+			out = append(out, e.Value)
+		}
+	}
+	return out
+}
+
+// SetEtcdURLs makes etcdClientInfo.urls exactly urls, in that order (seed 003: the consumers' endpoint
+// list after a move to new hosts), keeping the comments on the key and the list; it reports whether the
+// tree changed.
+func (c *Config) SetEtcdURLs(urls []string) bool {
+	if slices.Equal(c.EtcdURLs(), urls) {
+		return false
+	}
+	info := ensureMap(c.root(), "etcdClientInfo")
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, u := range urls {
+		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: u})
+	}
+	if v := lookup(info, "urls"); v != nil {
+		seq.HeadComment, seq.LineComment, seq.FootComment = v.HeadComment, v.LineComment, v.FootComment
+		*v = *seq
+		return true
+	}
+	info.Content = append(info.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "urls"}, seq)
+	return true
 }
 
 // Bytes renders the tree with the indentation OpenShift's installer writes: two spaces, and a
