@@ -190,7 +190,7 @@ func checkKeys(ctx context.Context, t *testing.T, cli *clientv3.Client, want map
 }
 
 // checkReplaced asserts the end state: the members are exactly the new hosts, all started, healthy
-// voters; the old hosts' etcd stopped and disabled with their member dir moved aside; each master's
+// voters with etcd enabled; the old hosts' etcd stopped and disabled with their member dir moved aside; each master's
 // etcdClientInfo.urls the new members' client URLs with its API running; the state file archived.
 func checkReplaced(ctx context.Context, t *testing.T, l *lab.Lab, cli *clientv3.Client, old, fresh []*lab.Host) {
 	t.Helper()
@@ -208,6 +208,9 @@ func checkReplaced(ctx context.Context, t *testing.T, l *lab.Lab, cli *clientv3.
 	for _, h := range fresh {
 		want = append(want, h.Name)
 		newURLs = append(newURLs, h.ClientURL())
+		if out, _ := l.Exec(h, "systemctl", "is-enabled", "etcd"); strings.TrimSpace(string(out)) != "enabled" {
+			t.Errorf("etcd on %s is %q, want enabled", h.Name, strings.TrimSpace(string(out)))
+		}
 		o := l.Conn(h)
 		if err := o.ReadProbe(5 * time.Second); err != nil {
 			t.Errorf("%s does not answer a linearizable read: %v", h.Name, err)
