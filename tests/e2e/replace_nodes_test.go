@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,7 +216,7 @@ func checkReplaced(ctx context.Context, t *testing.T, l *lab.Lab, cli *clientv3.
 			t.Errorf("%s does not answer a linearizable read: %v", h.Name, err)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("members %v, want %v", names, want)
 	}
