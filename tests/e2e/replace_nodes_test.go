@@ -20,9 +20,11 @@ import (
 // replace_nodes.yml on one lab boot: 3 etcd 3.4 members (also masters) and 3 fresh new_etcd hosts.
 // A new host missing a certificate is refused with nothing changed; then the cluster moves onto the new
 // hosts while a writer outside Ansible writes through the endpoints of all six hosts, checking every
-// write: none fails, none is lost, every key written before is intact; the members are exactly the new
-// hosts, all voting and healthy; the old hosts' etcd is stopped and disabled and their member dirs moved
-// aside; the masters list the new members. A second run changes nothing.
+// write - the first run stopped by a broken master config after every new member was promoted and
+// before any old one was removed, the second resuming it: no write fails, none is lost, every key
+// written before is intact; the members are exactly the new hosts, all voting and healthy; the old
+// hosts' etcd is stopped and disabled and their member dirs moved aside; the masters list the new
+// members. A second run changes nothing.
 func TestReplaceNodes(t *testing.T) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true, Groups: map[string]int{"new_etcd": 3}})
@@ -77,13 +79,40 @@ func TestReplaceNodes(t *testing.T) {
 	step("1. a new host without its peer key refused, nothing changed: %s", msg)
 
 	// 2. The move, with a writer outside Ansible through every old and new endpoint.
+	// 2. The move, with a writer outside Ansible through every old and new endpoint. etcd3's
+	// master-config.yaml is a directory for the first run: the run stops in phase consumers, after every
+	// new member was promoted and before any old one was removed; the second run resumes and completes.
 	w := startWriter(t, l, append(append([]*lab.Host{}, old...), fresh...))
+	masterConfig := filepath.Join(old[2].Root(), "etc/origin/master/master-config.yaml")
+	if err := os.Rename(masterConfig, masterConfig+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(masterConfig, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
+	stopped := playbook(t, l, "replace_nodes.yml", nil)
+	if stopped.Err == nil || !strings.Contains(failureMsg(stopped), "master-config.yaml") {
+		t.Fatalf("the run with a broken master config: err %v, message %q", stopped.Err, failureMsg(stopped))
+	}
+	if st := replaceState(t, fresh[0]); st["status"] != "consumers" {
+		t.Errorf("state file after the interrupted run: %v", st)
+	}
+	if members := memberIDs(ctx, t, l.V3Client(t, fresh...)); strings.Count(members, "=") != 6 || strings.Contains(members, "learner") {
+		t.Errorf("after the interrupted run: members %s; want all six voting", members)
+	}
+	step("2a. interrupted in phase consumers after %s: %s", time.Since(start).Round(time.Second), failureMsg(stopped))
+	if err := os.Remove(masterConfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(masterConfig+".away", masterConfig); err != nil {
+		t.Fatal(err)
+	}
 	res := playbook(t, l, "replace_nodes.yml", nil)
 	took := time.Since(start)
 	wr := w.stop()
 	mustSucceed(t, res)
-	step("2. moved onto %d new hosts in %s; writer: %d writes acknowledged, %d failed, %d attempts refused and retried (%v), longest write %s",
+	step("2b. resumed and moved onto %d new hosts, %s for both runs; writer: %d writes acknowledged, %d failed, %d attempts refused and retried (%v), longest write %s",
 		len(fresh), took.Round(time.Second), len(wr.acked), len(wr.failed), len(wr.retried), wr.firstErrors(), wr.longest)
 	if len(wr.failed) > 0 {
 		t.Errorf("%d writes failed during the move: %v", len(wr.failed), wr.firstErrors())
@@ -259,12 +288,5 @@ func checkReplaced(ctx context.Context, t *testing.T, l *lab.Lab, cli *clientv3.
 // replaceState reads the replacement's state file on the first new host (nil when absent).
 func replaceState(t *testing.T, keeper *lab.Host) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(keeper.Root(), "var/lib/etcd-backup/replace-nodes-state.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string]any{"raw": string(b)}
+	return readStateOn(t, keeper, "replace-nodes-state.json")
 }
