@@ -18,9 +18,9 @@ import (
 )
 
 // replace_nodes.yml on one lab boot: 3 etcd 3.4 members (also masters) and 3 fresh new_etcd hosts.
-// A new host missing a certificate is refused with nothing changed; then the cluster moves onto the new
-// hosts while a writer outside Ansible writes through the endpoints of all six hosts, checking every
-// write - the first run stopped by a broken master config after every new member was promoted and
+// A new host missing a certificate, and one holding a member dir, are refused with nothing changed;
+// then the cluster moves onto the new hosts while a writer outside Ansible writes through the
+// endpoints of all six hosts, checking every write - the first run stopped by a broken master config after every new member was promoted and
 // before any old one was removed, the second resuming it: no write fails, none is lost, every key
 // written before is intact; the members are exactly the new hosts, all voting and healthy; the old
 // hosts' etcd is stopped and disabled and their member dirs moved aside; the masters list the new
@@ -77,6 +77,28 @@ func TestReplaceNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("1. a new host without its peer key refused, nothing changed: %s", msg)
+
+	// 1b. A new host holding a member dir (a member of another cluster, or left over): refused, naming
+	// the host and the dir; nothing changed.
+	memberDir := filepath.Join(fresh[1].Root(), "var/lib/etcd/member")
+	if err := os.Mkdir(memberDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	refused = playbook(t, l, "replace_nodes.yml", nil)
+	msg = failureMsg(refused)
+	if refused.Err == nil || !strings.Contains(msg, fresh[1].Name) || !strings.Contains(msg, "/var/lib/etcd/member") {
+		t.Fatalf("a new host with a member dir: err %v, message %q", refused.Err, msg)
+	}
+	if n := changedTasks(refused); n != 0 {
+		t.Errorf("the refused run changed %d tasks", n)
+	}
+	if after := memberIDs(ctx, t, cli); after != membersBefore {
+		t.Errorf("the refused run changed the members: %s", after)
+	}
+	if err := os.Remove(memberDir); err != nil {
+		t.Fatal(err)
+	}
+	step("1b. a new host with a member dir refused, nothing changed: %s", msg)
 
 	// 2. The move, with a writer outside Ansible through every old and new endpoint.
 	// 2. The move, with a writer outside Ansible through every old and new endpoint. etcd3's
