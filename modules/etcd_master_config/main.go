@@ -1,5 +1,6 @@
 // etcd_master_config switches an OpenShift 3.x master-config.yaml between the etcd2 and etcd3 storage
-// backends, keeping its comments and order, and reports the token/lease lifetimes it configures.
+// backends and sets its etcd client URLs, keeping its comments and order, and reports the token/lease
+// lifetimes it configures.
 package main
 
 import (
@@ -11,13 +12,14 @@ import (
 )
 
 type params struct {
-	Path           string `arg:"path" type:"path" default:"/etc/origin/master/master-config.yaml"`
-	StorageBackend string `arg:"storage_backend" choices:"etcd3,etcd2"`
+	Path           string   `arg:"path" type:"path" default:"/etc/origin/master/master-config.yaml"`
+	StorageBackend string   `arg:"storage_backend" choices:"etcd3,etcd2"`
+	EtcdURLs       []string `arg:"etcd_urls"`
 }
 
 func main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
-		return masterconfig.Ensure(t, masterconfig.Spec{Path: p.Path, StorageBackend: p.StorageBackend, Now: time.Now()})
+		return masterconfig.Ensure(t, masterconfig.Spec{Path: p.Path, StorageBackend: p.StorageBackend, EtcdURLs: p.EtcdURLs, Now: time.Now()})
 	})
 }

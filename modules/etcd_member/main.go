@@ -13,7 +13,7 @@ import (
 
 type params struct {
 	etcdconn.Options
-	State    string        `arg:"state" default:"present" choices:"present,promoted,absent"`
+	State    string        `arg:"state" default:"present" choices:"present,promoted,absent,leader"`
 	Name     string        `arg:"name"`
 	PeerURLs []string      `arg:"peer_urls"`
 	ID       string        `arg:"id"`

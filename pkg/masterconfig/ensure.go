@@ -15,7 +15,9 @@ type Spec struct {
 	Path string
 	// StorageBackend is "etcd3" (switch), "etcd2" (revert: remove both arguments) or "" (only read).
 	StorageBackend string
-	Now            time.Time
+	// EtcdURLs, when set, become etcdClientInfo.urls (the etcd endpoints the master uses).
+	EtcdURLs []string
+	Now      time.Time
 }
 
 // Result reports the file's state; TTLs are read in every mode so the TTL step can use them.
@@ -24,6 +26,8 @@ type Result struct {
 	Exists                 bool      `json:"exists"`
 	StorageBackend         string    `json:"storage_backend"`
 	PreviousStorageBackend string    `json:"previous_storage_backend"`
+	EtcdURLs               []string  `json:"etcd_urls"`
+	PreviousEtcdURLs       []string  `json:"previous_etcd_urls"`
 	BackupFile             string    `json:"backup_file,omitempty"`
 	TTLs                   TokenTTLs `json:"ttls"`
 }
@@ -33,7 +37,7 @@ func Ensure(t *module.Task, s Spec) (Result, error) {
 	r := Result{Path: s.Path}
 	c, err := Load(s.Path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if s.StorageBackend != "" {
+		if s.StorageBackend != "" || len(s.EtcdURLs) > 0 {
 			return r, &module.ParamError{Param: "path", Msg: fmt.Sprintf("%s does not exist; point path at the "+
 				"master's configuration (OpenShift 3.x: /etc/origin/master/master-config.yaml)", s.Path)}
 		}
@@ -48,6 +52,8 @@ func Ensure(t *module.Task, s Spec) (Result, error) {
 	}
 	r.PreviousStorageBackend = backendName(c.StorageBackend())
 	r.StorageBackend = r.PreviousStorageBackend
+	r.PreviousEtcdURLs = c.EtcdURLs()
+	r.EtcdURLs = r.PreviousEtcdURLs
 	var changed bool
 	switch s.StorageBackend {
 	case "etcd3":
@@ -58,11 +64,23 @@ func Ensure(t *module.Task, s Spec) (Result, error) {
 	if err != nil {
 		return r, err
 	}
+	if len(s.EtcdURLs) > 0 {
+		set, err := c.SetEtcdURLs(s.EtcdURLs)
+		if err != nil {
+			return r, err
+		}
+		if set {
+			changed = true
+			r.EtcdURLs = s.EtcdURLs
+		}
+	}
 	if !changed {
 		return r, nil
 	}
 	t.Changed()
-	r.StorageBackend = s.StorageBackend
+	if s.StorageBackend != "" {
+		r.StorageBackend = s.StorageBackend
+	}
 	before, _ := os.ReadFile(s.Path)
 	after, err := c.Bytes()
 	if err != nil {

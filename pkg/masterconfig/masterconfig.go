@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -156,6 +157,43 @@ func (c *Config) apiServerArguments() (*yaml.Node, error) {
 
 func isNull(v *yaml.Node) bool {
 	return v.Kind == yaml.ScalarNode && (v.Tag == "!!null" || v.Value == "")
+}
+
+// EtcdURLs returns etcdClientInfo.urls, the etcd client URLs the master connects to.
+func (c *Config) EtcdURLs() []string {
+	out := []string{}
+	if v := lookup(c.root(), "etcdClientInfo", "urls"); v != nil && v.Kind == yaml.SequenceNode {
+		for _, e := range v.Content {
+			out = append(out, e.Value)
+		}
+	}
+	return out
+}
+
+// SetEtcdURLs makes etcdClientInfo.urls exactly urls, in that order (seed 003: the consumers' endpoint
+// list after a move to new hosts), keeping the comments on the key and the list; it reports whether the
+// tree changed. A file without an etcdClientInfo mapping is not a master's configuration: refused, as
+// the storage switch refuses one without apiServerArguments, rather than given the key.
+func (c *Config) SetEtcdURLs(urls []string) (bool, error) {
+	info := lookup(c.root(), "etcdClientInfo")
+	if info == nil || info.Kind != yaml.MappingNode {
+		return false, fmt.Errorf("%s: no etcdClientInfo mapping: not an OpenShift master's configuration; "+
+			"check openshift_master_config (nothing was changed)", c.Path)
+	}
+	if slices.Equal(c.EtcdURLs(), urls) {
+		return false, nil
+	}
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, u := range urls {
+		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: u})
+	}
+	if v := lookup(info, "urls"); v != nil {
+		seq.HeadComment, seq.LineComment, seq.FootComment = v.HeadComment, v.LineComment, v.FootComment
+		*v = *seq
+		return true, nil
+	}
+	info.Content = append(info.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "urls"}, seq)
+	return true, nil
 }
 
 // Bytes renders the tree with the indentation OpenShift's installer writes: two spaces, and a

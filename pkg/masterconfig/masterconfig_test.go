@@ -159,3 +159,42 @@ func TestUneditableFilesAreRefused(t *testing.T) {
 		t.Fatalf("null apiServerArguments switched to:\n%s", got)
 	}
 }
+
+// etcd_urls replaces etcdClientInfo.urls (order kept as given, comments on the key kept); the same
+// list again changes nothing; a file without etcdClientInfo is refused, unchanged.
+func TestSetEtcdURLs(t *testing.T) {
+	const withURLs = `etcdClientInfo:
+  ca: master.etcd-ca.crt
+  # the members
+  urls:
+  - https://10.0.0.1:2379
+  - https://10.0.0.2:2379
+kind: MasterConfig
+`
+	p := write(t, withURLs)
+	urls := []string{"https://10.0.0.4:2379", "https://10.0.0.5:2379", "https://10.0.0.6:2379"}
+	task := &module.Task{}
+	r, err := Ensure(task, Spec{Path: p, EtcdURLs: urls, Now: time.Unix(0, 0)})
+	if err != nil || !task.IsChanged() || strings.Join(r.PreviousEtcdURLs, ",") != "https://10.0.0.1:2379,https://10.0.0.2:2379" ||
+		strings.Join(r.EtcdURLs, ",") != strings.Join(urls, ",") || r.StorageBackend != "etcd2" {
+		t.Fatalf("set urls: changed=%v %+v %v", task.IsChanged(), r, err)
+	}
+	got, _ := os.ReadFile(p)
+	want := "etcdClientInfo:\n  ca: master.etcd-ca.crt\n  # the members\n  urls:\n  - https://10.0.0.4:2379\n  - https://10.0.0.5:2379\n  - https://10.0.0.6:2379\nkind: MasterConfig\n"
+	if string(got) != want {
+		t.Fatalf("file:\n%s\nwant:\n%s", got, want)
+	}
+	again := &module.Task{}
+	if _, err := Ensure(again, Spec{Path: p, EtcdURLs: urls, Now: time.Unix(1, 0)}); err != nil || again.IsChanged() {
+		t.Fatalf("again: changed=%v %v", again.IsChanged(), err)
+	}
+
+	bare := write(t, "kind: MasterConfig\n")
+	if _, err := Ensure(&module.Task{}, Spec{Path: bare, EtcdURLs: urls[:1], Now: time.Unix(0, 0)}); err == nil ||
+		!strings.Contains(err.Error(), "no etcdClientInfo mapping") {
+		t.Fatalf("a file without etcdClientInfo: %v", err)
+	}
+	if got, _ := os.ReadFile(bare); string(got) != "kind: MasterConfig\n" {
+		t.Fatalf("bare file changed:\n%s", got)
+	}
+}

@@ -22,11 +22,12 @@ const (
 	Present  = "present"
 	Promoted = "promoted"
 	Absent   = "absent"
+	Leader   = "leader"
 )
 
 // Spec is the membership a task asks for.
 type Spec struct {
-	State string // Present (default), Promoted or Absent
+	State string // Present (default), Promoted, Absent or Leader
 	// Name is the member's etcd name (--name). Present needs it; Promoted and Absent may select by it.
 	Name string
 	// PeerURLs are the member's peer URLs. Present needs them; Promoted and Absent may select by them.
@@ -60,7 +61,7 @@ type Info struct {
 // Result is what Ensure reports; the JSON keys become the module's return values.
 type Result struct {
 	// Operation is what was done (or, in check mode, would be done): added, updated, promoted,
-	// removed or none. (Not "action": Ansible's callbacks put the module name under that key.)
+	// removed, leader_moved or none. (Not "action": Ansible's callbacks put the module name under that key.)
 	Operation string `json:"operation"`
 	// Member is the member the task is about, after the change (absent: the removed member).
 	Member *Info `json:"member,omitempty"`
@@ -71,6 +72,9 @@ type Result struct {
 	InitialCluster string `json:"initial_cluster,omitempty"`
 	// Env is what `etcdctl member add` prints for the new member's etcd.conf (state present only).
 	Env map[string]string `json:"env,omitempty"`
+	// LeaderMovedTo names the member the leadership moved to: before the removal of the leader (state
+	// absent; "" when the removed member did not lead), or the selected member (state leader).
+	LeaderMovedTo string `json:"leader_moved_to,omitempty"`
 }
 
 // Validate checks a Spec without contacting etcd; errors name the parameter and the fix.
@@ -104,7 +108,7 @@ func (s *Spec) Validate() error {
 		if s.ID != "" {
 			return &module.ParamError{Param: "id", Msg: "cannot be chosen for a new member (etcd assigns it); drop id with state: present"}
 		}
-	case Promoted, Absent:
+	case Promoted, Absent, Leader:
 		if err := module.Exclusive(map[string]bool{"name": s.Name != "", "peer_urls": len(s.PeerURLs) > 0, "id": s.ID != ""}); err != nil {
 			return err
 		}
@@ -112,7 +116,7 @@ func (s *Spec) Validate() error {
 			return &module.ParamError{Param: "name", Msg: fmt.Sprintf("state: %s needs the member: set name, peer_urls or id", s.State)}
 		}
 	default:
-		return &module.ParamError{Param: "state", Msg: fmt.Sprintf("%q is not one of present, promoted, absent", s.State)}
+		return &module.ParamError{Param: "state", Msg: fmt.Sprintf("%q is not one of present, promoted, absent, leader", s.State)}
 	}
 	return nil
 }
@@ -149,6 +153,8 @@ func Ensure(ctx context.Context, t *module.Task, conn *etcdconn.Options, spec Sp
 		res, err = c.promoted(ctx)
 	case Absent:
 		res, err = c.absent(ctx)
+	case Leader:
+		res, err = c.leader(ctx)
 	}
 	if err != nil {
 		return nil, err

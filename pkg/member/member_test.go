@@ -496,3 +496,89 @@ func TestReAddRightAfterRemove(t *testing.T) {
 		t.Error("peer URL exists is retried")
 	}
 }
+
+// leaderOf returns the running member that leads and the others.
+func leaderOf(t *testing.T, c *etcdtest.Cluster) (*etcdtest.Member, []*etcdtest.Member) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, m := range c.Members {
+		if !c.Running(m) {
+			continue
+		}
+		st, err := c.Client(t, m).Status(ctx, m.ClientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Leader == st.Header.MemberId {
+			var rest []*etcdtest.Member
+			for _, o := range c.Members {
+				if o != m {
+					rest = append(rest, o)
+				}
+			}
+			return m, rest
+		}
+	}
+	t.Fatal("no leader")
+	return nil, nil
+}
+
+// state leader hands the leadership to the named voter (check mode moves nothing; again: no change);
+// a name no member has is an error naming the members.
+func TestLeaderMovesLeadership(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	old, rest := leaderOf(t, c)
+	want := Spec{State: Leader, Name: rest[1].Name}
+	if p := mustEnsure(t, c, want, true, true); p.Operation != "leader_moved" || p.LeaderMovedTo != rest[1].Name {
+		t.Fatalf("check mode: %+v", p)
+	}
+	if now, _ := leaderOf(t, c); now != old {
+		t.Fatalf("check mode moved the leadership to %s", now.Name)
+	}
+	mustEnsure(t, c, want, false, true)
+	if now, _ := leaderOf(t, c); now != rest[1] {
+		t.Fatalf("leader %s, want %s", now.Name, rest[1].Name)
+	}
+	if again := mustEnsure(t, c, want, false, false); again.Operation != "none" {
+		t.Fatalf("again: %+v", again)
+	}
+	if _, _, err := ensure(t, c, Spec{State: Leader, Name: "nobody"}, false); err == nil || !strings.Contains(err.Error(), "no member matches name nobody") {
+		t.Fatalf("unknown member: %v", err)
+	}
+}
+
+// Removing the leader moves the leadership first, to another voter (check mode names it and moves
+// nothing); the removal then takes out a follower, and the cluster keeps taking writes.
+func TestRemoveLeaderMovesLeadershipFirst(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	leader, rest := leaderOf(t, c)
+	rm := Spec{State: Absent, Name: leader.Name}
+	if p := mustEnsure(t, c, rm, true, true, rest...); p.LeaderMovedTo == "" || p.LeaderMovedTo == leader.Name {
+		t.Fatalf("check mode: leader_moved_to %q, want another member", p.LeaderMovedTo)
+	}
+	if again, _ := leaderOf(t, c); again != leader || len(liveMembers(t, c, rest[0])) != 3 {
+		t.Fatalf("check mode moved the leadership (%s) or removed a member", again.Name)
+	}
+	res := mustEnsure(t, c, rm, false, true, rest...)
+	if res.LeaderMovedTo == "" || res.LeaderMovedTo == leader.Name || res.Member.Name != leader.Name {
+		t.Fatalf("remove the leader: %+v", res)
+	}
+	live := liveMembers(t, c, rest[0])
+	if len(live) != 2 {
+		t.Fatalf("after removing the old leader: %+v", live)
+	}
+	st, err := c.Client(t, rest[0]).Status(ctx, rest[0].ClientURL)
+	if err != nil || st.Leader == 0 || live[fmt.Sprintf("%x", st.Leader)].Name != res.LeaderMovedTo {
+		t.Fatalf("leader after the removal: %v %v, want %s", st, err, res.LeaderMovedTo)
+	}
+	if _, err := c.Client(t, rest...).Put(ctx, "/after-leader-removal", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	// Gone: no change, nothing moved.
+	if again := mustEnsure(t, c, rm, false, false, rest...); again.LeaderMovedTo != "" {
+		t.Fatalf("removed again: %+v", again)
+	}
+}

@@ -25,12 +25,16 @@ func (c *cluster) absent(ctx context.Context) (*Result, error) {
 		}
 	}
 	removed := info(m)
+	movedTo, err := c.moveLeaderOff(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	if c.task.CheckMode {
 		c.members = without(c.members, m.ID)
-		return &Result{Operation: "removed", Member: &removed, Members: c.view()}, nil
+		return &Result{Operation: "removed", Member: &removed, Members: c.view(), LeaderMovedTo: movedTo}, nil
 	}
 	var resp *clientv3.MemberRemoveResponse
-	err := c.retryTransient(ctx, func(cctx context.Context) (err error) {
+	err = c.retryTransient(ctx, func(cctx context.Context) (err error) {
 		resp, err = c.cli.MemberRemove(cctx, m.ID)
 		return err
 	})
@@ -49,7 +53,7 @@ func (c *cluster) absent(ctx context.Context) (*Result, error) {
 	default:
 		return nil, c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member remove %s (%x): %w", displayName(m), m.ID, err))
 	}
-	return &Result{Operation: "removed", Member: &removed, Members: c.view()}, nil
+	return &Result{Operation: "removed", Member: &removed, Members: c.view(), LeaderMovedTo: movedTo}, nil
 }
 
 // quorumAfterRemoval refuses to remove a voter when the voters left would not have enough started,
@@ -102,27 +106,8 @@ func (c *cluster) health(ctx context.Context, ms []*etcdserverpb.Member) (health
 
 // status asks a member itself (its first client URL that answers) for its raft status.
 func (c *cluster) status(ctx context.Context, m *etcdserverpb.Member) (*clientv3.StatusResponse, error) {
-	if len(m.ClientURLs) == 0 {
-		return nil, errors.New("no client URLs")
-	}
-	var lastErr error
-	for _, ep := range m.ClientURLs {
-		st, err := func() (*clientv3.StatusResponse, error) {
-			cli, err := c.conn.V3Single(ep)
-			if err != nil {
-				return nil, err
-			}
-			defer cli.Close()
-			cctx, cancel := context.WithTimeout(ctx, c.conn.DialTimeout)
-			defer cancel()
-			return cli.Status(cctx, ep)
-		}()
-		if err == nil {
-			return st, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
+	st, _, err := c.statusAt(ctx, m)
+	return st, err
 }
 
 func without(ms []*etcdserverpb.Member, id uint64) []*etcdserverpb.Member {

@@ -593,7 +593,13 @@ func cleanupUnitState(t *testing.T, l *lab.Lab) string {
 // readState reads a JSON state file of /var/lib/etcd-backup on the first etcd host (nil when absent).
 func readState(t testing.TB, l *lab.Lab, name string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(l.Members()[0].Root(), "var/lib/etcd-backup", name))
+	return readStateOn(t, l.Members()[0], name)
+}
+
+// readStateOn reads a JSON state file of /var/lib/etcd-backup on host h (nil when absent).
+func readStateOn(t testing.TB, h *lab.Host, name string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.Root(), "var/lib/etcd-backup", name))
 	if os.IsNotExist(err) {
 		return nil
 	}

@@ -176,7 +176,7 @@ func checkRecovered(ctx context.Context, t *testing.T, l *lab.Lab, want map[stri
 	}
 }
 
-// memberIDs sums up the membership: name=id of every member, sorted.
+// memberIDs sums up the membership: name=id of every member (" learner" after a learner), sorted.
 func memberIDs(ctx context.Context, t *testing.T, cli *clientv3.Client) string {
 	t.Helper()
 	list, err := cli.MemberList(ctx)
@@ -185,7 +185,11 @@ func memberIDs(ctx context.Context, t *testing.T, cli *clientv3.Client) string {
 	}
 	var ids []string
 	for _, m := range list.Members {
-		ids = append(ids, fmt.Sprintf("%s=%x", m.Name, m.ID))
+		id := fmt.Sprintf("%s=%x", m.Name, m.ID)
+		if m.IsLearner {
+			id += " learner"
+		}
+		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	return strings.Join(ids, ",")

@@ -23,7 +23,8 @@ oauthConfig:
 `
 
 // Through real Ansible: check mode with diff (changed, file untouched), switch (backup kept,
-// comments kept), again (not changed), revert; a missing file with a switch names the parameter.
+// comments kept), again (not changed), revert; etcd_urls (check, real, again); a missing file with a
+// switch names the parameter.
 func TestMasterConfigModule(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "master-config.yaml")
 	if err := os.WriteFile(path, []byte(masterConfig), 0o600); err != nil {
@@ -58,6 +59,20 @@ func TestMasterConfigModule(t *testing.T) {
 	got, _ = os.ReadFile(path)
 	if revert.Failed() || !revert.Changed() || strings.Contains(string(got), "storage-") {
 		t.Fatalf("revert: %v\n%s", revert, got)
+	}
+
+	urlArgs := map[string]any{"path": path, "etcd_urls": []string{"https://10.0.0.4:2379", "https://10.0.0.5:2379"}}
+	checkURLs := ansibletest.Module(t, "etcd_master_config", urlArgs, ansibletest.Opts{Check: true})
+	if got, _ = os.ReadFile(path); checkURLs.Failed() || !checkURLs.Changed() || strings.Contains(string(got), "10.0.0.4") {
+		t.Fatalf("etcd_urls in check mode: %v\n%s", checkURLs, got)
+	}
+	urls := ansibletest.Module(t, "etcd_master_config", urlArgs, ansibletest.Opts{})
+	got, _ = os.ReadFile(path)
+	if urls.Failed() || !urls.Changed() || !strings.Contains(string(got), "etcdClientInfo:\n  urls:\n  - https://10.0.0.4:2379\n  - https://10.0.0.5:2379\n") {
+		t.Fatalf("etcd_urls: %v\n%s", urls, got)
+	}
+	if again := ansibletest.Module(t, "etcd_master_config", urlArgs, ansibletest.Opts{}); again.Failed() || again.Changed() {
+		t.Fatalf("etcd_urls again: %v", again)
 	}
 
 	missing := ansibletest.Module(t, "etcd_master_config", map[string]any{"path": path + ".absent", "storage_backend": "etcd3"}, ansibletest.Opts{})

@@ -180,3 +180,44 @@ func TestMemberModuleAdHoc(t *testing.T) {
 		t.Fatalf("check mode added a member: %d", n)
 	}
 }
+
+// state leader through Ansible: check mode (changed, the leader stays), real (the named member leads),
+// again (not changed).
+func TestMemberModuleLeader(t *testing.T) {
+	c := etcdtest.NewCluster(t, 3)
+	leaderName := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cli := c.Client(t, c.Members...)
+		st, err := cli.Status(ctx, c.Members[0].ClientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := cli.MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms.Members {
+			if m.ID == st.Leader {
+				return m.Name
+			}
+		}
+		return ""
+	}
+	before := leaderName()
+	target := "m0"
+	if before == target {
+		target = "m1"
+	}
+	args := withArgs(c.Args(c.Members...), map[string]any{"state": "leader", "name": target})
+	if res := runMember(t, args, ansibletest.Opts{Check: true}); res.Failed || !res.Changed || res.LeaderMovedTo != target || leaderName() != before {
+		t.Fatalf("check mode: %+v (msg %s), leader %s", res, res.Msg, leaderName())
+	}
+	if res := runMember(t, args, ansibletest.Opts{}); res.Failed || !res.Changed || res.Operation != "leader_moved" || leaderName() != target {
+		t.Fatalf("leader: %+v (msg %s), leader %s", res, res.Msg, leaderName())
+	}
+	if res := runMember(t, args, ansibletest.Opts{}); res.Failed || res.Changed {
+		t.Fatalf("again: %+v (msg %s)", res, res.Msg)
+	}
+}

@@ -1,0 +1,294 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/lab"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+// replace_nodes.yml on one lab boot: 3 etcd 3.4 members (also masters) and 3 fresh new_etcd hosts.
+// A new host missing a certificate, and one holding a member dir, are refused with nothing changed;
+// then the cluster moves onto the new hosts while a writer outside Ansible writes through the
+// endpoints of all six hosts, checking every write - the first run stopped by a broken master config after every new member was promoted and
+// before any old one was removed, the second resuming it: no write fails, none is lost, every key
+// written before is intact; the members are exactly the new hosts, all voting and healthy; the old
+// hosts' etcd is stopped and disabled and their member dirs moved aside; the masters list the new
+// members. A second run changes nothing.
+func TestReplaceNodes(t *testing.T) {
+	step := stepLogger(t)
+	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true, Groups: map[string]int{"new_etcd": 3}})
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	old := l.Members()
+	var fresh []*lab.Host
+	for _, h := range l.Hosts {
+		if !h.Member {
+			fresh = append(fresh, h)
+		}
+	}
+	cli := l.V3Client(t, old...)
+	before := map[string]string{}
+	for i := 0; i < 300; i++ {
+		k, v := fmt.Sprintf("/replace/before/%03d", i), fmt.Sprintf("v%d-%s", i, strings.Repeat("x", i))
+		if _, err := cli.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+		before[k] = v
+	}
+	membersBefore := memberIDs(ctx, t, cli)
+	step("lab up, 300 keys written; members %s", membersBefore)
+
+	// 1. A new host without its peer key: refused, naming the host and the file; nothing changed.
+	key := filepath.Join(fresh[2].Root(), "etc/etcd/peer.key")
+	if err := os.Rename(key, key+".away"); err != nil {
+		t.Fatal(err)
+	}
+	refuse := func(wants ...string) string {
+		t.Helper()
+		refused := playbook(t, l, "replace_nodes.yml", nil)
+		msg := failureMsg(refused)
+		for _, want := range wants {
+			if refused.Err == nil || !strings.Contains(msg, want) {
+				t.Fatalf("want a refusal naming %q: err %v, message %q", want, refused.Err, msg)
+			}
+		}
+		if n := changedTasks(refused); n != 0 {
+			t.Errorf("the refused run changed %d tasks", n)
+		}
+		if after := memberIDs(ctx, t, cli); after != membersBefore {
+			t.Errorf("the refused run changed the members: %s", after)
+		}
+		for _, h := range fresh {
+			if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the refused run wrote %s's etcd.conf (%v)", h.Name, err)
+			}
+		}
+		if st := replaceState(t, fresh[0]); st != nil {
+			t.Errorf("the refused run wrote a state file: %v", st)
+		}
+		return msg
+	}
+	msg := refuse(fresh[2].Name, "/etc/etcd/peer.key")
+	if err := os.Rename(key+".away", key); err != nil {
+		t.Fatal(err)
+	}
+	step("1. a new host without its peer key refused, nothing changed: %s", msg)
+
+	// 1b. A new host holding a member dir (a member of another cluster, or left over): refused, naming
+	// the host and the dir; nothing changed.
+	memberDir := filepath.Join(fresh[1].Root(), "var/lib/etcd/member")
+	if err := os.Mkdir(memberDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	msg = refuse(fresh[1].Name, "/var/lib/etcd/member")
+	if err := os.Remove(memberDir); err != nil {
+		t.Fatal(err)
+	}
+	step("1b. a new host with a member dir refused, nothing changed: %s", msg)
+
+	// 2. The move, with a writer outside Ansible through every old and new endpoint.
+	// 2. The move, with a writer outside Ansible through every old and new endpoint. etcd3's
+	// master-config.yaml is a directory for the first run: the run stops in phase consumers, after every
+	// new member was promoted and before any old one was removed; the second run resumes and completes.
+	w := startWriter(t, l, append(append([]*lab.Host{}, old...), fresh...))
+	masterConfig := filepath.Join(old[2].Root(), "etc/origin/master/master-config.yaml")
+	if err := os.Rename(masterConfig, masterConfig+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(masterConfig, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	stopped := playbook(t, l, "replace_nodes.yml", nil)
+	if stopped.Err == nil || !strings.Contains(failureMsg(stopped), "master-config.yaml") {
+		t.Fatalf("the run with a broken master config: err %v, message %q", stopped.Err, failureMsg(stopped))
+	}
+	if st := replaceState(t, fresh[0]); st["status"] != "consumers" {
+		t.Errorf("state file after the interrupted run: %v", st)
+	}
+	if members := memberIDs(ctx, t, l.V3Client(t, fresh...)); strings.Count(members, "=") != 6 || strings.Contains(members, "learner") {
+		t.Errorf("after the interrupted run: members %s; want all six voting", members)
+	}
+	step("2a. interrupted in phase consumers after %s: %s", time.Since(start).Round(time.Second), failureMsg(stopped))
+	if err := os.Remove(masterConfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(masterConfig+".away", masterConfig); err != nil {
+		t.Fatal(err)
+	}
+	res := playbook(t, l, "replace_nodes.yml", nil)
+	took := time.Since(start)
+	wr := w.stop()
+	mustSucceed(t, res)
+	step("2b. resumed and moved onto %d new hosts, %s for both runs; writer: %d writes acknowledged, %d failed, longest write %s",
+		len(fresh), took.Round(time.Second), len(wr.acked), len(wr.failed), wr.longest)
+	if len(wr.failed) > 0 {
+		t.Errorf("%d writes failed during the move: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
+	}
+	if len(wr.acked) < 100 {
+		t.Errorf("the writer got only %d writes through", len(wr.acked))
+	}
+	newCli := l.V3Client(t, fresh...)
+	checkKeys(ctx, t, newCli, before, "pre-existing")
+	checkKeys(ctx, t, newCli, wr.acked, "written during the move")
+	checkReplaced(ctx, t, l, newCli, old, fresh)
+	step("every key intact, members %s", memberIDs(ctx, t, newCli))
+
+	// 3. Again: the members are the new hosts, all voting: nothing changes.
+	again := playbook(t, l, "replace_nodes.yml", nil)
+	mustSucceed(t, again)
+	if n := changedTasks(again); n != 0 || !strings.Contains(summary(t, again), "nothing changed") {
+		t.Errorf("second run: %d changed tasks, summary %q", n, summary(t, again))
+	}
+	step("3. second run: nothing changed (%s)", summary(t, again))
+}
+
+// writer puts keys one after another through a client with every given endpoint, as an application
+// would, with no retries of its own: a put that etcd does not acknowledge within 10 s is a failed write.
+type writer struct {
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	acked   map[string]string
+	failed  []string
+	longest time.Duration
+}
+
+func startWriter(t *testing.T, l *lab.Lab, hosts []*lab.Host) *writer {
+	t.Helper()
+	cli := l.V3Client(t, hosts...)
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writer{cancel: cancel, done: make(chan struct{}), acked: map[string]string{}}
+	go func() {
+		defer close(w.done)
+		for i := 0; ctx.Err() == nil; i++ {
+			k, v := fmt.Sprintf("/replace/during/%06d", i), fmt.Sprintf("w%d", i)
+			began := time.Now()
+			wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := cli.Put(wctx, k, v)
+			wcancel()
+			w.mu.Lock()
+			switch {
+			case err == nil:
+				w.acked[k] = v
+				w.longest = max(w.longest, time.Since(began))
+			case ctx.Err() == nil:
+				w.failed = append(w.failed, fmt.Sprintf("%s: %v", k, err))
+			}
+			w.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *writer) stop() *writer {
+	w.cancel()
+	<-w.done
+	return w
+}
+
+// checkKeys reads every key back and compares its value.
+func checkKeys(ctx context.Context, t *testing.T, cli *clientv3.Client, want map[string]string, what string) {
+	t.Helper()
+	lost := 0
+	for k, v := range want {
+		r, err := cli.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Kvs) != 1 || string(r.Kvs[0].Value) != v {
+			lost++
+			if lost <= 5 {
+				t.Errorf("%s key %s: %v, want %q", what, k, r.Kvs, v)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d keys %s lost or changed", lost, len(want), what)
+	}
+}
+
+// checkReplaced asserts the end state: the members are exactly the new hosts, all started, healthy
+// voters with etcd enabled; the old hosts' etcd stopped and disabled with their member dir moved aside; each master's
+// etcdClientInfo.urls the new members' client URLs with its API running; the state file archived.
+func checkReplaced(ctx context.Context, t *testing.T, l *lab.Lab, cli *clientv3.Client, old, fresh []*lab.Host) {
+	t.Helper()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, want, newURLs []string
+	for _, m := range list.Members {
+		names = append(names, m.Name)
+		if m.IsLearner {
+			t.Errorf("member %s is a learner", m.Name)
+		}
+	}
+	for _, h := range fresh {
+		want = append(want, h.Name)
+		newURLs = append(newURLs, h.ClientURL())
+		if out, _ := l.Exec(h, "systemctl", "is-enabled", "etcd"); strings.TrimSpace(string(out)) != "enabled" {
+			t.Errorf("etcd on %s is %q, want enabled", h.Name, strings.TrimSpace(string(out)))
+		}
+		o := l.Conn(h)
+		if err := o.ReadProbe(5 * time.Second); err != nil {
+			t.Errorf("%s does not answer a linearizable read: %v", h.Name, err)
+		}
+	}
+	slices.Sort(names)
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("members %v, want %v", names, want)
+	}
+	for _, h := range old {
+		if l.UnitActive(h, "etcd") {
+			t.Errorf("etcd still runs on %s", h.Name)
+		}
+		if out, _ := l.Exec(h, "systemctl", "is-enabled", "etcd"); strings.TrimSpace(string(out)) != "disabled" {
+			t.Errorf("etcd on %s is %q, want disabled", h.Name, strings.TrimSpace(string(out)))
+		}
+		dir := filepath.Join(h.Root(), "var/lib/etcd")
+		if _, err := os.Stat(filepath.Join(dir, "member")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still has its member dir (%v)", h.Name, err)
+		}
+		if aside, _ := filepath.Glob(filepath.Join(dir, "member.replaced-*", "snap", "db")); len(aside) != 1 {
+			t.Errorf("%s: member dir moved aside with its db: %v", h.Name, aside)
+		}
+		var cfg struct {
+			EtcdClientInfo struct{ URLs []string } `yaml:"etcdClientInfo"`
+		}
+		b, err := os.ReadFile(filepath.Join(h.Root(), "etc/origin/master/master-config.yaml"))
+		if err == nil {
+			err = yaml.Unmarshal(b, &cfg)
+		}
+		if err != nil || strings.Join(cfg.EtcdClientInfo.URLs, ",") != strings.Join(newURLs, ",") {
+			t.Errorf("%s master-config.yaml etcdClientInfo.urls %v (%v), want %v", h.Name, cfg.EtcdClientInfo.URLs, err, newURLs)
+		}
+		if !l.UnitActive(h, lab.MasterServices[0]) {
+			t.Errorf("%s: %s is not running", h.Name, lab.MasterServices[0])
+		}
+	}
+	if st := replaceState(t, fresh[0]); st != nil {
+		t.Errorf("the state file was not set aside: %v", st)
+	}
+	if archived, _ := filepath.Glob(filepath.Join(fresh[0].Root(), "var/lib/etcd-backup/replace-nodes-state.replaced-*.json")); len(archived) != 1 {
+		t.Errorf("archived state files: %v", archived)
+	}
+}
+
+// replaceState reads the replacement's state file on the first new host (nil when absent).
+func replaceState(t *testing.T, keeper *lab.Host) map[string]any {
+	t.Helper()
+	return readStateOn(t, keeper, "replace-nodes-state.json")
+}
