@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdops/etcd/internal/dataset"
 	"github.com/etcdops/etcd/lab"
-	clientv2 "go.etcd.io/etcd/client/v2"
 )
 
 // Seed 000 on etcd 3.2 (what OpenShift 3.6-3.11 ran), with the control node killed twice: once after
@@ -62,31 +60,6 @@ func TestCleanupOnEtcd32KilledTwiceThenResumed(t *testing.T) {
 	mustSucceed(t, migrated)
 	step("migrated after the clean-up in %s", migrated.Duration.Round(time.Second))
 	checkV3Equals(ctx, t, l, want)
-}
-
-// failedMigration brings a lab to seed 000's situation: migrated with this collection, the masters
-// back on etcd2 without a restore, v2 written after it and v3 keys deleted by hand. It returns the v2
-// keyspace the masters left and a v2 client.
-func failedMigration(ctx context.Context, t testing.TB, l *lab.Lab, m *dataset.Manifest) (*keyspace, clientv2.KeysAPI) {
-	t.Helper()
-	for _, res := range []*lab.Result{playbook(t, l, "migrate_v2_to_v3.yml", longLeases), runTestdata(t, l, "fallback.yml", nil)} {
-		if res.Err != nil {
-			t.Fatalf("%v\n%s", res.Err, res.Failures())
-		}
-	}
-	o := l.Conn()
-	c2, err := o.V2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kapi := clientv2.NewKeysAPI(c2)
-	want := writeAfterFallback(ctx, t, kapi, m)
-	for _, k := range want.v3Deleted {
-		if _, err := l.V3Client(t).Delete(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return want, kapi
 }
 
 // killedRun runs playbooks/NAME until ansible-playbook is killed at k; a run that ends otherwise

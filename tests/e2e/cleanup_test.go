@@ -28,41 +28,18 @@ func TestCleanupAfterFailedMigration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 
-	// 1. Migrate with this collection.
-	res := playbook(t, l, "migrate_v2_to_v3.yml", longLeases)
-	mustSucceed(t, res)
-	step("1. migrated in %s: %s", res.Duration.Round(time.Second), summary(t, res))
-
-	// 2. Fall back as the operator did: master-config to etcd2, no data restored, masters started.
-	fallback := runTestdata(t, l, "fallback.yml", nil)
-	mustSucceed(t, fallback)
+	// 1-4. Migrated with this collection; fallen back as the operator did (master-config to etcd2, no
+	// data restored, masters started); the masters write through v2; keys deleted in v3 by hand
+	// (tombstones: the v3 revision moves), one of them also changed in v2 after the fall-back.
+	want, kapi := failedMigration(ctx, t, l, m)
 	for _, h := range l.Members() {
 		if backend, _ := masterStorage(t, h); backend != "" && backend != "etcd2" {
 			t.Fatalf("%s: master-config.yaml storage-backend %q after the fall-back", h.Name, backend)
 		}
 	}
-	step("2. masters back on etcd2 (v3 keeps the migrated keys)")
-
-	// 3. The masters write through v2.
-	o := l.Conn()
-	c2, err := o.V2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kapi := clientv2.NewKeysAPI(c2)
-	want := writeAfterFallback(ctx, t, kapi, m)
-	step("3. v2 after the fall-back: %d keys expected; written %v, deleted %v", len(want.keys), want.written, want.deleted)
-
-	// 4. Keys deleted in v3 by hand: tombstones, the v3 revision moves. One of them was also changed
-	// in v2 after the fall-back; the others were not touched in v2.
-	cli := l.V3Client(t)
-	for _, k := range want.v3Deleted {
-		if r, err := cli.Delete(ctx, k); err != nil || r.Deleted != 1 {
-			t.Fatalf("v3 delete %s: %v %v", k, r, err)
-		}
-	}
 	before := v3Shape(ctx, t, l)
-	step("4. deleted %d keys in v3 by hand: %s", len(want.v3Deleted), before)
+	step("1-4. migrated, fallen back; v2 after it: %d keys expected; written %v, deleted %v; deleted %d keys in v3 by hand: %s",
+		len(want.keys), want.written, want.deleted, len(want.v3Deleted), before)
 
 	// 5. The migration refuses, changing nothing.
 	refused := playbook(t, l, "migrate_v2_to_v3.yml", longLeases)
@@ -241,6 +218,31 @@ type keyspace struct {
 	deleted   []string        // deleted in v2 after the fall-back
 	v3Deleted []string        // deleted in v3 by hand
 	untouched []string        // of v3Deleted, those v2 did not change after the fall-back
+}
+
+// failedMigration brings a lab to seed 000's situation: migrated with this collection, the masters
+// back on etcd2 without a restore, v2 written after it and v3 keys deleted by hand. It returns the v2
+// keyspace the masters left and a v2 client.
+func failedMigration(ctx context.Context, t testing.TB, l *lab.Lab, m *dataset.Manifest) (*keyspace, clientv2.KeysAPI) {
+	t.Helper()
+	for _, res := range []*lab.Result{playbook(t, l, "migrate_v2_to_v3.yml", longLeases), runTestdata(t, l, "fallback.yml", nil)} {
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, res.Failures())
+		}
+	}
+	o := l.Conn()
+	c2, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kapi := clientv2.NewKeysAPI(c2)
+	want := writeAfterFallback(ctx, t, kapi, m)
+	for _, k := range want.v3Deleted {
+		if _, err := l.V3Client(t).Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return want, kapi
 }
 
 // writeAfterFallback writes through v2 as the masters would after the fall-back and returns the
