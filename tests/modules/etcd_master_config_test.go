@@ -11,6 +11,10 @@ import (
 
 const masterConfig = `# managed by openshift-ansible
 controllerLeaseTTL: 30
+etcdClientInfo:
+  ca: master.etcd-ca.crt
+  urls:
+  - https://10.0.0.1:2379
 kubernetesMasterConfig:
   apiServerArguments:
     storage-backend:
@@ -68,7 +72,7 @@ func TestMasterConfigModule(t *testing.T) {
 	}
 	urls := ansibletest.Module(t, "etcd_master_config", urlArgs, ansibletest.Opts{})
 	got, _ = os.ReadFile(path)
-	if urls.Failed() || !urls.Changed() || !strings.Contains(string(got), "etcdClientInfo:\n  urls:\n  - https://10.0.0.4:2379\n  - https://10.0.0.5:2379\n") {
+	if urls.Failed() || !urls.Changed() || !strings.Contains(string(got), "etcdClientInfo:\n  ca: master.etcd-ca.crt\n  urls:\n  - https://10.0.0.4:2379\n  - https://10.0.0.5:2379\nkubernetesMasterConfig:") {
 		t.Fatalf("etcd_urls: %v\n%s", urls, got)
 	}
 	if again := ansibletest.Module(t, "etcd_master_config", urlArgs, ansibletest.Opts{}); again.Failed() || again.Changed() {
