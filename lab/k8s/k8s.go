@@ -14,8 +14,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/etcdops/etcd/lab"
 )
 
 // Defaults of a Spec.
@@ -74,17 +75,15 @@ func (s Spec) ImageDir() string { return filepath.Join(s.Cache, s.Version, "imag
 var Binaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "coredns"}
 
 func (s *Spec) defaults() {
-	if s.Name == "" {
-		s.Name = "k8s"
-	}
-	if s.Version == "" {
-		s.Version = DefaultVersion
-	}
-	if s.Cache == "" {
-		s.Cache = DefaultCache
-	}
-	if s.Root == "" {
-		s.Root = DefaultRoot
+	for _, f := range []struct {
+		field *string
+		value string
+	}{
+		{&s.Name, "k8s"}, {&s.Version, DefaultVersion}, {&s.Cache, DefaultCache}, {&s.Root, DefaultRoot},
+	} {
+		if *f.field == "" {
+			*f.field = f.value
+		}
 	}
 }
 
@@ -115,7 +114,7 @@ func Create(spec Spec, logf func(string, ...any)) (*Lab, error) {
 	if m := spec.Missing(); len(m) > 0 {
 		return nil, fmt.Errorf("k8s lab: %s not built; run `make k8s-binaries`", m[0])
 	}
-	unlock, err := lock(spec.Root)
+	unlock, err := lab.LockRoot(spec.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +149,7 @@ func sweep(root string, logf func(string, ...any)) error {
 		if err != nil {
 			return fmt.Errorf("%s: %v (remove that directory after checking no lab runs from it)", st, err)
 		}
-		if old.Owner != 0 && old.Owner != os.Getpid() && alive(old.Owner) {
+		if old.Owner != 0 && old.Owner != os.Getpid() && lab.Alive(old.Owner) {
 			return fmt.Errorf("k8s lab %s belongs to running process %d; one k8s lab runs per machine", old.Dir, old.Owner)
 		}
 		old.logf = logf
@@ -190,23 +189,6 @@ func (l *Lab) save() error {
 
 func (l *Lab) path(p ...string) string { return filepath.Join(append([]string{l.Dir}, p...)...) }
 func (l *Lab) bin(name string) string  { return filepath.Join(l.Spec.BinDir(), name) }
-
-func lock(root string) (func(), error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(root, "lab.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
-}
-
-func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
 
 // WaitUntil polls ok until it returns nil or d passes; the last error names what never happened.
 func WaitUntil(d time.Duration, what string, ok func() error) error {

@@ -1,13 +1,14 @@
 package k8s
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/etcdops/etcd/lab"
 )
 
 // podProcesses lists what runs for pods: processes in kubepods cgroups and the containerd shims of
@@ -37,27 +38,6 @@ func zombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
-}
-
-// mountsUnder lists mount points at or below the directories, deepest first.
-func mountsUnder(dirs ...string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		for _, dir := range dirs {
-			if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-				out = append(out, fields[4])
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
 }
 
 // removeCgroups removes the named cgroup tree from every hierarchy, deepest first (the processes in
@@ -93,14 +73,14 @@ func (l *Lab) Leftovers() []string {
 	var out []string
 	dir := l.Dir
 	for name, pid := range l.PIDs {
-		if alive(pid) && !zombie(pid) {
+		if lab.Alive(pid) && !zombie(pid) {
 			out = append(out, fmt.Sprintf("%s (pid %d)", name, pid))
 		}
 	}
 	for _, pid := range podProcesses(filepath.Join(dir, "containerd", "containerd.sock")) {
 		out = append(out, "process "+strconv.Itoa(pid))
 	}
-	for _, m := range mountsUnder(dir, hostpathPV) {
+	for _, m := range append(lab.MountsUnder(dir), lab.MountsUnder(hostpathPV)...) {
 		out = append(out, "mount "+m)
 	}
 	for _, p := range []string{"/run/netns/" + NetNS, "/sys/class/net/" + HostVeth, hostpathPV, dir} {

@@ -19,15 +19,16 @@ func Up(t testing.TB, spec Spec) *Lab {
 		t.Skipf("k8s lab binaries not built (%s missing): run `make k8s-binaries` (≈ 10 min cold)", m[0])
 	}
 	l, err := Create(spec, t.Logf)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		t.Cleanup(func() {
+			if err := l.Destroy(); err != nil {
+				t.Errorf("k8s lab teardown: %v", err)
+			}
+		})
+		return l
 	}
-	t.Cleanup(func() {
-		if err := l.Destroy(); err != nil {
-			t.Errorf("k8s lab teardown: %v", err)
-		}
-	})
-	return l
+	t.Fatal(err)
+	return nil
 }
 
 // EtcdctlIn runs etcdctl in a member's etcd container with the client certificate, as seed 002's
