@@ -18,18 +18,32 @@ const (
 	EtcdClientIP          = "10.235.0.20" // the etcd-client Service's fixed ClusterIP
 )
 
-//go:embed manifests/hosted.yaml
-var hostedManifest string
+var (
+	//go:embed manifests/hosted.yaml
+	hostedManifest string
+	//go:embed manifests/hostedcluster-crd.yaml
+	hostedClusterCRD string
+)
 
 // DeployHosted creates the hosted control plane (manifests/hosted.yaml) with its etcd TLS secrets and
 // waits until the etcd StatefulSet's three members are ready. The controller's etcd client
 // certificate, signed by the same CA, is written under the lab's pki/etcd.
 func (l *Lab) DeployHosted() error {
 	start := time.Now()
-	if _, err := l.Apply(hostedManifest); err != nil {
+	if _, err := l.Apply(hostedClusterCRD); err != nil {
+		return err
+	}
+	// The secrets exist before the pods that mount them (kubelet retries a missing secret with backoff).
+	if _, err := l.Kubectl("create", "namespace", ControlPlaneNamespace); err != nil {
 		return err
 	}
 	if err := l.etcdSecrets(); err != nil {
+		return err
+	}
+	if _, err := l.Kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/hostedclusters.hypershift.openshift.io"); err != nil {
+		return err
+	}
+	if _, err := l.Apply(hostedManifest); err != nil {
 		return err
 	}
 	if err := l.WaitEtcdReady(3, 3*time.Minute); err != nil {
