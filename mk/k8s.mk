@@ -2,7 +2,7 @@
 # containerd, runc and the CNI plugins from Debian, running seed 002's hosted etcd StatefulSet.
 #   make k8s-binaries      kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
 #                          kubectl, CoreDNS and the pause and etcd images, cached by version outside the
-#                          checkout in $(K8S_CACHE)/$(K8S_VERSION) (≈ 10 min cold at -p=1; seconds warm)
+#                          checkout in $(K8S_CACHE)/$(K8S_VERSION) (10–26 min cold at -p=1; 0.1 s warm)
 #   make k8s-lab-up        the cluster and its hosted control plane (one per machine)
 #   make k8s-lab-down
 #   make test-hosted       tests/hosted in the lab (not part of `make test` yet)

@@ -104,4 +104,4 @@ if [ ! -f "$cache/images/etcd.tar" ]; then
   image etcd etcdops.local/etcd:lab "$r" '["/bin/sh"]'
   rm -rf "$r"
 fi
-ls -la "$cache/bin" "$cache/images"
+echo "k8s lab binaries and images for $k8s are in $cache ($(du -sh "$cache" | cut -f1))"

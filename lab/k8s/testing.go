@@ -16,7 +16,7 @@ func Up(t testing.TB, spec Spec) *Lab {
 		t.Skip("the k8s lab needs root (network namespace, containerd, kubelet)")
 	}
 	if m := spec.Missing(); len(m) > 0 {
-		t.Skipf("k8s lab binaries not built (%s missing): run `make k8s-binaries` (≈ 10 min cold)", m[0])
+		t.Skipf("k8s lab binaries not built (%s missing): run `make k8s-binaries` (10–26 min cold)", m[0])
 	}
 	l, err := Create(spec, t.Logf)
 	if err == nil {
