@@ -99,7 +99,8 @@ if [ ! -f "$cache/images/etcd.tar" ]; then
   cp "$etcdbin/etcd" "$etcdbin/etcdctl" "$etcdbin/etcdutl" "$r/usr/bin/"
   cp /bin/busybox "$r/bin/busybox"
   for a in $("$r/bin/busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
-  ln -s /bin/sh "$r/usr/bin/bash"
+  # busybox has no bash applet: the seed's data-access pod runs /usr/bin/bash -c.
+  printf '#!/bin/sh\nexec /bin/sh "$@"\n' > "$r/usr/bin/bash" && chmod 0755 "$r/usr/bin/bash"
   echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"
   image etcd etcdops.local/etcd:lab "$r" '["/bin/sh"]'
   rm -rf "$r"
