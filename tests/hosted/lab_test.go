@@ -28,6 +28,21 @@ func TestHostedEtcdLab(t *testing.T) {
 	}
 	t.Logf("etcd StatefulSet ready %s after the manifests were applied", time.Since(ready).Round(100*time.Millisecond))
 
+	// The stand-ins the quorum-loss procedure drives: the HostedCluster's spec.pausedUntil and the API
+	// server Deployments.
+	if _, err := l.Kubectl("-n", k8s.ClusterNamespace, "patch", "hostedcluster/"+k8s.ClusterName, "--type=merge",
+		"-p", `{"spec":{"pausedUntil":"true"}}`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.Kubectl("-n", k8s.ClusterNamespace, "get", "hostedcluster/"+k8s.ClusterName, "-o", "jsonpath={.spec.pausedUntil}"); err != nil || string(out) != "true" {
+		t.Errorf("HostedCluster spec.pausedUntil = %q, %v; want true", out, err)
+	}
+	for _, d := range []string{"kube-apiserver", "openshift-apiserver", "openshift-oauth-apiserver"} {
+		if _, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "rollout", "status", "deployment/"+d, "--timeout=60s"); err != nil {
+			t.Errorf("API server stand-in: %v", err)
+		}
+	}
+
 	o := l.EtcdConn()
 	cli, err := o.V3()
 	if err != nil {
