@@ -23,7 +23,7 @@ func (l *Lab) Start(h *Host) error {
 	if h.Running() {
 		return nil
 	}
-	if len(mountsUnder(h.Root())) == 0 { // the machine rebooted since: the overlay is gone, its layers are not
+	if len(MountsUnder(h.Root())) == 0 { // the machine rebooted since: the overlay is gone, its layers are not
 		if err := mountOverlay(l.Base, h); err != nil {
 			return err
 		}

@@ -185,7 +185,7 @@ func raiseInotifyInstances() error {
 // lock and the scan of claimed networks cover the default root as well as spec.Root (tests use their
 // own roots), and a network is taken only if nothing listens on its first address either.
 func reserve(spec Spec, logf func(string, ...any)) (*Lab, error) {
-	unlock, err := lockRoot(DefaultRoot)
+	unlock, err := LockRoot(DefaultRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func reserve(spec Spec, logf func(string, ...any)) (*Lab, error) {
 		}
 		old.logf = logf
 		sameName := old.Spec.Name == spec.Name && filepath.Dir(old.Dir) == spec.Root
-		if sameName || (old.Owner != 0 && !alive(old.Owner)) {
+		if sameName || (old.Owner != 0 && !Alive(old.Owner)) {
 			logf("tearing down leftover lab %q (%s)", old.Spec.Name, old.Dir)
 			if err := old.Destroy(); err != nil {
 				return nil, err
@@ -314,7 +314,8 @@ func (l *Lab) SetLog(logf func(string, ...any)) {
 	l.logf = logf
 }
 
-func lockRoot(root string) (func(), error) {
+// LockRoot takes the machine-wide lock of labs under root (labs.lock); the returned func releases it.
+func LockRoot(root string) (func(), error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
@@ -329,7 +330,8 @@ func lockRoot(root string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-func alive(pid int) bool {
+// Alive reports whether a process with that PID exists.
+func Alive(pid int) bool {
 	return pid > 0 && syscall.Kill(pid, 0) == nil
 }
 

@@ -185,7 +185,7 @@ func assertGone(t *testing.T, l *Lab, pids []int) {
 	if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
 		t.Errorf("%s still exists after teardown (%v)", l.Dir, err)
 	}
-	if m := mountsUnder(l.Dir); len(m) > 0 {
+	if m := MountsUnder(l.Dir); len(m) > 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 	if out, _ := exec.Command("iptables", "-S", "OUTPUT").Output(); strings.Contains(string(out), l.ruleComment()) {

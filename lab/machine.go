@@ -54,7 +54,7 @@ func (l *Lab) boot(h *Host) error {
 	h.NspawnPID = cmd.Process.Pid
 	deadline := time.Now().Add(20 * time.Second)
 	for h.InitPID == 0 {
-		if !alive(h.NspawnPID) || time.Now().After(deadline) {
+		if !Alive(h.NspawnPID) || time.Now().After(deadline) {
 			return fmt.Errorf("%s: container did not start; console:\n%s", h.Name, h.consoleTail())
 		}
 		h.InitPID = containerInit(h.NspawnPID)
@@ -194,7 +194,7 @@ func (l *Lab) Destroy() error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	for _, m := range mountsUnder(l.Dir) {
+	for _, m := range MountsUnder(l.Dir) {
 		if err := syscall.Unmount(m, 0); err != nil {
 			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 				return fmt.Errorf("unmount %s: %v", m, err)
@@ -208,8 +208,8 @@ func (l *Lab) Destroy() error {
 	return nil
 }
 
-// mountsUnder lists mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
+// MountsUnder lists mount points at or below dir, deepest first.
+func MountsUnder(dir string) []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil

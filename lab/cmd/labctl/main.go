@@ -5,6 +5,7 @@
 //	labctl seed -v2|-v3 N [-name lab] [-seed S]
 //	labctl fault kill|stop|start|restart|corrupt HOST    labctl fault partition|heal HOST HOST
 //	labctl demo [-keys 2000] [-playbook playbooks/cluster_facts.yml] [-keep]
+//	labctl k8s-up [-hosted=true]     labctl k8s-down        (the k8s lab: lab/k8s, docs/hosted.md)
 package main
 
 import (
@@ -96,6 +97,8 @@ func main() {
 		}
 	case "demo":
 		err = demo(args)
+	case "k8s-up", "k8s-down":
+		err = k8sLab(cmd, args)
 	default:
 		usage()
 	}
@@ -216,12 +219,13 @@ func logf(format string, args ...any) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `usage: labctl up|down|status|seed|fault [flags]
+	fmt.Fprintln(os.Stderr, `usage: labctl up|down|status|seed|fault|demo|k8s-up|k8s-down [flags]
   up      [-name lab] [-hosts 3] [-masters=true] [-group new_etcd=3] [-etcd 3.4|3.6|3.2|3.3] [-seed-v2 N] [-seed-v3 N]
   down    [-name lab]
   status  [-name lab]
   seed    [-name lab] [-seed-v2 N] [-seed-v3 N] [-seed S]
   fault   [-name lab] kill|stop|start|restart|corrupt HOST | partition|heal HOST HOST
-  demo    [-name demo] [-keys 2000] [-playbook playbooks/cluster_facts.yml] [-e JSON] [-etcd 3.4] [-keep]`)
+  demo    [-name demo] [-keys 2000] [-playbook playbooks/cluster_facts.yml] [-e JSON] [-etcd 3.4] [-keep]
+  k8s-up  [-hosted=true] [-version v1.31.4]      k8s-down`)
 	os.Exit(2)
 }
