@@ -447,7 +447,7 @@ func TestConcurrentVoterAddStepsBack(t *testing.T) {
 	cli := c.Client(t)
 	mine := c.NewMember("m3")
 	task := &module.Task{}
-	cl := newCluster(cli, &conn, task, Spec{State: Present, Name: "m3", PeerURLs: []string{mine.PeerURL}, Timeout: 30 * time.Second})
+	cl := newCluster(cli, &conn, task, Spec{State: Present, Name: "m3", PeerURLs: []string{mine.PeerURL}, Timeout: 10 * time.Second})
 	if err := cl.refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -456,8 +456,13 @@ func TestConcurrentVoterAddStepsBack(t *testing.T) {
 	}
 	otherURL := c.NewMember("m4").PeerURL
 	otherID := c.AddUnstarted(t, otherURL)
+	// Either this module steps back (the server took the add: the embedded 3.5 here), or the server's
+	// own strict reconfiguration check refuses it first (3.2, 3.4 and 3.6 as processes, once they see
+	// the unstarted voter as not connected). What must never happen is a second unstarted voter.
 	_, err := cl.add(context.Background())
-	if err == nil || !strings.Contains(err.Error(), otherURL) || !strings.Contains(err.Error(), "was removed again") {
+	steppedBack := err != nil && strings.Contains(err.Error(), otherURL) && strings.Contains(err.Error(), "was removed again")
+	refused := err != nil && strings.Contains(err.Error(), "unhealthy cluster")
+	if !steppedBack && !refused {
 		t.Fatalf("second concurrent add: %v", err)
 	}
 	live := liveMembers(t, c, c.Members...)
