@@ -30,12 +30,7 @@ func TestReplaceNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	old := l.Members()
-	var fresh []*lab.Host
-	for _, h := range l.Hosts {
-		if !h.Member {
-			fresh = append(fresh, h)
-		}
-	}
+	fresh := freshHosts(l)
 	cli := l.V3Client(t, old...)
 	before := map[string]string{}
 	for i := 0; i < 300; i++ {

@@ -27,12 +27,7 @@ func TestScaleCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	old := l.Members()
-	var spare []*lab.Host
-	for _, h := range l.Hosts {
-		if !h.Member {
-			spare = append(spare, h)
-		}
-	}
+	spare := freshHosts(l)
 	all := append(append([]*lab.Host{}, old...), spare...)
 	cli := l.V3Client(t, old...)
 	before := map[string]string{}
@@ -185,6 +180,17 @@ func moveLeader(ctx context.Context, t *testing.T, l *lab.Lab, hosts []*lab.Host
 	if _, err := l.V3Client(t, leader).MoveLeader(ctx, target); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// freshHosts returns the lab's hosts that are not members of the initial cluster.
+func freshHosts(l *lab.Lab) []*lab.Host {
+	var fresh []*lab.Host
+	for _, h := range l.Hosts {
+		if !h.Member {
+			fresh = append(fresh, h)
+		}
+	}
+	return fresh
 }
 
 // checkMembers asserts the members are exactly the given hosts, all voting, each with etcd enabled
