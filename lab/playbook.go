@@ -6,7 +6,7 @@ import (
 	"github.com/etcdops/etcd/internal/playbook"
 )
 
-// Run is one ansible-playbook run against the lab (the lab sets Inventory).
+// Run is one ansible-playbook run against the lab (Inventory: the lab's unless set).
 type Run = playbook.Run
 
 // Kill names the task at whose start ansible-playbook is killed (Run.KillAt).
@@ -22,9 +22,12 @@ type Stats = playbook.Stats
 type TaskResult = playbook.TaskResult
 
 // Playbook runs ansible-playbook with the lab's inventory through the shared runner
-// (internal/playbook: go-ansible, the JSON stdout callback), over SSH to the hosts.
+// (internal/playbook: go-ansible, the JSON stdout callback), over SSH to the hosts. A Run.Inventory
+// set by the caller (e.g. the lab's hosts regrouped) is used as it is.
 func (l *Lab) Playbook(ctx context.Context, run Run) (*Result, error) {
-	run.Inventory = l.Inventory
+	if run.Inventory == "" {
+		run.Inventory = l.Inventory
+	}
 	return playbook.Execute(ctx, run)
 }
 
