@@ -47,7 +47,7 @@ func TestEtcd3ConsumersWithoutRecordedMigration(t *testing.T) {
 
 	res := playbook(t, l, "rollback_migration.yml", nil)
 	if res.Err == nil {
-		t.Fatalf("the rollback ran through with no migration recorded and the masters on etcd3: %s", summary(t, res))
+		t.Errorf("the rollback ran through with no migration recorded and the masters on etcd3")
 	}
 	msg := failureMsg(res)
 	for _, want := range []string{"no migration is recorded", "no such file", "selects etcd3", "etcd_rollback_backup"} {
