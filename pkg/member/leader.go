@@ -18,7 +18,9 @@ func (c *cluster) moveLeaderOff(ctx context.Context, m *etcdserverpb.Member) (st
 		return "", nil
 	}
 	st, ep, err := c.statusAt(ctx, m)
-	if err != nil || st.Leader != m.ID {
+	if err != nil || st.Leader != m.ID || !canMoveLeader(st.Version) {
+		// Before 3.3 etcd has no leadership transfer: its removed leader steps down by itself once
+		// the change is applied, and the others elect a new one (an election's pause for clients).
 		return "", nil
 	}
 	var to *etcdserverpb.Member
@@ -63,6 +65,9 @@ func (c *cluster) leader(ctx context.Context) (*Result, error) {
 	if cur == nil || ep == "" {
 		return nil, fmt.Errorf("no member answers with a leader that answers itself; members: %s", strings.Join(memberLines(c.view()), "; "))
 	}
+	if st, _, err := c.statusAt(ctx, cur); err == nil && !canMoveLeader(st.Version) {
+		return nil, fmt.Errorf("etcd %s has no leadership transfer (MoveLeader came with etcd 3.3): state leader needs 3.3 or later", st.Version)
+	}
 	self := info(m)
 	if cur.ID == m.ID {
 		return &Result{Operation: "none", Member: &self, Members: c.view()}, nil
@@ -92,6 +97,15 @@ func (c *cluster) moveLeader(ctx context.Context, ep string, from, to *etcdserve
 		return c.conn.Explain(ep, fmt.Errorf("move leader from %s (%x) to %s (%x): %w", displayName(from), from.ID, displayName(to), to.ID, err))
 	}
 	return nil
+}
+
+// canMoveLeader says whether a server of this version serves MoveLeader (etcd 3.3 and later).
+func canMoveLeader(version string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
+		return true // unknown: let the server answer
+	}
+	return major > 3 || (major == 3 && minor >= 3)
 }
 
 // statusAt asks a member itself for its raft status and returns the client URL that answered.

@@ -535,6 +535,16 @@ func TestLeaderMovesLeadership(t *testing.T) {
 	c := etcdtest.NewCluster(t, 3)
 	old, rest := leaderOf(t, c)
 	want := Spec{State: Leader, Name: rest[1].Name}
+	if etcdtest.Version() < 303 {
+		// No MoveLeader before 3.3: refused, saying so, and the leader stays.
+		if _, _, err := ensure(t, c, want, false); err == nil || !strings.Contains(err.Error(), "etcd 3.3") {
+			t.Fatalf("state leader before 3.3: %v", err)
+		}
+		if now, _ := leaderOf(t, c); now != old {
+			t.Fatalf("the leadership moved to %s", now.Name)
+		}
+		return
+	}
 	if p := mustEnsure(t, c, want, true, true); p.Operation != "leader_moved" || p.LeaderMovedTo != rest[1].Name {
 		t.Fatalf("check mode: %+v", p)
 	}
@@ -561,6 +571,17 @@ func TestRemoveLeaderMovesLeadershipFirst(t *testing.T) {
 	defer cancel()
 	leader, rest := leaderOf(t, c)
 	rm := Spec{State: Absent, Name: leader.Name}
+	if etcdtest.Version() < 303 {
+		// No leadership transfer before 3.3: the leader is removed as it is and steps down itself.
+		res := mustEnsure(t, c, rm, false, true, rest...)
+		if res.LeaderMovedTo != "" || len(liveMembers(t, c, rest[0])) != 2 {
+			t.Fatalf("remove the leader before 3.3: %+v", res)
+		}
+		if _, err := c.Client(t, rest...).Put(ctx, "/after-leader-removal", "ok"); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if p := mustEnsure(t, c, rm, true, true, rest...); p.LeaderMovedTo == "" || p.LeaderMovedTo == leader.Name {
 		t.Fatalf("check mode: leader_moved_to %q, want another member", p.LeaderMovedTo)
 	}
