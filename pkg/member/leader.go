@@ -59,14 +59,17 @@ func (c *cluster) leader(ctx context.Context) (*Result, error) {
 			break
 		}
 	}
+	var version string
 	if cur != nil {
-		_, ep, _ = c.statusAt(ctx, cur)
+		if st, at, err := c.statusAt(ctx, cur); err == nil {
+			ep, version = at, st.Version
+		}
 	}
 	if cur == nil || ep == "" {
 		return nil, fmt.Errorf("no member answers with a leader that answers itself; members: %s", strings.Join(memberLines(c.view()), "; "))
 	}
-	if st, _, err := c.statusAt(ctx, cur); err == nil && !canMoveLeader(st.Version) {
-		return nil, fmt.Errorf("etcd %s has no leadership transfer (MoveLeader came with etcd 3.3): state leader needs 3.3 or later", st.Version)
+	if !canMoveLeader(version) {
+		return nil, fmt.Errorf("etcd %s has no leadership transfer (MoveLeader came with etcd 3.3): state leader needs 3.3 or later", version)
 	}
 	self := info(m)
 	if cur.ID == m.ID {
