@@ -34,7 +34,9 @@ func (c *cluster) absent(ctx context.Context) (*Result, error) {
 		return &Result{Operation: "removed", Member: &removed, Members: c.view(), LeaderMovedTo: movedTo}, nil
 	}
 	var resp *clientv3.MemberRemoveResponse
+	attempts := 0
 	err = c.retryTransient(ctx, func(cctx context.Context) (err error) {
+		attempts++
 		resp, err = c.cli.MemberRemove(cctx, m.ID)
 		return err
 	})
@@ -42,9 +44,13 @@ func (c *cluster) absent(ctx context.Context) (*Result, error) {
 	case err == nil:
 		c.members = resp.Members
 	case errors.Is(err, rpctypes.ErrMemberNotFound):
-		// Removed meanwhile (an earlier attempt whose answer was lost).
+		// Removed meanwhile. After a retry, by this task's earlier attempt: a member removed through
+		// its own endpoint applies its removal and stops, answering "server stopped".
 		if err := c.refresh(ctx); err != nil {
 			return nil, err
+		}
+		if attempts > 1 {
+			return &Result{Operation: "removed", Member: &removed, Members: c.view(), LeaderMovedTo: movedTo}, nil
 		}
 		return &Result{Operation: "none", Members: c.view()}, nil
 	case transient(err):
