@@ -125,6 +125,40 @@ func Module(t testing.TB, module string, args map[string]any, o Opts) Result {
 	return tasks[0].Hosts["localhost"]
 }
 
+// Call is one module task of a Modules run.
+type Call struct {
+	Name   string            // the task's name (unique within the run)
+	Module string            // short name, e.g. "etcd_member"
+	Args   map[string]any    // the module's arguments
+	Env    map[string]string // the task's environment (Ansible's environment keyword)
+}
+
+// Modules runs calls as the tasks of one play on localhost (one ansible-playbook run, so a long table
+// of cases costs one Ansible start-up) and returns each task's result by name. Failed tasks do not
+// stop the play.
+func Modules(t testing.TB, calls []Call) map[string]Result {
+	t.Helper()
+	var tasks []any
+	for _, c := range calls {
+		task := map[string]any{"name": c.Name, "etcdops.etcd." + c.Module: c.Args, "ignore_errors": true}
+		if len(c.Env) > 0 {
+			task["environment"] = c.Env
+		}
+		tasks = append(tasks, task)
+	}
+	play := []map[string]any{{"hosts": "localhost", "gather_facts": false, "connection": "local", "tasks": tasks}}
+	path := filepath.Join(t.TempDir(), "play.yml")
+	b, _ := json.Marshal(play) // JSON is YAML
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Result{}
+	for _, r := range Playbook(t, path, "localhost,", nil, nil) {
+		out[r.Name] = r.Hosts["localhost"]
+	}
+	return out
+}
+
 // TaskResult is one task of a playbook run: its name and each host's result.
 type TaskResult struct {
 	Name  string

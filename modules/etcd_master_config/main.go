@@ -17,9 +17,15 @@ type params struct {
 	EtcdURLs       []string `arg:"etcd_urls"`
 }
 
+func (p *params) spec() masterconfig.Spec {
+	return masterconfig.Spec{Path: p.Path, StorageBackend: p.StorageBackend, EtcdURLs: p.EtcdURLs, Now: time.Now()}
+}
+
+func (p *params) Validate() error { return p.spec().Validate() }
+
 func main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
-		return masterconfig.Ensure(t, masterconfig.Spec{Path: p.Path, StorageBackend: p.StorageBackend, EtcdURLs: p.EtcdURLs, Now: time.Now()})
+		return masterconfig.Ensure(t, p.spec())
 	})
 }

@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"os"
+		"os"
 	"strings"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/endpoint"
 	"github.com/etcdops/etcd/pkg/module"
 )
 
@@ -47,18 +47,10 @@ func (o *Options) Validate() error {
 	}
 	tlsSet := o.CACert != "" || o.ClientCert != ""
 	for i, ep := range o.Endpoints {
-		if strings.Contains(ep, "@") {
-			return o.err("endpoints", fmt.Sprintf("%q carries credentials; give them in %suser and %spassword, "+
-				"never in the URL (shown here without them)", withoutUserinfo(ep), o.Prefix, o.Prefix))
+		if msg := endpoint.Problem(ep, o.Prefix); msg != "" {
+			return o.err("endpoints", msg)
 		}
-		u, err := url.Parse(ep)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return o.err("endpoints", fmt.Sprintf("%q is not a URL such as https://10.0.0.1:2379", ep))
-		}
-		if u.Port() == "" {
-			return o.err("endpoints", fmt.Sprintf("%q has no port; etcd clients listen on :2379 by default", ep))
-		}
-		if u.Scheme == "http" && tlsSet {
+		if strings.HasPrefix(strings.ToLower(ep), "http://") && tlsSet {
 			return o.err("endpoints", fmt.Sprintf("%q uses http:// while ca_cert/client_cert are set; "+
 				"use https:// (the certificates are only used over TLS) or drop the TLS parameters", ep))
 		}
@@ -79,19 +71,6 @@ func (o *Options) Validate() error {
 		return o.err("command_timeout", "must be greater than 0, e.g. 30s")
 	}
 	return nil
-}
-
-// withoutUserinfo is an endpoint without what precedes its last "@" (after the scheme): an error
-// may quote it, even when it does not parse as a URL.
-func withoutUserinfo(ep string) string {
-	scheme, rest := "", ep
-	if i := strings.Index(ep, "://"); i >= 0 {
-		scheme, rest = ep[:i+3], ep[i+3:]
-	}
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		rest = "…@" + rest[i+1:]
-	}
-	return scheme + rest
 }
 
 func (o *Options) err(param, msg string) error {

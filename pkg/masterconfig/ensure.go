@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/endpoint"
 	"github.com/etcdops/etcd/pkg/module"
 )
 
@@ -30,6 +31,16 @@ type Result struct {
 	PreviousEtcdURLs       []string  `json:"previous_etcd_urls"`
 	BackupFile             string    `json:"backup_file,omitempty"`
 	TTLs                   TokenTTLs `json:"ttls"`
+}
+
+// Validate checks the Spec without reading the file: etcd_urls must be client URLs.
+func (s Spec) Validate() error {
+	for _, u := range s.EtcdURLs {
+		if msg := endpoint.Problem(u, ""); msg != "" {
+			return &module.ParamError{Param: "etcd_urls", Msg: msg}
+		}
+	}
+	return nil
 }
 
 // Ensure brings the file to the requested backend (backup first), or only reads it.

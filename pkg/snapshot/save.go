@@ -53,11 +53,12 @@ func Save(ctx context.Context, t *module.Task, s SaveSpec) (SaveResult, error) {
 		return r, fmt.Errorf("%w; it is left as it is: remove it or save under another path", err)
 	default:
 		r.Endpoint = s.Conn.Endpoints[0]
+		// The member must answer before anything is created (the directory), in check mode as for real.
+		if err := probe(ctx, s.Conn); err != nil {
+			return r, err
+		}
 		t.Changed()
 		if t.CheckMode {
-			if err := probe(ctx, s.Conn); err != nil {
-				return r, err
-			}
 			r.Actions = append(r.Actions, fmt.Sprintf("would save a snapshot of %s to %s", r.Endpoint, s.Path))
 			break
 		}
@@ -94,7 +95,7 @@ func Save(ctx context.Context, t *module.Task, s SaveSpec) (SaveResult, error) {
 	return r, nil
 }
 
-// probe checks that the member answers, for check mode.
+// probe checks that the member answers.
 func probe(ctx context.Context, conn etcdconn.Options) error {
 	cli, err := conn.V3Single(conn.Endpoints[0])
 	if err != nil {
