@@ -43,6 +43,9 @@ func (t *Task) Warn(format string, args ...any) {
 	t.warnings = append(t.warnings, fmt.Sprintf(format, args...))
 }
 
+// Warnings are the warnings added so far.
+func (t *Task) Warnings() []string { return t.warnings }
+
 // SetDiff records before/after state; it is only returned when the task runs with --diff.
 func (t *Task) SetDiff(before, after any) { t.diff = &Diff{Before: before, After: after} }
 

@@ -14,10 +14,11 @@ import (
 )
 
 // Params are etcd_run_state's options. read uses mode, resumable, done and backup_prefix; recorded
-// uses status and data; archived uses archive_suffix. Options of another state are ignored.
+// uses status and data; archived uses archive_suffix; locked uses owner, data, takeover, stale_after
+// and break; unlocked uses owner. Options of another state are ignored.
 type Params struct {
 	Path          string         `arg:"path" required:"true"`
-	State         string         `arg:"state" default:"read" choices:"read,recorded,archived"`
+	State         string         `arg:"state" default:"read" choices:"read,recorded,archived,locked,unlocked"`
 	Mode          string         `arg:"mode"`
 	Resumable     []string       `arg:"resumable"`
 	Done          string         `arg:"done" default:"complete"`
@@ -25,6 +26,10 @@ type Params struct {
 	Status        string         `arg:"status"`
 	Data          map[string]any `arg:"data"`
 	ArchiveSuffix string         `arg:"archive_suffix" default:"archived"`
+	Owner         string         `arg:"owner"`
+	Takeover      string         `arg:"takeover"`
+	StaleAfter    time.Duration  `arg:"stale_after" default:"0s"`
+	Break         bool           `arg:"break" default:"false"`
 }
 
 // Keys the module maintains itself; data may not set them.
@@ -65,6 +70,14 @@ func (p *Params) Validate() error {
 		}
 	case "archived":
 		return plainName("archive_suffix", p.ArchiveSuffix)
+	case "locked", "unlocked":
+		if p.Owner == "" {
+			return &module.ParamError{Param: "owner", Msg: fmt.Sprintf("is required with state=%s; give this run's "+
+				"own id (the same for taking and releasing the lock), e.g. CONTROLLER:PID:START", p.State)}
+		}
+		if p.StaleAfter < 0 {
+			return &module.ParamError{Param: "stale_after", Msg: "must not be negative; give e.g. 6h, or 0 for never"}
+		}
 	}
 	return nil
 }
@@ -84,6 +97,10 @@ func Run(t *module.Task, p Params, now time.Time) (any, error) {
 		return Record(t, p, now)
 	case "archived":
 		return Archive(t, p, now)
+	case "locked":
+		return Lock(t, p, now)
+	case "unlocked":
+		return Unlock(t, p, now)
 	}
 	return Read(p, now)
 }

@@ -29,6 +29,9 @@ func TestPlaybooksRefuseInventoryWithoutEtcd(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, pb := range playbooks {
+			if filepath.Base(pb) == "run_lock.yml" {
+				continue // imported by the playbooks after the inventory check, never run alone
+			}
 			if name == "no etcd group" && filepath.Base(pb) != "migrate_v2_to_v3.yml" {
 				continue // one playbook shows it; the check is the same import
 			}

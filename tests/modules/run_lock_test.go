@@ -1,0 +1,129 @@
+package modules
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+)
+
+// Issue 19, concurrency: playbooks/run_lock.yml (imported by every playbook that acts) through real
+// Ansible, with the lock host on localhost. A live run's lock refuses the run (naming the holder, the
+// lock untouched); a lock whose ansible-playbook process is gone (same controller) is taken over; a
+// lock of another controller is refused until etcd_lock_break=true or etcd_lock_timeout; release removes
+// only this run's lock.
+func TestRunLockPlay(t *testing.T) {
+	root := ansibletest.Root(t)
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "backup", "etcdops-run.lock")
+	inv := filepath.Join(dir, "inventory.ini")
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(inv, "[etcd]\netcd-a ansible_connection=local\n\n[all:vars]\netcd_lock_file="+lock+"\n")
+	wrapper := func(name string, states ...string) string {
+		var b strings.Builder
+		for _, s := range states {
+			fmt.Fprintf(&b, "- import_playbook: %s\n  vars:\n    etcd_run_lock: %s\n", filepath.Join(root, "playbooks", "run_lock.yml"), s)
+		}
+		path := filepath.Join(dir, name)
+		write(path, b.String())
+		return path
+	}
+	take, takeRelease := wrapper("take.yml", "taken"), wrapper("take-release.yml", "taken", "released")
+	run := func(pb string, extra map[string]any) (map[string]ansibletest.Result, string) {
+		t.Helper()
+		out := map[string]ansibletest.Result{}
+		for _, tr := range ansibletest.Playbook(t, pb, inv, extra, nil) {
+			out[tr.Name] = tr.Hosts["localhost"]
+		}
+		b, _ := os.ReadFile(lock)
+		return out, string(b)
+	}
+	holder := func(owner string, started time.Time) string {
+		b, _ := json.Marshal(map[string]any{"owner": owner, "started": started.UTC().Format(time.RFC3339),
+			"user": "alice", "controller": "bastion", "pid": 4242, "playbook": "migrate_v2_to_v3.yml"})
+		write(lock, string(b))
+		return string(b)
+	}
+	me, start := controllerID(t), procStart(t, os.Getpid())
+	refused := func(t *testing.T, res map[string]ansibletest.Result, wants ...string) {
+		t.Helper()
+		r := res["Refuse to run beside another run"]
+		if !r.Failed() {
+			t.Fatalf("not refused: %v", res)
+		}
+		for _, w := range append(wants, "alice", "bastion", "migrate_v2_to_v3.yml", lock, "This run changed nothing", "etcd_lock_break=true") {
+			if !strings.Contains(r.Msg(), w) {
+				t.Errorf("refusal lacks %q: %s", w, r.Msg())
+			}
+		}
+	}
+
+	// A free lock: taken, then released.
+	if res, after := run(takeRelease, nil); res["Take the run lock"].Failed() || res["Release the run lock"].Failed() || after != "" {
+		t.Fatalf("free lock: %v, lock after: %q", res, after)
+	}
+	// A live run of this controller (this test process) holds it: refused, lock untouched.
+	live := holder(fmt.Sprintf("%s:%d:%s", me, os.Getpid(), start), time.Now())
+	res, after := run(take, nil)
+	refused(t, res, "owner "+me)
+	if after != live {
+		t.Fatalf("a refused run changed the lock: %s", after)
+	}
+	// That PID now names another process (another start time): the owner is gone, the lock is taken over.
+	holder(fmt.Sprintf("%s:%d:1", me, os.Getpid()), time.Now())
+	res, after = run(take, nil)
+	if r := res["Take over the lock of a run of this controller that is gone"]; r.Failed() || !r.Changed() || strings.Contains(after, "alice") {
+		t.Fatalf("takeover: %v, lock %s", res, after)
+	}
+	// Another controller's run: refused; with etcd_lock_break=true taken.
+	other := holder("other-machine:4242:99", time.Now().Add(-time.Minute))
+	res, after = run(take, nil)
+	refused(t, res, "started ", "stale after 6h0m0s")
+	if after != other {
+		t.Fatalf("a refused run changed the lock: %s", after)
+	}
+	if res, after = run(take, map[string]any{"etcd_lock_break": true}); res["Take the run lock"].Failed() || strings.Contains(after, "other-machine") {
+		t.Fatalf("break: %v, lock %s", res, after)
+	}
+	// Older than etcd_lock_timeout: taken (stale), then released at the end of the run.
+	holder("other-machine:4242:99", time.Now().Add(-2*time.Hour))
+	if res, after = run(takeRelease, map[string]any{"etcd_lock_timeout": "1h"}); res["Take the run lock"].Failed() || after != "" {
+		t.Fatalf("stale lock: %v, lock after %q", res, after)
+	}
+}
+
+// controllerID is what run_lock.yml names this machine by: its machine id, else its host name.
+func controllerID(t *testing.T) string {
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// procStart is a process's start time in clock ticks since boot (/proc/PID/stat field 22).
+func procStart(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	return fields[19]
+}
