@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -157,6 +158,24 @@ func Modules(t testing.TB, calls []Call) map[string]Result {
 		out[r.Name] = r.Hosts["localhost"]
 	}
 	return out
+}
+
+// RunLockOwner is the owner id playbooks/run_lock.yml gives a process of this machine: its machine id
+// (else its host name), the PID and the process's start time (/proc/PID/stat field 22).
+func RunLockOwner(pid int) (string, error) {
+	machine, err := os.ReadFile("/etc/machine-id")
+	if err != nil {
+		if machine, err = exec.Command("hostname").Output(); err != nil {
+			return "", err
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", err
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndex(s, ")")+2:]) // the command name may hold spaces
+	return fmt.Sprintf("%s:%d:%s", strings.TrimSpace(string(machine)), pid, fields[19]), nil
 }
 
 // TaskResult is one task of a playbook run: its name and each host's result.

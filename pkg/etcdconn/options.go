@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-		"os"
+	"os"
 	"strings"
 	"time"
 

@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +56,16 @@ func runPlaybook(t testing.TB, l *lab.Lab, name string, run lab.Run) *lab.Result
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every run that ends well releases its run lock (playbooks/run_lock.yml).
+	if _, err := os.Stat(runLockPath(l)); res.Err == nil && !res.Killed && !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s ended well but left its run lock %s: %v", name, runLockPath(l), err)
+	}
 	return res
+}
+
+// runLockPath is the run lock on the lab's first etcd host, as the machine sees it.
+func runLockPath(l *lab.Lab) string {
+	return filepath.Join(l.Members()[0].Root(), "var/lib/etcd-backup/etcdops-run.lock")
 }
 
 // stepLogger logs a test's numbered steps with the time since the test started.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/etcdops/etcd/internal/ansibletest"
 	"github.com/etcdops/etcd/internal/etcdtest"
-	"github.com/etcdops/etcd/internal/pki"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -60,22 +59,8 @@ func TestBadInputTable(t *testing.T) {
 		}
 		return p
 	}
-	otherCA, err := pki.NewCA("some-other-ca")
-	if err != nil {
-		t.Fatal(err)
-	}
 	pkiDir := filepath.Join(work, "other-pki")
-	if err := otherCA.WriteFiles(pkiDir); err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := otherCA.Issue("stranger", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	strangerCert, strangerKey, err := stranger.Write(pkiDir, "stranger")
-	if err != nil {
-		t.Fatal(err)
-	}
+	strangerCert, strangerKey := foreignPKI(t, pkiDir)
 	notPEM := write("not-pem.crt", "this is not a certificate\n")
 	garbageKey := write("garbage.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
 	unreadable := filepath.Join(work, "other-pki") // a directory: unreadable as a file, even for root

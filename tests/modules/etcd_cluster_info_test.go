@@ -42,6 +42,27 @@ func withArgs(base map[string]any, extra map[string]any) map[string]any {
 	return out
 }
 
+// foreignPKI writes another CA (dir/ca.crt) and a client pair it signed (dir/stranger.crt, .key): TLS
+// files the test cluster does not trust.
+func foreignPKI(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	ca, err := pki.NewCA("some-other-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := ca.Issue("stranger", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, key, err = stranger.Write(dir, "stranger"); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
 // The module through real Ansible against a 3-member TLS cluster with client-cert auth.
 func TestClusterInfoModule(t *testing.T) {
 	c := etcdtest.NewCluster(t, 3)
@@ -194,22 +215,8 @@ func TestClusterInfoModule(t *testing.T) {
 // echoes the password.
 func TestClusterInfoBadInput(t *testing.T) {
 	c := etcdtest.NewCluster(t, 1)
-	otherCA, err := pki.NewCA("some-other-ca")
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	if err := otherCA.WriteFiles(dir); err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := otherCA.Issue("stranger", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	strangerCert, strangerKey, err := stranger.Write(dir, "stranger")
-	if err != nil {
-		t.Fatal(err)
-	}
+	strangerCert, strangerKey := foreignPKI(t, dir)
 	const password = "pw-Very-Secret-42"
 	base := withArgs(c.Args(), map[string]any{"user": "root", "password": password, "dial_timeout": "1s", "command_timeout": "3s"})
 

@@ -57,7 +57,11 @@ func TestRunLockPlay(t *testing.T) {
 		write(lock, string(b))
 		return string(b)
 	}
-	me, start := controllerID(t), procStart(t, os.Getpid())
+	live, err := ansibletest.RunLockOwner(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := strings.Split(live, ":")[0]
 	refused := func(t *testing.T, res map[string]ansibletest.Result, wants ...string) {
 		t.Helper()
 		r := res["Refuse to run beside another run"]
@@ -76,16 +80,16 @@ func TestRunLockPlay(t *testing.T) {
 		t.Fatalf("free lock: %v, lock after: %q", res, after)
 	}
 	// A live run of this controller (this test process) holds it: refused, lock untouched.
-	live := holder(fmt.Sprintf("%s:%d:%s", me, os.Getpid(), start), time.Now())
+	held := holder(live, time.Now())
 	res, after := run(take, nil)
-	refused(t, res, "owner "+me)
-	if after != live {
+	refused(t, res, "owner "+live)
+	if after != held {
 		t.Fatalf("a refused run changed the lock: %s", after)
 	}
 	// That PID now names another process (another start time): the owner is gone, the lock is taken over.
 	holder(fmt.Sprintf("%s:%d:1", me, os.Getpid()), time.Now())
 	res, after = run(take, nil)
-	if r := res["Take over the lock of a run of this controller that is gone"]; r.Failed() || !r.Changed() || strings.Contains(after, "alice") {
+	if r := res["Take over the lock of a run of this controller that is gone"]; r.Failed() || r["why"] != "takeover" || r["acquired"] != true || strings.Contains(after, "alice") {
 		t.Fatalf("takeover: %v, lock %s", res, after)
 	}
 	// Another controller's run: refused; with etcd_lock_break=true taken.
@@ -103,27 +107,4 @@ func TestRunLockPlay(t *testing.T) {
 	if res, after = run(takeRelease, map[string]any{"etcd_lock_timeout": "1h"}); res["Take the run lock"].Failed() || after != "" {
 		t.Fatalf("stale lock: %v, lock after %q", res, after)
 	}
-}
-
-// controllerID is what run_lock.yml names this machine by: its machine id, else its host name.
-func controllerID(t *testing.T) string {
-	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	h, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-// procStart is a process's start time in clock ticks since boot (/proc/PID/stat field 22).
-func procStart(t *testing.T, pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndex(s, ")")+2:])
-	return fields[19]
 }
