@@ -39,8 +39,7 @@ func TestBadInputTable(t *testing.T) {
 	c := etcdtest.NewCluster(t, 1)
 	const password = "pw-Very-Secret-42"
 	cli := c.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := context.Background() // each request below has its own deadline (observe, saveSnapshot)
 	for _, k := range []string{"/kubernetes.io/pods/a", "/openshift.io/users/u"} {
 		if _, err := cli.Put(ctx, k, "v-"+k); err != nil {
 			t.Fatal(err)
@@ -88,6 +87,9 @@ func TestBadInputTable(t *testing.T) {
 	ep := c.Members[0].ClientURL
 	conn := c.Args()
 	auth := withArgs(conn, map[string]any{"user": "root", "password": password, "dial_timeout": "2s", "command_timeout": "5s"})
+	// Generous timeouts where the password is checked: bcrypt is slow on a loaded machine, and a
+	// timeout would hide the "check user and password" explanation.
+	slow := map[string]any{"dial_timeout": "20s", "command_timeout": "30s"}
 	connDict := func(extra map[string]any) map[string]any { return withArgs(conn, extra) }
 	restore := map[string]any{"state": "restored", "path": snap, "data_dir": restoreDir, "name": "etcd1",
 		"initial_cluster": "etcd1=https://127.0.0.1:2380", "initial_cluster_token": "t-1"}
@@ -146,11 +148,11 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"parameter client_cert", "cannot load the key pair"}, nil},
 		{"unreachable cluster", "etcd_member", withArgs(auth, map[string]any{"name": "x", "peer_urls": "https://127.0.0.9:2380", "endpoints": "https://127.0.0.1:1"}),
 			[]string{"https://127.0.0.1:1", "nothing listens there"}, nil},
-		{"wrong password", "etcd_cluster_info", withArgs(auth, map[string]any{"password": "not-" + password}),
+		{"wrong password", "etcd_cluster_info", withArgs(auth, slow, map[string]any{"password": "not-" + password}),
 			[]string{"check user and password"}, nil},
-		{"unknown user", "etcd_ttl_leases", withArgs(auth, map[string]any{"user": "nobody"}),
+		{"unknown user", "etcd_ttl_leases", withArgs(auth, slow, map[string]any{"user": "nobody"}),
 			[]string{"check user and password"}, nil},
-		{"wrong password from ETCDCTL_PASSWORD", "etcd_cluster_info", withArgs(auth, map[string]any{"password": nil}),
+		{"wrong password from ETCDCTL_PASSWORD", "etcd_cluster_info", withArgs(auth, slow, map[string]any{"password": nil}),
 			[]string{"check user and password"}, map[string]string{"ETCDCTL_PASSWORD": "env-" + password}},
 
 		// etcd_member
@@ -311,6 +313,8 @@ func TestBadInputTable(t *testing.T) {
 // saveSnapshot writes the cluster's snapshot to path.
 func saveSnapshot(t *testing.T, ctx context.Context, cli *clientv3.Client, path string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	rc, err := cli.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -329,6 +333,8 @@ func saveSnapshot(t *testing.T, ctx context.Context, cli *clientv3.Client, path 
 // file under dir (path, mode, sha256).
 func observe(t *testing.T, ctx context.Context, cli *clientv3.Client, dir string) string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	var out []string
 	ml, err := cli.MemberList(ctx)
 	if err != nil {

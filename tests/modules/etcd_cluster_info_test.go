@@ -30,14 +30,16 @@ func runClusterInfo(t *testing.T, args map[string]any, o ansibletest.Opts) (clus
 	return res, raw
 }
 
-// withArgs returns the cluster's connection args plus extra ones.
-func withArgs(base map[string]any, extra map[string]any) map[string]any {
+// withArgs returns the cluster's connection args plus extra ones (later maps win).
+func withArgs(base map[string]any, extra ...map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range base {
 		out[k] = v
 	}
-	for k, v := range extra {
-		out[k] = v
+	for _, e := range extra {
+		for k, v := range e {
+			out[k] = v
+		}
 	}
 	return out
 }
