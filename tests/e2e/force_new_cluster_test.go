@@ -79,7 +79,7 @@ func TestForceNewCluster(t *testing.T) {
 	}
 
 	// 3. Killed as the survivor is about to be forced: every member dir backed up, etcd stopped everywhere.
-	killed := killedRun(t, l, "force_new_cluster.yml", lab.Kill{Task: "etcdops.etcd.etcd_first_member : Start it once with force-new-cluster (runtime drop-in, always removed), then normally"})
+	killed := killedRun(t, l, "force_new_cluster.yml", nil, lab.Kill{Task: "etcdops.etcd.etcd_first_member : Start it once with force-new-cluster (runtime drop-in, always removed), then normally"})
 	st := readState(t, l, "force-new-cluster-state.json")
 	if st["status"] != "forcing" || st["member"] != etcd1.Name {
 		t.Fatalf("state after the kill: %v", st)
