@@ -56,7 +56,7 @@ func TestForceNewCluster(t *testing.T) {
 		}
 		step("refused %v: %s", extra, failureMsg(res))
 	}
-	refuse(nil, "quorum holds")
+	refuse(nil, "quorum holds (leader ")
 	refuse(map[string]any{"etcd_force_new_cluster_member": "nosuch"}, "etcd_force_new_cluster_member=nosuch")
 	if after := memberIDs(ctx, t, cli); after != membersBefore {
 		t.Errorf("the refused runs changed the members: before %s, after %s", membersBefore, after)

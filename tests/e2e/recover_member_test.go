@@ -222,11 +222,17 @@ func memberIDs(ctx context.Context, t *testing.T, cli *clientv3.Client) string {
 	return strings.Join(ids, ",")
 }
 
-// dataDirs lists every host's /var/lib/etcd entries (a member dir moved aside shows).
+// dataDirs lists every member host's /var/lib/etcd entries (a member dir moved aside shows).
 func dataDirs(t *testing.T, l *lab.Lab) string {
 	t.Helper()
+	return hostDirs(t, l.Members())
+}
+
+// hostDirs lists the given hosts' /var/lib/etcd entries.
+func hostDirs(t *testing.T, hosts []*lab.Host) string {
+	t.Helper()
 	var out []string
-	for _, h := range l.Members() {
+	for _, h := range hosts {
 		entries, err := os.ReadDir(filepath.Join(h.Root(), "var/lib/etcd"))
 		if err != nil {
 			t.Fatal(err)
