@@ -29,10 +29,15 @@ type Info struct {
 	Members        []Member         `json:"members"`
 	EndpointStatus []EndpointStatus `json:"endpoint_status"`
 	// AllHealthy is true when every given endpoint passed the health read.
-	AllHealthy bool    `json:"all_healthy"`
-	Alarms     []Alarm `json:"alarms"`
-	V3         *V3Keys `json:"v3,omitempty"`
-	V2         *V2Info `json:"v2,omitempty"`
+	AllHealthy bool `json:"all_healthy"`
+	// Quorum is true when a leader is known and a linearizable read answered through some endpoint;
+	// QuorumReason says which leader and endpoints (or what was missing). The roles that must refuse a
+	// cluster holding quorum (restore, force new cluster) read these instead of deciding it themselves.
+	Quorum       bool    `json:"quorum"`
+	QuorumReason string  `json:"quorum_reason"`
+	Alarms       []Alarm `json:"alarms"`
+	V3           *V3Keys `json:"v3,omitempty"`
+	V2           *V2Info `json:"v2,omitempty"`
 	// Warnings are for the operator (Ansible prints them), not part of the result.
 	Warnings []string `json:"-"`
 }
@@ -51,7 +56,8 @@ type V3Keys struct {
 }
 
 // Gather reads the cluster through the given endpoints. An endpoint that does not answer is
-// reported in EndpointStatus; Gather fails only when none answers.
+// reported in EndpointStatus; Gather fails only when none answers (and still returns the statuses,
+// with Quorum false).
 func Gather(ctx context.Context, o *etcdconn.Options, s Spec) (*Info, error) {
 	prober := NewProber(o)
 	defer prober.Close()
@@ -65,8 +71,14 @@ func Gather(ctx context.Context, o *etcdconn.Options, s Spec) (*Info, error) {
 			failures = append(failures, st.Error)
 		}
 	}
+	info := &Info{EndpointStatus: statuses, Members: []Member{}, Alarms: []Alarm{}, AllHealthy: true,
+		QuorumReason: "no endpoint answered"}
+	for _, st := range statuses {
+		info.AllHealthy = info.AllHealthy && st.Healthy
+	}
 	if len(reachable) == 0 {
-		return nil, fmt.Errorf("no etcd endpoint answered: %s", strings.Join(failures, "; "))
+		// The statuses and quorum false go with the failure: a preflight that tolerates it reads them.
+		return info, &module.Error{Result: info, Err: fmt.Errorf("no etcd endpoint answered: %s", strings.Join(failures, "; "))}
 	}
 
 	// Cluster-wide questions go through the endpoints that answered, so a dead one costs no
@@ -79,32 +91,31 @@ func Gather(ctx context.Context, o *etcdconn.Options, s Spec) (*Info, error) {
 	}
 	defer cli.Close()
 
-	info := &Info{EndpointStatus: statuses, Alarms: []Alarm{}, AllHealthy: true}
-	for _, st := range statuses {
-		info.AllHealthy = info.AllHealthy && st.Healthy
-	}
+	info.Leader = leaderOf(statuses)
 	rctx, cancel := o.Ctx(ctx)
 	defer cancel()
-	if info.Members, info.ClusterID, err = Members(rctx, cli); err != nil {
-		return nil, o.Explain(strings.Join(reachable, ","), fmt.Errorf("member list: %w", err))
-	}
-	info.Leader = leaderOf(statuses)
-	for _, m := range info.Members {
-		if m.ID == info.Leader {
-			info.LeaderName = m.Name
+	members, id, err := Members(rctx, cli)
+	if err == nil {
+		info.Members, info.ClusterID = members, id
+		for _, m := range info.Members {
+			if m.ID == info.Leader {
+				info.LeaderName = m.Name
+			}
 		}
 	}
-	if info.Leader == "" {
-		// No reachable member knows a leader: quorum is lost (or an election is running). The
-		// alarm list, key counts and the v2 quorum read all go through raft and would only wait
-		// out command_timeout, so report what the members said on their own.
+	info.Quorum, info.QuorumReason = quorum(info.Leader, info.LeaderName, statuses)
+	if err != nil {
+		return info, &module.Error{Result: info, Err: o.Explain(strings.Join(reachable, ","), fmt.Errorf("member list: %w", err))}
+	}
+	if !info.Quorum {
+		// No quorum (QuorumReason says why). The alarm list, key counts and the v2 quorum read all
+		// go through raft and would only wait out command_timeout, so report what the members said
+		// on their own.
 		if len(s.V3Prefixes) > 0 || s.V2 {
-			return info, &module.Error{Result: info, Err: fmt.Errorf("no reachable member knows a leader (quorum " +
-				"lost, or an election is running): key counts and the v2 read need a quorum; endpoint_status " +
-				"shows what each member reports")}
+			return info, &module.Error{Result: info, Err: fmt.Errorf("no quorum (%s): key counts and the v2 read "+
+				"need a quorum; endpoint_status shows what each member reports", info.QuorumReason)}
 		}
-		info.Warnings = append(info.Warnings, "no reachable member knows a leader (quorum lost, or an election "+
-			"is running); alarms were not read")
+		info.Warnings = append(info.Warnings, "no quorum ("+info.QuorumReason+"); alarms were not read")
 		return info, nil
 	}
 	// From here on a failure still returns what was read (members, statuses) with the error.
@@ -126,6 +137,31 @@ func Gather(ctx context.Context, o *etcdconn.Options, s Spec) (*Info, error) {
 		}
 	}
 	return info, nil
+}
+
+// quorum decides whether the cluster holds quorum now: a leader is known and a linearizable read
+// answered. A leader alone is not enough: one whose peers just stopped keeps naming itself until its
+// election timeout passes (check-quorum), while no linearizable read goes through.
+func quorum(leader, name string, statuses []EndpointStatus) (bool, string) {
+	var healthy, unhealthy []string
+	for _, st := range statuses {
+		if st.Healthy {
+			healthy = append(healthy, st.Endpoint)
+		} else {
+			unhealthy = append(unhealthy, st.Endpoint)
+		}
+	}
+	if name != "" {
+		leader = name + " (" + leader + ")"
+	}
+	switch {
+	case leader == "":
+		return false, "no reachable member knows a leader (quorum lost, or an election is running)"
+	case len(healthy) == 0:
+		return false, fmt.Sprintf("leader %s is named, but no linearizable read answered through %s (a leader whose "+
+			"peers stopped names itself until its election timeout)", leader, strings.Join(unhealthy, ", "))
+	}
+	return true, fmt.Sprintf("leader %s, and a linearizable read answered through %s", leader, strings.Join(healthy, ", "))
 }
 
 // leaderOf returns the leader known at the highest raft term: after an election a member that

@@ -24,7 +24,7 @@ func TestCleanupOnEtcd32KilledTwiceThenResumed(t *testing.T) {
 	step("migrated on 3.2, fell back, %d v2 keys expected, %d v3 keys deleted by hand", len(want.keys), len(want.v3Deleted))
 
 	// Killed once every member dir is aside and the temporary etcd stopped: only the copy holds the data.
-	killed := killedRun(t, l, "cleanup_failed_migration.yml", lab.Kill{Task: "etcdops.etcd.etcd_cleanup : Copy the temporary member's dir into the data dir"})
+	killed := killedRun(t, l, "cleanup_failed_migration.yml", nil, lab.Kill{Task: "etcdops.etcd.etcd_cleanup : Copy the temporary member's dir into the data dir"})
 	if st := cleanupState(t, l); st["status"] != "rebuilding" {
 		t.Fatalf("state after the first kill: %v", st)
 	}
@@ -39,7 +39,7 @@ func TestCleanupOnEtcd32KilledTwiceThenResumed(t *testing.T) {
 	step("killed in %s with every member dir aside", killed.Duration.Round(time.Second))
 
 	// Killed while the second member joins: added (a voter on 3.2), not started.
-	killed = killedRun(t, l, "cleanup_failed_migration.yml", lab.Kill{Task: "etcdops.etcd.etcd_member_join : Write the ETCD_INITIAL_CLUSTER* settings etcd_member returned into etcd.conf"})
+	killed = killedRun(t, l, "cleanup_failed_migration.yml", nil, lab.Kill{Task: "etcdops.etcd.etcd_member_join : Write the ETCD_INITIAL_CLUSTER* settings etcd_member returned into etcd.conf"})
 	if st := cleanupState(t, l); st["status"] != "rebuilding" {
 		t.Fatalf("state after the second kill: %v", st)
 	}
@@ -62,11 +62,11 @@ func TestCleanupOnEtcd32KilledTwiceThenResumed(t *testing.T) {
 	checkV3Equals(ctx, t, l, want)
 }
 
-// killedRun runs playbooks/NAME until ansible-playbook is killed at k; a run that ends otherwise
-// fails the test.
-func killedRun(t *testing.T, l *lab.Lab, name string, k lab.Kill) *lab.Result {
+// killedRun runs playbooks/NAME (with the extra vars) until ansible-playbook is killed at k; a run
+// that ends otherwise fails the test.
+func killedRun(t *testing.T, l *lab.Lab, name string, extra map[string]any, k lab.Kill) *lab.Result {
 	t.Helper()
-	res := runPlaybook(t, l, name, lab.Run{KillAt: k})
+	res := runPlaybook(t, l, name, lab.Run{ExtraVars: extra, KillAt: k})
 	if !res.Killed {
 		t.Fatalf("%s was not killed at %q: %v\n%s", name, k.Task, res.Err, res.Failures())
 	}

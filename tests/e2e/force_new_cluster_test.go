@@ -56,7 +56,7 @@ func TestForceNewCluster(t *testing.T) {
 		}
 		step("refused %v: %s", extra, failureMsg(res))
 	}
-	refuse(nil, "quorum holds")
+	refuse(nil, "quorum holds (leader ")
 	refuse(map[string]any{"etcd_force_new_cluster_member": "nosuch"}, "etcd_force_new_cluster_member=nosuch")
 	if after := memberIDs(ctx, t, cli); after != membersBefore {
 		t.Errorf("the refused runs changed the members: before %s, after %s", membersBefore, after)
@@ -79,7 +79,7 @@ func TestForceNewCluster(t *testing.T) {
 	}
 
 	// 3. Killed as the survivor is about to be forced: every member dir backed up, etcd stopped everywhere.
-	killed := killedRun(t, l, "force_new_cluster.yml", lab.Kill{Task: "etcdops.etcd.etcd_first_member : Start it once with force-new-cluster (runtime drop-in, always removed), then normally"})
+	killed := killedRun(t, l, "force_new_cluster.yml", nil, lab.Kill{Task: "etcdops.etcd.etcd_first_member : Start it once with force-new-cluster (runtime drop-in, always removed), then normally"})
 	st := readState(t, l, "force-new-cluster-state.json")
 	if st["status"] != "forcing" || st["member"] != etcd1.Name {
 		t.Fatalf("state after the kill: %v", st)

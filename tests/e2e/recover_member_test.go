@@ -16,8 +16,9 @@ import (
 
 // recover_member.yml on one lab boot (each boot costs CI minutes): bad input and two failing members
 // are refused with nothing changed; a member with corrupt data, crash-looping, comes back as a
-// healthy voter holding every key, its old member dir kept under a timestamped name, and a second run
-// changes nothing; a member removed from the membership by hand while it runs is re-added.
+// healthy voter holding every key, its old member dir kept under a timestamped name, although the
+// control node died twice on the way (member removed and aside; added back as a learner), and another
+// run changes nothing; a member removed from the membership by hand while it runs is re-added.
 func TestRecoverMember(t *testing.T) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3})
@@ -26,16 +27,7 @@ func TestRecoverMember(t *testing.T) {
 	etcd1, etcd2, etcd3 := l.Members()[0], l.Members()[1], l.Members()[2]
 	cli := l.V3Client(t, etcd1) // etcd1 stays a member throughout
 	keys := map[string]string{}
-	put := func(n int, tag string) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			k, v := fmt.Sprintf("/recover/%s/%03d", tag, i), fmt.Sprintf("%s-%d-%s", tag, i, strings.Repeat("x", i))
-			if _, err := cli.Put(ctx, k, v); err != nil {
-				t.Fatal(err)
-			}
-			keys[k] = v
-		}
-	}
+	put := func(n int, tag string) { t.Helper(); putRecoverKeys(ctx, t, cli, keys, n, tag) }
 	put(200, "before")
 	recoverRun := func(host string) *lab.Result {
 		t.Helper()
@@ -81,12 +73,35 @@ func TestRecoverMember(t *testing.T) {
 	}
 	step("2. two failing members refused, nothing changed: %s", msg)
 
-	// 3. etcd3 crash-loops on its corrupt data (etcd2 is back): recovered, every key on it, the old
-	// member dir kept; writes go on meanwhile.
+	// 3. etcd3 crash-loops on its corrupt data (etcd2 is back); writes go on meanwhile. The control node
+	// dies twice: once etcd3 is out of the membership with its member dir aside, and once it is back as a
+	// learner, not yet started; the third run resumes and recovers it: every key on it, the old member
+	// dir kept.
 	put(100, "during")
 	_, _ = l.Exec(etcd3, "systemctl", "start", "etcd") // fails: the data is corrupt; Restart=on-failure loops
+	vars := map[string]any{"etcd_recover_member": etcd3.Name}
+	killed := killedRun(t, l, "recover_member.yml", vars, lab.Kill{Task: "etcdops.etcd.etcd_recover_member : Record the recovery's phase (joining)"})
+	if st := readState(t, l, "recover-member-state.json"); st["status"] != "removing" || st["member"] != etcd3.Name {
+		t.Fatalf("state after the first kill: %v", st)
+	}
+	if ids := memberIDs(ctx, t, cli); strings.Contains(ids, etcd3.Name) || strings.Count(ids, "=") != 2 {
+		t.Fatalf("members after the first kill: %s (want etcd3 removed)", ids)
+	}
+	if out, err := l.Exec(etcd3, "sh", "-c", "test ! -e /var/lib/etcd/member && ls -d /var/lib/etcd/member.pre-recover-2*Z"); err != nil ||
+		l.UnitActive(etcd3, "etcd") {
+		t.Fatalf("etcd3 after the first kill: member dir aside %q %v, etcd active %v", out, err, l.UnitActive(etcd3, "etcd"))
+	}
+	step("3a. killed in %s with etcd3 removed and its member dir aside (phase removing)", killed.Duration.Round(time.Second))
+	killed = killedRun(t, l, "recover_member.yml", vars, lab.Kill{Task: "etcdops.etcd.etcd_member_join : Write the ETCD_INITIAL_CLUSTER* settings etcd_member returned into etcd.conf"})
+	if st := readState(t, l, "recover-member-state.json"); st["status"] != "joining" {
+		t.Fatalf("state after the second kill: %v", st)
+	}
+	if ids := memberIDs(ctx, t, cli); strings.Count(ids, " learner") != 1 || strings.Count(ids, "=") != 3 {
+		t.Fatalf("members after the second kill: %s (want etcd3 added back as a learner)", ids)
+	}
+	step("3b. killed again in %s with etcd3 a learner, not started (phase joining)", killed.Duration.Round(time.Second))
 	res := recoverRun(etcd3.Name)
-	mustSucceed(t, res)
+	mustResume(t, res, "etcd_recover_member")
 	checkRecovered(ctx, t, l, keys)
 	out, err := l.Exec(etcd3, "sh", "-c", "ls -d /var/lib/etcd/member.pre-recover-2*Z && ls /var/lib/etcd/member.pre-recover-2*Z/snap/db")
 	if err != nil {
@@ -95,14 +110,14 @@ func TestRecoverMember(t *testing.T) {
 	if st := readState(t, l, "recover-member-state.json"); st != nil {
 		t.Errorf("the state file was not set aside after the recovery: %v", st)
 	}
-	step("3. corrupt etcd3 recovered in %s (%s): %s", res.Duration.Round(time.Second), strings.Fields(string(out))[0], summary(t, res))
+	step("3c. corrupt etcd3 recovered by the third run in %s (%s): %s", res.Duration.Round(time.Second), strings.Fields(string(out))[0], summary(t, res))
 
 	again := recoverRun(etcd3.Name)
 	mustSucceed(t, again)
 	if n, s := changedTasks(again), summary(t, again); n != 0 || !strings.Contains(s, "nothing changed") {
 		t.Errorf("second run: %d changed tasks, summary %q", n, s)
 	}
-	step("3b. second run in %s: %s", again.Duration.Round(time.Second), summary(t, again))
+	step("3d. another run in %s: %s", again.Duration.Round(time.Second), summary(t, again))
 
 	// 4. etcd2 removed from the membership by hand while it runs: re-added.
 	removeMemberByHand(ctx, t, cli, etcd2.Name)
@@ -111,6 +126,18 @@ func TestRecoverMember(t *testing.T) {
 	mustSucceed(t, res)
 	checkRecovered(ctx, t, l, keys)
 	step("4. removed etcd2 re-added in %s: %s", res.Duration.Round(time.Second), summary(t, res))
+}
+
+// putRecoverKeys writes n keys /recover/TAG/NNN (values of growing length) and records them in keys.
+func putRecoverKeys(ctx context.Context, t *testing.T, cli *clientv3.Client, keys map[string]string, n int, tag string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		k, v := fmt.Sprintf("/recover/%s/%03d", tag, i), fmt.Sprintf("%s-%d-%s", tag, i, strings.Repeat("x", i))
+		if _, err := cli.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+		keys[k] = v
+	}
 }
 
 // removeMemberByHand removes the member named name as an operator would with etcdctl member remove.
@@ -195,11 +222,17 @@ func memberIDs(ctx context.Context, t *testing.T, cli *clientv3.Client) string {
 	return strings.Join(ids, ",")
 }
 
-// dataDirs lists every host's /var/lib/etcd entries (a member dir moved aside shows).
+// dataDirs lists every member host's /var/lib/etcd entries (a member dir moved aside shows).
 func dataDirs(t *testing.T, l *lab.Lab) string {
 	t.Helper()
+	return hostDirs(t, l.Members())
+}
+
+// hostDirs lists the given hosts' /var/lib/etcd entries.
+func hostDirs(t *testing.T, hosts []*lab.Host) string {
+	t.Helper()
 	var out []string
-	for _, h := range l.Members() {
+	for _, h := range hosts {
 		entries, err := os.ReadDir(filepath.Join(h.Root(), "var/lib/etcd"))
 		if err != nil {
 			t.Fatal(err)

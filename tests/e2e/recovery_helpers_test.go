@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,15 @@ import (
 	"github.com/etcdops/etcd/lab"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// soak skips a long test (a version variant, a long interruption scenario) unless `make soak` runs it
+// (ETCDOPS_SOAK=1): make test stays within its time budget.
+func soak(t *testing.T) {
+	t.Helper()
+	if os.Getenv("ETCDOPS_SOAK") == "" {
+		t.Skip("a soak test: make soak runs it")
+	}
+}
 
 // breakEtcdUnit makes etcd's unit on h unable to start (a drop-in with ExecStart=/bin/false) and returns the repair.
 func breakEtcdUnit(t *testing.T, l *lab.Lab, h *lab.Host) (repair func()) {

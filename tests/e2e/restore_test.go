@@ -103,7 +103,7 @@ func TestRestoreRefusals(t *testing.T) {
 		walDir bool
 		want   string
 	}{
-		{nil, false, "quorum holds"},
+		{nil, false, "quorum holds (leader "},
 		{map[string]any{"etcd_restore_force": true}, false, "force_new_cluster.yml"},
 		{map[string]any{"etcd_restore_force": true}, true, "ETCD_WAL_DIR=/var/lib/etcd-wal"},
 	} {

@@ -15,12 +15,15 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// scale_cluster.yml on one lab boot: 3 etcd 3.4 members and 2 fresh hosts (group spare). Group etcd
-// of 4 hosts is refused (even size) with nothing changed; 3 → 5 (both spares join) and 5 → 3 (etcd1,
-// the leader, and etcd2 leave) while a writer outside Ansible writes through all five endpoints: no
-// write fails, none is lost, every key written before is intact; the members are exactly group etcd,
-// voting; the removed hosts' etcd stopped and disabled, their member dirs moved aside. A re-run
-// changes nothing.
+// scale_cluster.yml on one lab boot: 3 etcd 3.4 members and 2 fresh hosts (group spare). Refused with
+// nothing changed (members, every host's data dir, no etcd.conf on the spares, no state file): group etcd
+// of 4 hosts (even size); a joining host that holds a member dir; a cluster without quorum (two members
+// stopped). Then, while a writer outside Ansible writes through all five endpoints: 3 → 4 with
+// etcd_allow_unsafe_size=true, killed right after spare1 was added as a learner (not started) and re-run
+// to the end; 4 → 5; 5 → 3 (etcd1, the leader, and etcd2 leave), killed right after etcd1's removal and
+// re-run to the end. No write fails, none is lost, every key written before is intact; the members are
+// exactly group etcd, voting; the removed hosts' etcd stopped and disabled, their member dirs moved
+// aside. A re-run changes nothing.
 func TestScaleCluster(t *testing.T) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}})
@@ -29,6 +32,7 @@ func TestScaleCluster(t *testing.T) {
 	old := l.Members()
 	spare := freshHosts(l)
 	all := append(append([]*lab.Host{}, old...), spare...)
+	four := append(append([]*lab.Host{}, old...), spare[0])
 	cli := l.V3Client(t, old...)
 	before := map[string]string{}
 	for i := 0; i < 100; i++ {
@@ -38,50 +42,109 @@ func TestScaleCluster(t *testing.T) {
 		}
 		before[k] = v
 	}
-	membersBefore := memberIDs(ctx, t, cli)
-	step("lab up, 100 keys written; members %s", membersBefore)
+	step("lab up, 100 keys written; members %s", memberIDs(ctx, t, cli))
 
-	// 1. Group etcd of four hosts: refused naming etcd_allow_unsafe_size; nothing changed.
-	refused := scale(t, l, append(append([]*lab.Host{}, old...), spare[0]))
-	if msg := failureMsg(refused); refused.Err == nil || !strings.Contains(msg, "etcd_allow_unsafe_size") {
-		t.Fatalf("want a refusal naming etcd_allow_unsafe_size: err %v, message %q", refused.Err, msg)
+	// 1. Refusals, each before anything changes.
+	shape := func() string { return memberIDs(ctx, t, cli) + " | " + hostDirs(t, all) }
+	refused := func(what, want, shapeBefore string, res *lab.Result) {
+		t.Helper()
+		if msg := failureMsg(res); res.Err == nil || !strings.Contains(msg, want) {
+			t.Fatalf("%s: want a refusal saying %q: err %v, message %q", what, want, res.Err, msg)
+		}
+		if n := changedTasks(res); n != 0 {
+			t.Errorf("%s: the refused run changed %d tasks", what, n)
+		}
+		if after := shape(); after != shapeBefore {
+			t.Errorf("%s: the refused run changed members or data dirs:\nbefore %s\nafter  %s", what, shapeBefore, after)
+		}
+		for _, h := range spare {
+			if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s: the refused run wrote %s's etcd.conf (%v)", what, h.Name, err)
+			}
+		}
+		if st := readStateOn(t, old[0], "scale-cluster-state.json"); st != nil {
+			t.Errorf("%s: the refused run wrote a state file: %v", what, st)
+		}
+		step("1. %s refused, nothing changed: %s", what, failureMsg(res))
 	}
-	if n := changedTasks(refused); n != 0 {
-		t.Errorf("the refused run changed %d tasks", n)
-	}
-	if after := memberIDs(ctx, t, cli); after != membersBefore {
-		t.Errorf("the refused run changed the members: %s", after)
-	}
-	if _, err := os.Stat(filepath.Join(spare[0].Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the refused run wrote %s's etcd.conf (%v)", spare[0].Name, err)
-	}
-	if st := readStateOn(t, old[0], "scale-cluster-state.json"); st != nil {
-		t.Errorf("the refused run wrote a state file: %v", st)
-	}
-	step("1. group etcd of 4 refused, nothing changed: %s", failureMsg(refused))
+	unchanged := shape()
+	refused("group etcd of 4", "etcd_allow_unsafe_size", unchanged, scale(t, l, four))
 
-	// 2. 3 → 5, then (etcd1 made the leader, outside the measured windows) 5 → 3 without etcd1 and
-	// etcd2, each with a writer through all five endpoints.
+	foreign := filepath.Join(spare[1].Root(), "var/lib/etcd/member")
+	if err := os.MkdirAll(filepath.Join(foreign, "snap"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	refused("a joining host with a member dir", spare[1].Name+" has no /etc/etcd/etcd.conf, so it is about to join, but it has a member dir",
+		shape(), scale(t, l, all))
+	if err := os.RemoveAll(foreign); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, h := range old[1:] {
+		if out, err := l.Exec(h, "systemctl", "stop", "etcd"); err != nil {
+			t.Fatalf("%s: %s %v", h.Name, out, err)
+		}
+	}
+	noQuorum := scale(t, l, all)
+	for _, h := range old[1:] {
+		if out, err := l.Exec(h, "systemctl", "start", "etcd"); err != nil {
+			t.Fatalf("%s: %s %v", h.Name, out, err)
+		}
+	}
+	if err := l.WaitHealthy(); err != nil {
+		t.Fatal(err)
+	}
+	refused("two of three members stopped", "The cluster has no quorum (", unchanged, noQuorum)
+
+	// 2. 3 → 4 (allowed by etcd_allow_unsafe_size) killed after the learner was added, re-run; then 4 → 5;
+	// one writer through all five endpoints across the three runs.
+	unsafe := map[string]any{"etcd_allow_unsafe_size": true}
 	w := startWriter(t, l, all)
 	start := time.Now()
-	res := scale(t, l, all)
+	killed := scaleRun(t, l, four, lab.Run{ExtraVars: unsafe, KillAt: lab.Kill{
+		Task: "etcdops.etcd.etcd_member_join : Write the ETCD_INITIAL_CLUSTER* settings etcd_member returned into etcd.conf"}})
+	if !killed.Killed {
+		t.Fatalf("the run was not killed after the learner was added: %v\n%s", killed.Err, killed.Failures())
+	}
+	ids := memberIDs(ctx, t, cli)
+	if st := readStateOn(t, old[0], "scale-cluster-state.json"); st["status"] != "scaling" || strings.Count(ids, " learner") != 1 {
+		t.Fatalf("after the kill: state %v, members %s (want one learner, not started)", st, ids)
+	}
+	step("2a. killed after %s was added as a learner (%s): members %s", spare[0].Name, time.Since(start).Round(time.Second), ids)
+	res := scaleRun(t, l, four, lab.Run{ExtraVars: unsafe})
+	mustSucceed(t, res)
+	checkMembers(ctx, t, l, cli, four)
+	step("2b. re-run: 4 members (even size allowed) in %s total: %s", time.Since(start).Round(time.Second), memberIDs(ctx, t, cli))
+	res = scale(t, l, all)
 	grown := time.Since(start)
 	grow := w.stop()
 	mustSucceed(t, res)
 	checkMembers(ctx, t, l, cli, all)
-	step("2a. grown to 5 in %s: %s; writer: %d writes acknowledged, %d failed, longest write %s", grown.Round(time.Second),
+	step("2c. grown to 5 in %s since 2a: %s; writer: %d writes acknowledged, %d failed, longest write %s", grown.Round(time.Second),
 		memberIDs(ctx, t, cli), len(grow.acked), len(grow.failed), grow.longest)
 
+	// 3. (etcd1 made the leader, outside the measured window) 5 → 3 without etcd1 and etcd2, killed right
+	// after etcd1's removal (its member dir aside), re-run; a writer through all five endpoints.
 	kept := []*lab.Host{old[2], spare[0], spare[1]}
 	keptCli := l.V3Client(t, kept...)
 	moveLeader(ctx, t, l, all, old[0])
 	w = startWriter(t, l, all)
 	start = time.Now()
-	res = scale(t, l, kept)
+	killed = scaleRun(t, l, kept, lab.Run{KillAt: lab.Kill{
+		Task: "etcdops.etcd.etcd_replace_nodes : Wait until every member is healthy and converged"}})
+	if !killed.Killed {
+		t.Fatalf("the run was not killed after the first removal: %v\n%s", killed.Err, killed.Failures())
+	}
+	ids = memberIDs(ctx, t, keptCli)
+	if strings.Contains(ids, old[0].Name+"=") || !strings.Contains(ids, old[1].Name+"=") {
+		t.Fatalf("after the kill: members %s, want %s removed and %s still listed", ids, old[0].Name, old[1].Name)
+	}
+	step("3a. killed after %s's removal (%s): members %s", old[0].Name, time.Since(start).Round(time.Second), ids)
+	res = scaleRun(t, l, kept, lab.Run{})
 	shrunk := time.Since(start)
 	shrink := w.stop()
 	mustSucceed(t, res)
-	step("2b. shrunk to 3 in %s; writer: %d writes acknowledged, %d failed, longest write %s",
+	step("3b. shrunk to 3 in %s since 3a; writer: %d writes acknowledged, %d failed, longest write %s",
 		shrunk.Round(time.Second), len(shrink.acked), len(shrink.failed), shrink.longest)
 	for _, wr := range []*writer{grow, shrink} {
 		if len(wr.failed) > 0 {
@@ -110,18 +173,24 @@ func TestScaleCluster(t *testing.T) {
 	}
 	step("every key intact, members %s", memberIDs(ctx, t, keptCli))
 
-	// 3. Again: the members are group etcd, all voting: nothing changes.
+	// 4. Again: the members are group etcd, all voting: nothing changes.
 	again := scale(t, l, kept)
 	mustSucceed(t, again)
 	if n := changedTasks(again); n != 0 || !strings.Contains(summary(t, again), "nothing changed") {
 		t.Errorf("second run: %d changed tasks, summary %q", n, summary(t, again))
 	}
-	step("3. second run: nothing changed (%s)", summary(t, again))
+	step("4. second run: nothing changed (%s)", summary(t, again))
 }
 
 // scale runs scale_cluster.yml with group etcd made of the given hosts; every lab host stays in the
 // inventory (group lab).
 func scale(t *testing.T, l *lab.Lab, etcd []*lab.Host) *lab.Result {
+	t.Helper()
+	return scaleRun(t, l, etcd, lab.Run{})
+}
+
+// scaleRun is scale with extra vars or a kill point.
+func scaleRun(t *testing.T, l *lab.Lab, etcd []*lab.Host, run lab.Run) *lab.Result {
 	t.Helper()
 	b, err := os.ReadFile(l.Inventory)
 	if err != nil {
@@ -146,7 +215,8 @@ func scale(t *testing.T, l *lab.Lab, etcd []*lab.Host) *lab.Result {
 	if err := os.WriteFile(inv, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return runPlaybook(t, l, "scale_cluster.yml", lab.Run{Inventory: inv})
+	run.Inventory = inv
+	return runPlaybook(t, l, "scale_cluster.yml", run)
 }
 
 func hostLines(hosts []*lab.Host) []string {

@@ -109,6 +109,9 @@ func TestClusterInfoModule(t *testing.T) {
 		if !res.AllHealthy || len(res.EndpointStatus) != 3 || !ids[res.Leader] || res.LeaderName == "" {
 			t.Fatalf("health %v leader %s (%s) statuses %+v", res.AllHealthy, res.Leader, res.LeaderName, res.EndpointStatus)
 		}
+		if !res.Quorum || !strings.HasPrefix(res.QuorumReason, "leader "+res.LeaderName+" ("+res.Leader+")") {
+			t.Errorf("quorum %v: %s", res.Quorum, res.QuorumReason)
+		}
 		idByURL := map[string]string{}
 		for _, m := range list.Members {
 			idByURL[m.ClientURLs[0]] = clusterinfo.HexID(m.ID)
@@ -207,8 +210,22 @@ func TestClusterInfoModule(t *testing.T) {
 		if st.Reachable || st.Healthy || !strings.Contains(st.Error, "nothing listens there") {
 			t.Errorf("stopped member status %+v", st)
 		}
-		if !res.EndpointStatus[0].Healthy || !res.EndpointStatus[2].Healthy {
-			t.Errorf("running members %+v", res.EndpointStatus)
+		if !res.EndpointStatus[0].Healthy || !res.EndpointStatus[2].Healthy || !res.Quorum {
+			t.Errorf("running members %+v, quorum %v (%s)", res.EndpointStatus, res.Quorum, res.QuorumReason)
+		}
+	})
+	t.Run("two stopped: no quorum, reported with its reason, not fatal", func(t *testing.T) {
+		c.Stop(c.Members[2])
+		res, raw := runClusterInfo(t, withArgs(c.Args(), map[string]any{"dial_timeout": 1, "command_timeout": 2}), ansibletest.Opts{})
+		t.Logf("quorum_reason: %s; warnings: %v", res.QuorumReason, raw["warnings"])
+		if res.Failed || res.Quorum || res.QuorumReason == "" || len(res.Members) != 3 || res.EndpointStatus[0].Healthy {
+			t.Fatalf("failed=%v msg=%s quorum=%v (%s) info=%+v", res.Failed, res.Msg, res.Quorum, res.QuorumReason, res.Info)
+		}
+		// No endpoint at all: the task fails and still says quorum false.
+		res, raw = runClusterInfo(t, withArgs(c.Args(), map[string]any{"dial_timeout": 1, "endpoints": c.Members[2].ClientURL}),
+			ansibletest.Opts{})
+		if !res.Failed || res.Quorum || res.QuorumReason != "no endpoint answered" || len(res.EndpointStatus) != 1 {
+			t.Errorf("no endpoint answers: %v", raw)
 		}
 	})
 }

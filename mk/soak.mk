@@ -1,0 +1,8 @@
+# Long end-to-end tests kept out of `make test` (60 minutes on 2 cores): version variants and long
+# interruption scenarios, tests/e2e/*_test.go named TestSoak*, which skip unless ETCDOPS_SOAK=1.
+#   make soak [SOAK_RUN='TestSoakRecoveryVersions/3.6']
+SOAK_RUN ?= ^TestSoak
+
+.PHONY: soak
+soak: deps install labctl etcd36 etcd-old
+	ETCDOPS_SOAK=1 $(GO) test -count=1 -v -run '$(SOAK_RUN)' -timeout 120m ./tests/e2e/
