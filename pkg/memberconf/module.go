@@ -19,6 +19,7 @@ type Params struct {
 	Settings map[string]any `arg:"settings"`
 	Command  string         `arg:"command"`
 	Backup   bool           `arg:"backup" default:"true"`
+	Reload   bool           `arg:"daemon_reload" default:"true"`
 
 	changes []Change
 }
@@ -31,7 +32,8 @@ type Result struct {
 	Env     map[string]string `json:"env"`
 	Command string            `json:"command,omitempty"`
 	Backup  string            `json:"backup_file,omitempty"`
-	// Reload is true when a drop-in changed: systemd must reload before the unit next starts.
+	// Reload is true when a drop-in changed: systemd must reload (the module does, unless told not to)
+	// before the unit next starts.
 	Reload bool `json:"daemon_reload"`
 }
 
@@ -125,7 +127,7 @@ func Run(ctx context.Context, t *module.Task, p Params, reload func(context.Cont
 			if res.Backup, err = WriteFile(p.Path, data, p.Backup && !missing, now); err != nil {
 				return nil, err
 			}
-			if res.Reload {
+			if res.Reload && p.Reload {
 				if err := reload(ctx); err != nil {
 					return res, fmt.Errorf("%s written, but systemd did not reload (run systemctl daemon-reload): %w", p.Path, err)
 				}
