@@ -48,7 +48,7 @@ func TestReadSeedDropIn(t *testing.T) {
 func TestApplyDropIn(t *testing.T) {
 	changes, err := Sorted(map[string]*string{"ETCD_INITIAL_CLUSTER_STATE": str("existing"),
 		"ETCD_INITIAL_CLUSTER": str("demo-etcd-1=http://10.240.0.1:2380,demo-etcd-2=http://10.240.0.2:2380"),
-		"ETCD_DEBUG": str("true")})
+		"ETCD_DEBUG":           str("true")})
 	if err != nil {
 		t.Fatal(err)
 	}
