@@ -134,3 +134,71 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
+
+// Issue 17 item 2: etcd in a container (openshift-ansible's etcd_container unit, `docker run
+// --env-file=/etc/etcd/etcd.conf`) never sees a runtime drop-in's environment, so force_new_cluster.yml
+// would time out after the other members' data was moved aside. On the shared lab, etcd1's unit is
+// given that ExecStart (etcd keeps running) and the other two are stopped (quorum lost, the case the
+// playbook is for): the run is refused in preflight naming the unit's docker command, nothing changed.
+func TestForceNewClusterRefusesContainerizedEtcd(t *testing.T) {
+	l := shared
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	m := l.Members()
+	cli := l.V3Client(t, m[0])
+	membersBefore := memberIDs(ctx, t, cli)
+	const unit = "/etc/systemd/system/etcd.service.d/zz-test-container.conf"
+	docker := "/usr/bin/docker run --name etcd_container --rm -v /var/lib/etcd:/var/lib/etcd:z -v /etc/etcd:/etc/etcd:ro " +
+		"--env-file=/etc/etcd/etcd.conf --net=host --entrypoint=/usr/bin/etcd registry.access.redhat.com/rhel7/etcd"
+	if out, err := l.Exec(m[0], "sh", "-c", fmt.Sprintf("mkdir -p %s && printf '[Service]\\nExecStart=\\nExecStart=%s\\n' > %s && systemctl daemon-reload",
+		filepath.Dir(unit), docker, unit)); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		l.Exec(m[0], "sh", "-c", "rm -f "+unit+" && systemctl daemon-reload")
+		for _, h := range m[1:] {
+			l.Exec(h, "systemctl", "start", "etcd")
+		}
+		if err := l.WaitHealthy(); err != nil {
+			t.Errorf("the shared lab did not come back: %v", err)
+		}
+	})
+	for _, h := range m[1:] {
+		if out, err := l.Exec(h, "systemctl", "stop", "etcd"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	dirsBefore := dataDirs(t, l)
+	res := playbook(t, l, "force_new_cluster.yml", nil)
+	msg := failureMsg(res)
+	if res.Err == nil || !strings.Contains(msg, "runs etcd in a container") || !strings.Contains(msg, "docker run") ||
+		!strings.Contains(msg, m[0].Name) {
+		t.Fatalf("want a refusal naming %s's docker run: err %v, message %q", m[0].Name, res.Err, msg)
+	}
+	if n := changedTasks(res); n != 0 {
+		t.Errorf("the refused run changed %d tasks", n)
+	}
+	if after := dataDirs(t, l); after != dirsBefore {
+		t.Errorf("the refused run changed the data dirs:\nbefore %s\nafter  %s", dirsBefore, after)
+	}
+	for _, h := range m {
+		if st := readStateOn(t, h, "force-new-cluster-state.json"); st != nil {
+			t.Errorf("the refused run wrote a state file on %s: %v", h.Name, st)
+		}
+	}
+	if !l.UnitActive(m[0], "etcd") {
+		t.Error("the refused run stopped etcd on the survivor")
+	}
+	for _, h := range m[1:] {
+		if out, err := l.Exec(h, "systemctl", "start", "etcd"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	if err := l.WaitHealthy(); err != nil {
+		t.Fatal(err)
+	}
+	if after := memberIDs(ctx, t, cli); after != membersBefore {
+		t.Errorf("the refused run changed the members: before %s, after %s", membersBefore, after)
+	}
+	t.Logf("refused: %s", msg)
+}
