@@ -160,7 +160,11 @@ func (l *Lab) configure(h *Host, ca *pki.CA, authorized []byte) error {
 		}
 	}
 	if h.Member {
-		if err := writeFile(filepath.Join(root, "etc/etcd/etcd.conf"), []byte(l.etcdConf(h)), 0o644, -1); err != nil {
+		path, conf := "etc/etcd/etcd.conf", l.etcdConf(h)
+		if l.Spec.Flavour == FlavourDropIn {
+			path, conf = strings.TrimPrefix(DropInFile, "/"), etcdDropIn(l.etcdBin(), conf)
+		}
+		if err := writeFile(filepath.Join(root, path), []byte(conf), 0o644, -1); err != nil {
 			return err
 		}
 		if err := enable(root, "etcd.service", "/etc/systemd/system/etcd.service"); err != nil {
@@ -236,6 +240,28 @@ ETCD_PEER_CLIENT_CERT_AUTH=true
 ETCD_PEER_CERT_FILE=/etc/etcd/peer.crt
 ETCD_PEER_KEY_FILE=/etc/etcd/peer.key
 `, h.Name, h.PeerURL(), h.ClientURL(), strings.Join(ic, ","), l.Token, strings.TrimSuffix(v2, "\n"))
+}
+
+// Configuration flavours (Spec.Flavour) and where the drop-in flavour keeps the flags.
+const (
+	FlavourEnvFile = "env_file"
+	FlavourDropIn  = "dropin"
+	DropInFile     = "/etc/systemd/system/etcd.service.d/20-clct-etcd-member.conf"
+)
+
+// etcdDropIn is etcd.conf's settings as the flags of a drop-in's ExecStart, laid out as CoreOS's
+// Container Linux Config writes 20-clct-etcd-member.conf (seed 004): quoted values, one per line.
+func etcdDropIn(bin, envConf string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[Service]\nExecStart=\nExecStart=%s", bin)
+	for _, line := range strings.Split(envConf, "\n") {
+		name, value, ok := strings.Cut(line, "=")
+		if !ok || !strings.HasPrefix(name, "ETCD_") {
+			continue
+		}
+		fmt.Fprintf(&b, " \\\n  --%s=%q", strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "ETCD_")), "_", "-"), value)
+	}
+	return b.String() + "\n"
 }
 
 // etcdUnit runs etcd with everything from etcd.conf: etcd 3.4 exits when an ETCD_* variable

@@ -1,9 +1,12 @@
 package lab
 
 import (
+	"maps"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/etcdops/etcd/pkg/memberconf"
 )
 
 // The files a host gets, without booting anything: etcd.conf in the OpenShift 3.x layout, a unit that
@@ -51,5 +54,34 @@ func TestHostConfigAndInventory(t *testing.T) {
 		if !strings.Contains(string(inv), want) {
 			t.Errorf("inventory lacks %q:\n%s", want, inv)
 		}
+	}
+}
+
+// The drop-in flavour's host: etcd.conf's settings as ExecStart flags, read back by the collection's
+// own reader as the same ETCD_* settings; the inventory names the flavour.
+func TestDropInFlavour(t *testing.T) {
+	spec := Spec{Hosts: 3, Flavour: FlavourDropIn}
+	if err := spec.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{Spec: spec, Dir: t.TempDir(), Net: 42, Token: "tok", SSHKey: "/k", CACert: "/ca", ClientCert: "/c", ClientKey: "/ck"}
+	l.plan()
+	conf := l.etcdConf(l.Host("etcd2"))
+	dropIn := etcdDropIn("/usr/bin/etcd", conf)
+	if !strings.HasPrefix(dropIn, "[Service]\nExecStart=\nExecStart=/usr/bin/etcd \\\n  --name=\"etcd2\" \\\n") {
+		t.Errorf("drop-in:\n%s", dropIn)
+	}
+	env, cmd, err := memberconf.ReadDropIn([]byte(dropIn))
+	if err != nil || cmd != "/usr/bin/etcd" || !maps.Equal(env, memberconf.ParseEnv([]byte(conf))) {
+		t.Errorf("drop-in reads as %v, command %q (%v); want etcd.conf's %v", env, cmd, err, memberconf.ParseEnv([]byte(conf)))
+	}
+	if err := l.writeInventory(); err != nil {
+		t.Fatal(err)
+	}
+	if inv, _ := os.ReadFile(l.Inventory); !strings.Contains(string(inv), "etcd_config_flavour=dropin\netcd_dropin_file="+DropInFile+"\n") {
+		t.Errorf("inventory does not name the flavour:\n%s", inv)
+	}
+	if bad := (Spec{Flavour: "yaml"}); bad.defaults() == nil {
+		t.Error("flavour yaml accepted")
 	}
 }

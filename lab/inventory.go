@@ -43,6 +43,8 @@ ansible_python_interpreter=/usr/bin/python3
 etcd_version=%s
 etcd_service=etcd
 etcd_conf_file=/etc/etcd/etcd.conf
+etcd_config_flavour=%s
+etcd_dropin_file=%s
 etcd_data_dir=/var/lib/etcd
 etcd_client_port=2379
 etcd_peer_port=2380
@@ -60,7 +62,7 @@ openshift_master_config=/etc/origin/master/master-config.yaml
 etcd_controller_ca_cert=%s
 etcd_controller_client_cert=%s
 etcd_controller_client_key=%s
-`, l.SSHKey, l.Spec.Etcd, services, l.CACert, l.ClientCert, l.ClientKey)
+`, l.SSHKey, l.Spec.Etcd, l.Spec.Flavour, DropInFile, services, l.CACert, l.ClientCert, l.ClientKey)
 	l.Inventory = filepath.Join(l.Dir, "inventory.ini")
 	return os.WriteFile(l.Inventory, []byte(b.String()), 0o644)
 }

@@ -38,6 +38,9 @@ type Spec struct {
 	// SnapshotCount is ETCD_SNAPSHOT_COUNT in etcd.conf (0: etcd's default, 100000 on 3.4), so that a
 	// seeded store lies mostly in v2 snapshots, as on a long-lived member.
 	SnapshotCount int
+	// Flavour is where each member's configuration lives: FlavourEnvFile (default, /etc/etcd/etcd.conf)
+	// or FlavourDropIn (CoreOS style: DropInFile whose ExecStart passes the flags, no etcd.conf).
+	Flavour string
 	// Persistent labs (the CLI's) outlive the process that made them; others are leftovers once
 	// their owner process is gone.
 	Persistent bool
@@ -96,6 +99,12 @@ func (s *Spec) defaults() error {
 	}
 	if s.Cache == "" {
 		s.Cache = DefaultCache
+	}
+	if s.Flavour == "" {
+		s.Flavour = FlavourEnvFile
+	}
+	if s.Flavour != FlavourEnvFile && s.Flavour != FlavourDropIn {
+		return fmt.Errorf("flavour: %q is not a configuration flavour; use %s or %s", s.Flavour, FlavourEnvFile, FlavourDropIn)
 	}
 	if s.Root == "" {
 		s.Root = DefaultRoot

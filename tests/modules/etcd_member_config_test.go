@@ -1,0 +1,86 @@
+package modules
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+)
+
+// Through real Ansible: etcd.conf gets the join's settings as lineinfile wrote them (check mode
+// first, nothing written; then for real, with a backup; then again, not changed); a CoreOS drop-in is
+// read as ETCD_* settings and written as flags; a drop-in is created from a command; bad input names
+// the option and writes nothing.
+func TestMemberConfigModule(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "etcd.conf")
+	orig := "# OpenShift\nETCD_NAME=etcd3\nETCD_INITIAL_CLUSTER=etcd3=https://10.0.0.3:2380\nETCD_DATA_DIR=/var/lib/etcd/"
+	if err := os.WriteFile(conf, []byte(orig), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	join := map[string]any{"path": conf, "state": "present", "settings": map[string]any{
+		"ETCD_INITIAL_CLUSTER": "etcd1=https://10.0.0.1:2380,etcd3=https://10.0.0.3:2380", "ETCD_INITIAL_CLUSTER_STATE": "existing"}}
+	check := ansibletest.Module(t, "etcd_member_config", join, ansibletest.Opts{Check: true, Diff: true})
+	if b, _ := os.ReadFile(conf); check.Failed() || !check.Changed() || check["diff"] == nil || string(b) != orig {
+		t.Fatalf("check mode: %v; file %q", check, b)
+	}
+	real := ansibletest.Module(t, "etcd_member_config", join, ansibletest.Opts{})
+	want := "# OpenShift\nETCD_NAME=etcd3\nETCD_INITIAL_CLUSTER=etcd1=https://10.0.0.1:2380,etcd3=https://10.0.0.3:2380\n" +
+		"ETCD_DATA_DIR=/var/lib/etcd/\nETCD_INITIAL_CLUSTER_STATE=existing\n"
+	b, _ := os.ReadFile(conf)
+	fi, _ := os.Stat(conf)
+	backup, _ := real["backup_file"].(string)
+	old, _ := os.ReadFile(backup)
+	if real.Failed() || !real.Changed() || string(b) != want || fi.Mode().Perm() != 0o640 || string(old) != orig {
+		t.Fatalf("write: %v\nfile %q (mode %v), want %q; backup %q", real, b, fi.Mode().Perm(), want, old)
+	}
+	if env, _ := real["env"].(map[string]any); env["ETCD_INITIAL_CLUSTER_STATE"] != "existing" || env["ETCD_NAME"] != "etcd3" {
+		t.Errorf("env: %v", real["env"])
+	}
+	if again := ansibletest.Module(t, "etcd_member_config", join, ansibletest.Opts{}); again.Failed() || again.Changed() {
+		t.Fatalf("second write: %v", again)
+	}
+
+	dropIn := filepath.Join(dir, "etcd-member.service.d", "20-clct-etcd-member.conf")
+	os.MkdirAll(filepath.Dir(dropIn), 0o755)
+	seed := "[Service]\nExecStart=\nExecStart=/usr/lib/coreos/etcd-wrapper $ETCD_OPTS \\\n  --name=\"demo-etcd-2\" \\\n" +
+		"  --initial-cluster-state=\"new\"\n"
+	if err := os.WriteFile(dropIn, []byte(seed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := ansibletest.Module(t, "etcd_member_config", map[string]any{"flavour": "dropin", "path": dropIn}, ansibletest.Opts{})
+	if env, _ := read["env"].(map[string]any); read.Failed() || read.Changed() || env["ETCD_NAME"] != "demo-etcd-2" ||
+		read["command"] != "/usr/lib/coreos/etcd-wrapper $ETCD_OPTS" {
+		t.Fatalf("read the drop-in: %v", read)
+	}
+	write := ansibletest.Module(t, "etcd_member_config", map[string]any{"flavour": "dropin", "path": dropIn, "state": "present",
+		"daemon_reload": false, "settings": map[string]any{"ETCD_INITIAL_CLUSTER_STATE": "existing", "ETCD_ENABLE_V2": true}}, ansibletest.Opts{})
+	b, _ = os.ReadFile(dropIn)
+	if write.Failed() || !write.Changed() || write["daemon_reload"] != true ||
+		!strings.Contains(string(b), "$ETCD_OPTS \\\n  --name=\"demo-etcd-2\" \\\n  --initial-cluster-state=existing \\\n  --enable-v2=true\n") {
+		t.Fatalf("write the drop-in: %v\n%s", write, b)
+	}
+
+	fresh := filepath.Join(dir, "etcd.service.d", "20-clct-etcd-member.conf")
+	created := ansibletest.Module(t, "etcd_member_config", map[string]any{"flavour": "dropin", "path": fresh, "state": "present",
+		"daemon_reload": false, "command": "/usr/bin/etcd", "settings": map[string]any{"ETCD_NAME": "etcd4"}}, ansibletest.Opts{})
+	if b, _ := os.ReadFile(fresh); created.Failed() || !created.Changed() || !strings.HasSuffix(string(b), "ExecStart=\nExecStart=/usr/bin/etcd \\\n  --name=etcd4\n") {
+		t.Fatalf("create a drop-in: %v\n%s", created, b)
+	}
+
+	for name, args := range map[string]map[string]any{
+		"settings": {"path": conf, "state": "present", "settings": map[string]any{"etcd_name": "x"}},
+		"path":     {"path": "etcd.conf"},
+	} {
+		res := ansibletest.Module(t, "etcd_member_config", args, ansibletest.Opts{})
+		if b, _ := os.ReadFile(conf); !res.Failed() || !strings.Contains(res.Msg(), name) || string(b) != want {
+			t.Errorf("bad %s: %v (file now %q)", name, res, b)
+		}
+	}
+	missing := ansibletest.Module(t, "etcd_member_config", map[string]any{"path": filepath.Join(dir, "none.conf")}, ansibletest.Opts{})
+	if !missing.Failed() || !strings.Contains(missing.Msg(), "etcd_config_flavour") {
+		t.Errorf("missing file: %v", missing)
+	}
+}
