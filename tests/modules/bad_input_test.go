@@ -197,6 +197,14 @@ func TestBadInputTable(t *testing.T) {
 		{"backup state choice", "etcd_backup", map[string]any{"name": "b1", "state": "absent", "data_dir": emptyDataDir, "backup_dir": backupDir},
 			[]string{"state", "present", "restored"}, nil},
 
+		// etcd_member_config
+		{"member-config relative path", "etcd_member_config", map[string]any{"path": "etc/etcd/etcd.conf", "state": "present", "settings": map[string]any{"ETCD_NAME": "m1"}},
+			[]string{"parameter path", "absolute path"}, nil},
+		{"member-config drop-in not .conf", "etcd_member_config", map[string]any{"path": filepath.Join(work, "20-etcd.txt"), "flavour": "dropin", "state": "present", "settings": map[string]any{"ETCD_NAME": "m1"}},
+			[]string{"parameter path", ".conf"}, nil},
+		{"member-config flavour choice", "etcd_member_config", map[string]any{"path": filepath.Join(work, "etcd.conf"), "flavour": "yaml"},
+			[]string{"flavour", "env_file", "dropin"}, nil},
+
 		// etcd_master_config
 		{"master-config not YAML", "etcd_master_config", map[string]any{"path": notYAML, "storage_backend": "etcd3"},
 			[]string{notYAML, "YAML"}, nil},
