@@ -27,13 +27,7 @@ func TestDropInFlavour(t *testing.T) {
 	old, spare := l.Members(), freshHosts(l)
 	cli := l.V3Client(t, old[0])
 	keys := map[string]string{}
-	for i := 0; i < 200; i++ {
-		k, v := fmt.Sprintf("/flavour/%03d", i), fmt.Sprintf("v%d-%s", i, strings.Repeat("x", i))
-		if _, err := cli.Put(ctx, k, v); err != nil {
-			t.Fatal(err)
-		}
-		keys[k] = v
-	}
+	putKeys(ctx, t, cli, keys, 200, "/flavour")
 	noEtcdConf := func() {
 		t.Helper()
 		for _, h := range l.Hosts {

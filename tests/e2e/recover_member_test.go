@@ -27,7 +27,7 @@ func TestRecoverMember(t *testing.T) {
 	etcd1, etcd2, etcd3 := l.Members()[0], l.Members()[1], l.Members()[2]
 	cli := l.V3Client(t, etcd1) // etcd1 stays a member throughout
 	keys := map[string]string{}
-	put := func(n int, tag string) { t.Helper(); putRecoverKeys(ctx, t, cli, keys, n, tag) }
+	put := func(n int, tag string) { t.Helper(); putKeys(ctx, t, cli, keys, n, "/recover/"+tag) }
 	put(200, "before")
 	recoverRun := func(host string) *lab.Result {
 		t.Helper()
@@ -128,11 +128,11 @@ func TestRecoverMember(t *testing.T) {
 	step("4. removed etcd2 re-added in %s: %s", res.Duration.Round(time.Second), summary(t, res))
 }
 
-// putRecoverKeys writes n keys /recover/TAG/NNN (values of growing length) and records them in keys.
-func putRecoverKeys(ctx context.Context, t *testing.T, cli *clientv3.Client, keys map[string]string, n int, tag string) {
+// putKeys writes n keys PREFIX/NNN (values of growing length) and records them in keys.
+func putKeys(ctx context.Context, t *testing.T, cli *clientv3.Client, keys map[string]string, n int, prefix string) {
 	t.Helper()
 	for i := 0; i < n; i++ {
-		k, v := fmt.Sprintf("/recover/%s/%03d", tag, i), fmt.Sprintf("%s-%d-%s", tag, i, strings.Repeat("x", i))
+		k, v := fmt.Sprintf("%s/%03d", prefix, i), fmt.Sprintf("%s-%d-%s", prefix, i, strings.Repeat("x", i))
 		if _, err := cli.Put(ctx, k, v); err != nil {
 			t.Fatal(err)
 		}

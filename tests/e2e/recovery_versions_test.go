@@ -30,7 +30,7 @@ func recoveryOn(t *testing.T, version string) {
 	etcd1, etcd2, etcd3 := l.Members()[0], l.Members()[1], l.Members()[2]
 	cli := l.V3Client(t, etcd1)
 	keys := map[string]string{}
-	putRecoverKeys(ctx, t, cli, keys, 200, "before")
+	putKeys(ctx, t, cli, keys, 200, "/recover/before")
 	var m2 *dataset.Manifest
 	if version == "3.2" {
 		var err error
@@ -44,7 +44,7 @@ func recoveryOn(t *testing.T, version string) {
 		t.Fatal(err)
 	}
 	_, _ = l.Exec(etcd3, "systemctl", "start", "etcd") // fails: the data is corrupt
-	putRecoverKeys(ctx, t, cli, keys, 50, "during")
+	putKeys(ctx, t, cli, keys, 50, "/recover/during")
 	res := playbook(t, l, "recover_member.yml", map[string]any{"etcd_recover_member": etcd3.Name})
 	mustSucceed(t, res)
 	checkRecovered(ctx, t, l, keys)

@@ -33,13 +33,7 @@ func TestReplaceNodes(t *testing.T) {
 	fresh := freshHosts(l)
 	cli := l.V3Client(t, old...)
 	before := map[string]string{}
-	for i := 0; i < 300; i++ {
-		k, v := fmt.Sprintf("/replace/before/%03d", i), fmt.Sprintf("v%d-%s", i, strings.Repeat("x", i))
-		if _, err := cli.Put(ctx, k, v); err != nil {
-			t.Fatal(err)
-		}
-		before[k] = v
-	}
+	putKeys(ctx, t, cli, before, 300, "/replace/before")
 	membersBefore := memberIDs(ctx, t, cli)
 	step("lab up, 300 keys written; members %s", membersBefore)
 
