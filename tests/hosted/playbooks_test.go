@@ -16,41 +16,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// The hosted playbooks in the lab, one after the other on one cluster: a member crash-looping on a
-// corrupt WAL is recovered (its data dir moved aside and kept) and a re-run changes nothing; then two
-// of three members' data is destroyed (quorum lost): the recovery refuses changing nothing, the restore
-// is killed mid-way and re-run, and brings back every key at a bumped revision under a new cluster ID
-// with three healthy voters, the API servers and reconciliation back; a re-run changes nothing.
-func TestHostedPlaybooks(t *testing.T) {
-	start := time.Now()
-	step := func(format string, args ...any) {
-		t.Helper()
-		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
-	}
-	l := k8s.Up(t, k8s.Spec{})
-	if err := l.DeployHosted(); err != nil {
-		t.Fatal(err)
-	}
-	h := newHosted(t, l)
+// hosted_etcd_recover_member.yml: bad input refused and a healthy member left alone (nothing changed);
+// a member crash-looping on a corrupt WAL is recovered (a new member ID, every key on it, its old data
+// dir kept on its claim) and a re-run changes nothing.
+func TestHostedRecoverMemberPlaybook(t *testing.T) {
+	l, h, cli, before, _, step := hostedLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	conn := l.EtcdConn()
-	cli, err := conn.V3()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	for i := 0; i < keys; i++ {
-		if _, err := cli.Put(ctx, fmt.Sprintf("/lab/key-%03d", i), fmt.Sprintf("value-%d", i)); err != nil {
-			t.Fatalf("put through etcd-client: %v", err)
-		}
-	}
-	before := members(t, ctx, cli)
-	first, err := cli.Get(ctx, "/lab/key-000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	step("lab up, %d keys written", keys)
 
 	// Bad input and a healthy member: refused or left alone, nothing changed.
 	res := h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-7"}, playbook.Kill{})
@@ -87,7 +59,17 @@ func TestHostedPlaybooks(t *testing.T) {
 		t.Errorf("re-run of the recovery: changed %d; want nothing changed", changed(res))
 	}
 	step("re-run changed nothing")
+}
 
+// hosted_etcd_restore.yml: two of three members' data destroyed (quorum lost): the recovery refuses
+// changing nothing; the restore, killed mid-way and re-run, brings back every key at a bumped revision
+// under a new cluster ID with three healthy voters, the API servers and reconciliation back; a re-run
+// changes nothing.
+func TestHostedRestorePlaybook(t *testing.T) {
+	l, h, cli, _, first, step := hostedLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	conn := l.EtcdConn()
 	// Quorum loss: etcd-1 and etcd-2 crash-loop on corrupt data, etcd-0 is alone.
 	h.corrupt("etcd-1", "etcd-2")
 	if err := k8s.WaitUntil(2*time.Minute, "etcd-0 not ready (quorum lost)", func() error {
@@ -101,7 +83,7 @@ func TestHostedPlaybooks(t *testing.T) {
 	}
 	step("quorum lost")
 	uids := h.podUIDs()
-	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-1"}, playbook.Kill{})
+	res := h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-1"}, playbook.Kill{})
 	if res.Err == nil || !strings.Contains(res.Failures(), "hosted_etcd_restore.yml") || changed(res) != 0 || h.podUIDs() != uids {
 		t.Fatalf("recover under quorum loss: err %v, changed %d; want a refusal naming the restore, nothing changed:\n%s", res.Err, changed(res), res.Failures())
 	}
@@ -121,9 +103,11 @@ func TestHostedPlaybooks(t *testing.T) {
 	h.ok(res)
 	step("restore resumed and finished in %s", res.Duration.Round(time.Second))
 	cli.Close()
-	if cli, err = conn.V3(); err != nil {
+	cli, err := conn.V3()
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer cli.Close()
 	members(t, ctx, cli)
 	assertHealthy(t, l, "etcd-1")
 	for _, m := range []string{"etcd-0", "etcd-1", "etcd-2"} {
@@ -145,7 +129,7 @@ func TestHostedPlaybooks(t *testing.T) {
 	if out, err := l.Kubectl("-n", k8s.ClusterNamespace, "get", "hostedcluster/"+k8s.ClusterName, "-o", "jsonpath={.spec.pausedUntil}"); err != nil || string(out) != "" {
 		t.Errorf("HostedCluster spec.pausedUntil %q %v after the restore; want empty", out, err)
 	}
-	out, err = l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-1", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data/member.pre-restore-*/wal")
+	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-1", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data/member.pre-restore-*/wal")
 	if err != nil || !strings.Contains(string(out), "member.pre-restore-") {
 		t.Errorf("etcd-1's old member dir not kept: %q %v", out, err)
 	}
@@ -264,4 +248,39 @@ func summary(res *playbook.Result) string {
 		}
 	}
 	return ""
+}
+
+// hostedLab boots the lab with its hosted etcd, writes the keys and returns the members and the first
+// key's response (its header names the cluster).
+func hostedLab(t *testing.T) (*k8s.Lab, *hosted, *clientv3.Client, map[string]uint64, *clientv3.GetResponse, func(string, ...any)) {
+	start := time.Now()
+	step := func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
+	}
+	l := k8s.Up(t, k8s.Spec{})
+	if err := l.DeployHosted(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHosted(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conn := l.EtcdConn()
+	cli, err := conn.V3()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	for i := 0; i < keys; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("/lab/key-%03d", i), fmt.Sprintf("value-%d", i)); err != nil {
+			t.Fatalf("put through etcd-client: %v", err)
+		}
+	}
+	before := members(t, ctx, cli)
+	first, err := cli.Get(ctx, "/lab/key-000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("lab up, %d keys written", keys)
+	return l, h, cli, before, first, step
 }
