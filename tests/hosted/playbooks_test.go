@@ -90,7 +90,7 @@ func TestHostedRestorePlaybook(t *testing.T) {
 	step("recovery refused (quorum lost), nothing changed")
 
 	// The restore, killed once while the second member's data dir is being restored, then re-run.
-	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{Task: "hosted_etcd_restore : Step 5: copy the snapshot into the helper pod", Nth: 2})
+	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{Task: "etcdops.etcd.hosted_etcd_restore : Step 5: copy the snapshot into the helper pod", Nth: 2})
 	if !res.Killed {
 		t.Fatalf("the restore was not killed at the second member's restore: %v\n%s", res.Err, res.Failures())
 	}
