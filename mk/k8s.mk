@@ -11,7 +11,8 @@
 K8S_VERSION     ?= v1.31.4
 COREDNS_VERSION ?= v1.11.4
 K8S_CACHE       ?= /var/cache/etcdops-k8s
-K8S_DEB_PACKAGES := containerd runc containernetworking-plugins busybox-static iproute2 util-linux
+# python3-kubernetes: the client kubernetes.core (shipped with Debian's ansible) needs for the hosted playbooks.
+K8S_DEB_PACKAGES := containerd runc containernetworking-plugins busybox-static iproute2 util-linux python3-kubernetes
 
 .PHONY: k8s-deps k8s-binaries k8s-lab-up k8s-lab-down test-hosted
 k8s-deps:

@@ -1,0 +1,286 @@
+package hosted
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/internal/playbook"
+	"github.com/etcdops/etcd/lab/k8s"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// hosted_etcd_recover_member.yml: bad input refused and a healthy member left alone (nothing changed);
+// a member crash-looping on a corrupt WAL is recovered (a new member ID, every key on it, its old data
+// dir kept on its claim) and a re-run changes nothing.
+func TestHostedRecoverMemberPlaybook(t *testing.T) {
+	l, h, cli, before, _, step := hostedLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	// Bad input and a healthy member: refused or left alone, nothing changed.
+	res := h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-7"}, playbook.Kill{})
+	if res.Err == nil || !strings.Contains(res.Failures(), "hosted_etcd_member=etcd-7 is no member pod") || changed(res) != 0 {
+		t.Fatalf("recover etcd-7: err %v, changed %d, want a refusal naming the option:\n%s", res.Err, changed(res), res.Failures())
+	}
+	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"}, playbook.Kill{})
+	h.ok(res)
+	if changed(res) != 0 || !strings.Contains(summary(res), "nothing changed") {
+		t.Fatalf("recover of healthy etcd-2: changed %d, summary %q", changed(res), summary(res))
+	}
+	step("bad input refused, healthy member left alone (nothing changed)")
+
+	// Seed 002, single node recovery: etcd-2 crash-loops on corrupt data.
+	h.corrupt("etcd-2")
+	step("etcd-2 crash-loops on a corrupt WAL")
+	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"}, playbook.Kill{})
+	h.ok(res)
+	step("recovered by the playbook in %s", res.Duration.Round(time.Second))
+	after := members(t, ctx, cli)
+	if after["etcd-2"] == before["etcd-2"] || after["etcd-0"] != before["etcd-0"] || after["etcd-1"] != before["etcd-1"] {
+		t.Errorf("members %x → %x: want etcd-2 re-added with a new ID, the others unchanged", before, after)
+	}
+	assertHealthy(t, l, "etcd-0")
+	h.assertKeys("etcd-2")
+	// The corrupt data dir is kept on the claim, beside the new one.
+	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-2", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data.pre-recover-*/member/wal")
+	if err != nil || !strings.Contains(string(out), "/var/lib/data.pre-recover-") {
+		t.Errorf("etcd-2's old data dir not kept: %q %v", out, err)
+	}
+	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"}, playbook.Kill{})
+	h.ok(res)
+	if changed(res) != 0 || fmt.Sprint(members(t, ctx, cli)) != fmt.Sprint(after) {
+		t.Errorf("re-run of the recovery: changed %d; want nothing changed", changed(res))
+	}
+	step("re-run changed nothing")
+}
+
+// hosted_etcd_restore.yml: two of three members' data destroyed (quorum lost): the recovery refuses
+// changing nothing; the restore, killed mid-way and re-run, brings back every key at a bumped revision
+// under a new cluster ID with three healthy voters, the API servers and reconciliation back; a re-run
+// changes nothing.
+func TestHostedRestorePlaybook(t *testing.T) {
+	l, h, cli, _, first, step := hostedLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	conn := l.EtcdConn()
+	// Quorum loss: etcd-1 and etcd-2 crash-loop on corrupt data, etcd-0 is alone.
+	h.corrupt("etcd-1", "etcd-2")
+	if err := k8s.WaitUntil(2*time.Minute, "etcd-0 not ready (quorum lost)", func() error {
+		out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "statefulset", "etcd", "-o", "jsonpath={.status.readyReplicas}")
+		if err == nil && strings.Trim(string(out), "0") != "" {
+			err = fmt.Errorf("%s ready", out)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	step("quorum lost")
+	uids := h.podUIDs()
+	res := h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-1"}, playbook.Kill{})
+	if res.Err == nil || !strings.Contains(res.Failures(), "hosted_etcd_restore.yml") || changed(res) != 0 || h.podUIDs() != uids {
+		t.Fatalf("recover under quorum loss: err %v, changed %d; want a refusal naming the restore, nothing changed:\n%s", res.Err, changed(res), res.Failures())
+	}
+	step("recovery refused (quorum lost), nothing changed")
+
+	// The restore, killed once while the second member's data dir is being restored, then re-run.
+	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{Task: "etcdops.etcd.hosted_etcd_restore : Step 5: copy the snapshot into the helper pod", Nth: 2})
+	if !res.Killed {
+		t.Fatalf("the restore was not killed at the second member's restore: %v\n%s", res.Err, res.Failures())
+	}
+	states, _ := filepath.Glob(filepath.Join(h.stateDir, "*-restore.json"))
+	if len(states) != 1 {
+		t.Fatalf("state files after the kill: %v; want the restore's", states)
+	}
+	step("restore killed mid-way (%s recorded)", states[0])
+	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
+	h.ok(res)
+	step("restore resumed and finished in %s", res.Duration.Round(time.Second))
+	cli.Close()
+	cli, err := conn.V3()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	members(t, ctx, cli)
+	assertHealthy(t, l, "etcd-1")
+	for _, m := range []string{"etcd-0", "etcd-1", "etcd-2"} {
+		h.assertKeys(m)
+	}
+	get, err := cli.Get(ctx, "/lab/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if get.Count != keys || get.Header.Revision < 1_000_000_000 || get.Header.ClusterId == first.Header.ClusterId {
+		t.Errorf("after the restore: %d keys at revision %d in cluster %x (before: %x); want %d at a revision bumped past 1e9 in a new cluster",
+			get.Count, get.Header.Revision, get.Header.ClusterId, first.Header.ClusterId, keys)
+	}
+	for _, d := range []string{"kube-apiserver", "openshift-apiserver", "openshift-oauth-apiserver"} {
+		if out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "deployment", d, "-o", "jsonpath={.spec.replicas}"); err != nil || string(out) != "1" {
+			t.Errorf("%s replicas %q %v after the restore; want 1", d, out, err)
+		}
+	}
+	if out, err := l.Kubectl("-n", k8s.ClusterNamespace, "get", "hostedcluster/"+k8s.ClusterName, "-o", "jsonpath={.spec.pausedUntil}"); err != nil || string(out) != "" {
+		t.Errorf("HostedCluster spec.pausedUntil %q %v after the restore; want empty", out, err)
+	}
+	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-1", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data/member.pre-restore-*/wal")
+	if err != nil || !strings.Contains(string(out), "member.pre-restore-") {
+		t.Errorf("etcd-1's old member dir not kept: %q %v", out, err)
+	}
+	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
+	h.ok(res)
+	if changed(res) != 0 || !strings.Contains(summary(res), "nothing changed") {
+		t.Errorf("re-run of the restore: changed %d, summary %q; want nothing changed", changed(res), summary(res))
+	}
+	step("re-run changed nothing")
+}
+
+type hosted struct {
+	t        *testing.T
+	l        *k8s.Lab
+	inv      string
+	stateDir string
+	env      map[string]string
+}
+
+// newHosted writes the inventory the playbooks take (inventory-examples/hosted.yml's shape) and the
+// environment they run in (kubectl of the lab on PATH for the kubectl connection).
+func newHosted(t *testing.T, l *k8s.Lab) *hosted {
+	dir := t.TempDir()
+	h := &hosted{t: t, l: l, inv: filepath.Join(dir, "hosted.yml"), stateDir: filepath.Join(dir, "state")}
+	inv := fmt.Sprintf(`hosted_etcd:
+  hosts:
+    lab:
+      ansible_connection: local
+      ansible_python_interpreter: /usr/bin/python3
+      hosted_etcd_kubeconfig: %s
+      hosted_etcd_namespace: %s
+      hosted_etcd_state_dir: %s
+      hosted_cluster_namespace: %s
+      hosted_cluster_name: %s
+`, l.Kubeconfig, k8s.ControlPlaneNamespace, h.stateDir, k8s.ClusterNamespace, k8s.ClusterName)
+	if err := os.WriteFile(h.inv, []byte(inv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.env = playbook.EnvMap(ansibletest.Install(t))
+	h.env["PATH"] = l.Spec.BinDir() + ":" + os.Getenv("PATH")
+	return h
+}
+
+func (h *hosted) run(ctx context.Context, name string, extra map[string]any, kill playbook.Kill) *playbook.Result {
+	h.t.Helper()
+	res, err := playbook.Execute(ctx, playbook.Run{Playbook: filepath.Join(ansibletest.Root(h.t), "playbooks", name),
+		Inventory: h.inv, ExtraVars: extra, Env: h.env, KillAt: kill})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res
+}
+
+func (h *hosted) ok(res *playbook.Result) {
+	h.t.Helper()
+	if res.Err != nil {
+		h.t.Fatalf("playbook failed: %v\n%s", res.Err, res.Failures())
+	}
+}
+
+// corrupt overwrites the start of each member's WAL (the running etcd only appends past it) and
+// deletes its pod: the new pod's etcd fails to read its WAL and crash-loops.
+func (h *hosted) corrupt(pods ...string) {
+	h.t.Helper()
+	for _, p := range pods {
+		if _, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", p, "-c", "etcd", "--", "/bin/sh", "-c",
+			"for w in /var/lib/data/member/wal/*.wal; do dd if=/dev/urandom of=$w bs=4096 count=1 conv=notrunc; done; sync"); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if _, err := h.l.Kubectl(append([]string{"-n", k8s.ControlPlaneNamespace, "delete", "pod", "--wait=true"}, pods...)...); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, p := range pods {
+		if err := k8s.WaitUntil(2*time.Minute, p+" crash-looping", func() error {
+			out, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "pod", p, "-o", `jsonpath={.status.containerStatuses[?(@.name=="etcd")].restartCount}`)
+			if n, _ := strconv.Atoi(string(out)); err == nil && n < 1 {
+				err = fmt.Errorf("restarts %q", out)
+			}
+			return err
+		}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// assertKeys reads every key serializably from the member itself: its own copy of the data.
+func (h *hosted) assertKeys(pod string) {
+	h.t.Helper()
+	out, err := h.l.EtcdctlIn(pod, "get", "/lab/", "--prefix", "--consistency=s", "--print-value-only")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if got := strings.Fields(string(out)); len(got) != keys || got[0] != "value-0" {
+		h.t.Fatalf("%s holds %d of %d keys", pod, len(got), keys)
+	}
+}
+
+func (h *hosted) podUIDs() string {
+	out, _ := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "pods", "-o", "jsonpath={.items[*].metadata.uid}")
+	return string(out)
+}
+
+func changed(res *playbook.Result) int {
+	n := 0
+	for _, s := range res.Stats {
+		n += s.Changed
+	}
+	return n
+}
+
+func summary(res *playbook.Result) string {
+	for _, r := range res.Find("Summary") {
+		if msg, ok := r.Values["msg"].(string); ok {
+			return msg
+		}
+	}
+	return ""
+}
+
+// hostedLab boots the lab with its hosted etcd, writes the keys and returns the members and the first
+// key's response (its header names the cluster).
+func hostedLab(t *testing.T) (*k8s.Lab, *hosted, *clientv3.Client, map[string]uint64, *clientv3.GetResponse, func(string, ...any)) {
+	start := time.Now()
+	step := func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%s] %s", time.Since(start).Round(time.Second), fmt.Sprintf(format, args...))
+	}
+	l := k8s.Up(t, k8s.Spec{})
+	if err := l.DeployHosted(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHosted(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conn := l.EtcdConn()
+	cli, err := conn.V3()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	for i := 0; i < keys; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("/lab/key-%03d", i), fmt.Sprintf("value-%d", i)); err != nil {
+			t.Fatalf("put through etcd-client: %v", err)
+		}
+	}
+	before := members(t, ctx, cli)
+	first, err := cli.Get(ctx, "/lab/key-000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("lab up, %d keys written", keys)
+	return l, h, cli, before, first, step
+}
