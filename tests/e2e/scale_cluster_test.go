@@ -120,8 +120,8 @@ func TestScaleCluster(t *testing.T) {
 	grow := w.stop()
 	mustSucceed(t, res)
 	checkMembers(ctx, t, l, cli, all)
-	step("2c. grown to 5 in %s since 2a: %s; writer: %d writes acknowledged, %d failed, %d dropped by a leadership handover and retried, longest write %s", grown.Round(time.Second),
-		memberIDs(ctx, t, cli), len(grow.acked), len(grow.failed), grow.dropped, grow.longest)
+	step("2c. grown to 5 in %s since 2a: %s; writer: %d writes acknowledged, %d failed, %s, longest write %s", grown.Round(time.Second),
+		memberIDs(ctx, t, cli), len(grow.acked), len(grow.failed), grow.retries(), grow.longest)
 
 	// 3. (etcd1 made the leader, outside the measured window) 5 → 3 without etcd1 and etcd2, killed right
 	// after the first removal (its member dir aside), re-run; a writer through all five endpoints.
@@ -151,8 +151,8 @@ func TestScaleCluster(t *testing.T) {
 	shrunk := time.Since(start)
 	shrink := w.stop()
 	mustSucceed(t, res)
-	step("3b. shrunk to 3 in %s since 3a; writer: %d writes acknowledged, %d failed, %d dropped by a leadership handover and retried, longest write %s",
-		shrunk.Round(time.Second), len(shrink.acked), len(shrink.failed), shrink.dropped, shrink.longest)
+	step("3b. shrunk to 3 in %s since 3a; writer: %d writes acknowledged, %d failed, %s, longest write %s",
+		shrunk.Round(time.Second), len(shrink.acked), len(shrink.failed), shrink.retries(), shrink.longest)
 	for _, wr := range []*writer{grow, shrink} {
 		if len(wr.failed) > 0 {
 			t.Errorf("%d writes failed during the scaling: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
