@@ -16,7 +16,7 @@ import (
 // with no v2 data it reports "no v2 keys to migrate" and succeeds without changes.
 func TestMigratePreflight(t *testing.T) {
 	l, _ := migrationLab(t, 500)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cli := l.V3Client(t)
 
