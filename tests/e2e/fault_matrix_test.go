@@ -1,0 +1,154 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/lab"
+	"github.com/etcdops/etcd/pkg/backup"
+)
+
+// The fault matrix (issue 19): a playbook killed with SIGKILL at the start of a task (nothing of that
+// task runs, nor any rescue, always or handler, as when the control node dies) and re-run with the same
+// command must finish the job, proven by the playbook's own outcome checks on a fresh lab per boundary.
+// `make soak` runs every boundary (TestSoakFaultMatrix*); make test runs a fixed sample of three.
+
+// faultMatrix is one playbook's matrix.
+type faultMatrix struct {
+	playbook string
+	extra    map[string]any
+	// fresh brings up a lab in the state the playbook starts from and returns it with the check of
+	// the finished job (keys, members, consumers, leftovers), which also checks an uninterrupted run.
+	fresh func(t *testing.T) (*lab.Lab, func(t *testing.T, l *lab.Lab))
+}
+
+// boundaries runs the playbook once uninterrupted on a fresh lab, checks its outcome, and returns
+// every task boundary in run order: a task name seen again is its next occurrence (Nth+1), as the
+// killat callback counts them.
+func (fm faultMatrix) boundaries(t *testing.T) []lab.Kill {
+	l, check := fm.fresh(t)
+	res := runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra})
+	mustSucceed(t, res)
+	check(t, l)
+	var out []lab.Kill
+	seen, last := map[string]int{}, -1
+	for _, tr := range res.Tasks {
+		if tr.Index == last { // the same task on another host
+			continue
+		}
+		last = tr.Index
+		seen[tr.Task]++
+		out = append(out, lab.Kill{Task: tr.Task, Nth: seen[tr.Task]})
+	}
+	t.Logf("%s: %d task boundaries, uninterrupted run %s", fm.playbook, len(out), res.Duration.Round(time.Second))
+	for i, k := range out {
+		t.Logf("%03d %s #%d", i, k.Task, k.Nth)
+	}
+	return out
+}
+
+// killAt brings up a fresh lab, runs the playbook killed at k, then re-runs the same command (killed
+// again at each of then, when the re-run reaches it) until a run ends, which must have finished the job.
+func (fm faultMatrix) killAt(t *testing.T, k lab.Kill, then ...lab.Kill) {
+	start := time.Now()
+	l, check := fm.fresh(t)
+	ready := time.Since(start)
+	killedRun(t, l, fm.playbook, fm.extra, k)
+	for _, k2 := range then {
+		if res := runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra, KillAt: k2}); !res.Killed {
+			t.Logf("the re-run ended before %s #%d", k2.Task, k2.Nth)
+			mustSucceed(t, res)
+			check(t, l)
+			return
+		}
+	}
+	res := runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra})
+	mustSucceed(t, res)
+	check(t, l)
+	t.Logf("killed at %s #%d, re-run finished the job: lab ready in %s, %s in all", k.Task, k.Nth,
+		ready.Round(time.Second), time.Since(start).Round(time.Second))
+}
+
+// matrixKeys is the v2 dataset of the matrix's migration labs: small (a lab per boundary) but with
+// every kind the checks cover (hidden keys, TTL keys and directories, empty directories).
+const matrixKeys = 300
+
+var migrateOfflineMatrix = faultMatrix{
+	playbook: "migrate_v2_to_v3.yml",
+	fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+		l, m := migrationLab(t, matrixKeys)
+		return l, func(t *testing.T, l *lab.Lab) {
+			t.Helper()
+			checkMigrated(t, l, m)
+			if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != "offline" {
+				t.Errorf("state file: %v", st)
+			}
+			checkNoLeftovers(t, l, "pre-migration-*")
+		}
+	},
+}
+
+// checkNoLeftovers asserts what any finished run leaves: on every member no temporary etcd unit
+// running and every backup named by the glob (under /var/lib/etcd-backup) verifying against its
+// manifest. (checkMigrated covers force-new-cluster drop-ins, runPlaybook the run lock.)
+func checkNoLeftovers(t *testing.T, l *lab.Lab, backups string) {
+	t.Helper()
+	for _, h := range l.Members() {
+		if out, _ := l.Exec(h, "sh", "-c", "systemctl list-units --all --plain --no-legend 'etcd*' | grep -v '^etcd.service'"); strings.TrimSpace(string(out)) != "" {
+			t.Errorf("%s: a temporary etcd unit is left: %s", h.Name, out)
+		}
+		dirs, err := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd-backup", backups))
+		if err != nil || len(dirs) == 0 {
+			t.Errorf("%s: no backup %s: %v", h.Name, backups, err)
+		}
+		for _, d := range dirs {
+			if _, err := backup.Verify(d); err != nil {
+				t.Errorf("%s: backup %s does not verify: %v", h.Name, d, err)
+			}
+		}
+	}
+}
+
+// The sample in make test: three boundaries of the offline migration spread over its phases (the
+// soak run lists them all), each on its own lab at once.
+var migrateOfflineSample = []lab.Kill{
+	// Before the backup: the consumers are stopped, etcd's data untouched.
+	{Task: "Step 2: back up every member (verified)", Nth: 1},
+	// After the destructive steps: the first member is a one-member v3 cluster, the others' data aside.
+	{Task: "etcdops.etcd.etcd_v2v3_migrate : Copy what `etcdctl migrate` leaves out (hidden v2 keys) into v3", Nth: 1},
+	// Near the end: the cluster rebuilt with leases, the consumers switched but stopped.
+	{Task: "Step 11: start the master services", Nth: 1},
+}
+
+func TestFaultMatrixMigrateOfflineSample(t *testing.T) {
+	for _, k := range migrateOfflineSample {
+		t.Run(k.Task, func(t *testing.T) {
+			t.Parallel()
+			migrateOfflineMatrix.killAt(t, k)
+		})
+	}
+}
+
+// Every boundary of the offline migration; each re-run is killed again half-way to the end before
+// the last re-run (a second interruption).
+func TestSoakFaultMatrixMigrateOffline(t *testing.T) {
+	soak(t)
+	migrateOfflineMatrix.all(t)
+}
+
+// all runs the whole matrix: the uninterrupted run (its lab gone before the others start), then each
+// boundary, two labs at once on two cores (-parallel), its re-run killed again half-way to the end.
+func (fm faultMatrix) all(t *testing.T) {
+	var all []lab.Kill
+	t.Run("uninterrupted", func(t *testing.T) { all = fm.boundaries(t) })
+	for i, k := range all {
+		second := all[i+(len(all)-i)/2]
+		t.Run(fmt.Sprintf("%03d", i), func(t *testing.T) {
+			t.Parallel()
+			fm.killAt(t, k, second)
+		})
+	}
+}
