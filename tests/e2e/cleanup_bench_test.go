@@ -28,7 +28,7 @@ func BenchmarkCleanupOutage(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 				_, kapi := failedMigration(ctx, b, l, m)
 				b.StartTimer()
-				res := playbook(b, l, "cleanup_failed_migration.yml", nil)
+				res := runPlaybookWithin(b, l, "cleanup_failed_migration.yml", lab.Run{}, time.Hour) // 100k keys on a loaded machine
 				b.StopTimer()
 				if res.Err != nil {
 					b.Fatalf("clean-up failed: %v\n%s", res.Err, res.Failures())
