@@ -7,7 +7,9 @@ import (
 
 func str(s string) *string { return &s }
 
-func sortedChanges(settings map[string]*string) ([]Change, error) { return sortedAs(settings, validName, "is no ETCD_* name") }
+func sortedChanges(settings map[string]*string) ([]Change, error) {
+	return sortedAs(settings, validName, "is no ETCD_* name")
+}
 
 // Seed 004's drop-in, as Container Linux Config writes it.
 const seedDropIn = `[Service]
@@ -158,8 +160,8 @@ func TestApplyUnitFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{"ETCD_NAME": "etcd-192.168.152.142", "ETCD_DATA_DIR": "/var/lib/storageos-etcd",
-		"ETCD_LISTEN_CLIENT_URLS":   "http://192.168.152.142:2379,http://127.0.0.1:2379",
-		"ETCD_INITIAL_CLUSTER":      "etcd-192.168.195.168=http://192.168.195.168:2380,etcd-192.168.202.40=http://192.168.202.40:2380",
+		"ETCD_LISTEN_CLIENT_URLS":    "http://192.168.152.142:2379,http://127.0.0.1:2379",
+		"ETCD_INITIAL_CLUSTER":       "etcd-192.168.195.168=http://192.168.195.168:2380,etcd-192.168.202.40=http://192.168.202.40:2380",
 		"ETCD_INITIAL_CLUSTER_STATE": "new"}
 	for k, v := range want {
 		if f.Env[k] != v {

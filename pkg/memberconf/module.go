@@ -38,7 +38,7 @@ type Result struct {
 	// EnvFile is the EnvironmentFile I(environment) went into (its values are not returned: such a file
 	// may hold anything).
 	EnvFile string `json:"env_file,omitempty"`
-	Backup  string            `json:"backup_file,omitempty"`
+	Backup  string `json:"backup_file,omitempty"`
 	// Reload is true when a unit or drop-in changed: systemd must reload (the module does, unless told not to)
 	// before the unit next starts.
 	Reload bool `json:"daemon_reload"`
