@@ -148,7 +148,10 @@ func sameSet(a, b []string) bool {
 // existing; StorageOS's kvBackend.address patched to the new members before the old ones left; the members
 // exactly the new hosts, every key intact. 2. recover_member.yml on a new member with corrupt data: a
 // healthy voter with every key, its unit joining the existing three. No etcd.conf anywhere.
-func TestUnitFlavour(t *testing.T) {
+//
+// A soak test (about 10 min on a shared 2-core machine: the move alone 7 min under load).
+func TestSoakUnitFlavour(t *testing.T) {
+	soak(t)
 	step := stepLogger(t)
 	ctx, l, keys, noEtcdConf := flavourLab(t, lab.Spec{Hosts: 3, Groups: map[string]int{"new_etcd": 3}, Flavour: lab.FlavourUnit})
 	old, fresh := l.Members(), freshHosts(l)
@@ -247,7 +250,7 @@ func unitFlags(t *testing.T, h *lab.Host, members, all []*lab.Host) map[string]s
 		index[n] = i + 1
 	}
 	for k, v := range wantNodes {
-		if !strings.Contains(string(nodes), "\n"+k+"="+v+"\n") {
+		if !strings.Contains("\n"+string(nodes), "\n"+k+"="+v+"\n") {
 			t.Errorf("%s's %s lacks %s=%s:\n%s", h.Name, lab.NodeEnvFile, k, v, nodes)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 // StorageOS inventory (flavour unit) a new node's /etc/etcd.conf variables (its own address as
 // NODE_IP, every old then new node as NODE1_IP...NODE6_IP, the ports), member names etcd-IP and the
 // consumer task file beside it; the CoreOS one the etcd-member drop-in. The lab tests run with these
-// variables too (tests/e2e TestUnitFlavour uses storageos.yml's).
+// variables too (tests/e2e TestSoakUnitFlavour uses storageos.yml's).
 func TestInventoryExamples(t *testing.T) {
 	root := ansibletest.Root(t)
 	pb := filepath.Join(t.TempDir(), "vars.yml")
