@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type Run struct {
 	Dir       string            // working directory (default: this process's)
 	Out       io.Writer         // a copy of the raw JSON report (optional)
 	KillAt    Kill              // SIGKILL ansible-playbook as a task starts (optional)
+	Progress  io.Writer         // a line per play, task start and failure as they happen (optional)
 }
 
 // Kill names the task at whose start ansible-playbook is killed with SIGKILL (callbacks/killat.py):
@@ -118,20 +120,21 @@ func Execute(ctx context.Context, run Run) (*Result, error) {
 			Inventory: run.Inventory, ExtraVars: run.ExtraVars, Limit: run.Limit,
 		}),
 	)
-	env, mark := run.Env, ""
-	if run.KillAt.Task != "" {
-		var cleanup func()
-		if env, mark, cleanup, err = killEnv(run.Env, run.KillAt); err != nil {
-			return nil, err
-		}
-		defer cleanup()
+	env, mark, cleanup, err := pluginEnv(run)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	var stdout, stderr bytes.Buffer
+	var errOut io.Writer = &stderr
+	if run.Progress != nil {
+		errOut = io.MultiWriter(&stderr, run.Progress)
+	}
 	opts := []execute.ExecuteOptions{
 		execute.WithCmd(cmd),
 		execute.WithErrorEnrich(playbook.NewAnsiblePlaybookErrorEnrich()),
 		execute.WithWrite(&stdout),
-		execute.WithWriteError(&stderr),
+		execute.WithWriteError(errOut),
 		execute.WithEnvVars(env),
 	}
 	if run.Dir != "" {
@@ -197,28 +200,50 @@ func (r *Result) parse() error {
 //go:embed callbacks/killat.py
 var killatPlugin []byte
 
-// killEnv returns run's environment with the killat callback enabled for k, the file it writes before
-// the kill, and a cleanup removing its directory.
-func killEnv(base map[string]string, k Kill) (map[string]string, string, func(), error) {
-	dir, err := os.MkdirTemp("", "killat-")
+//go:embed callbacks/progress.py
+var progressPlugin []byte
+
+// pluginEnv returns run's environment with the lab-kit callbacks it asks for enabled (killat for
+// run.KillAt, progress for run.Progress), the file killat writes before the kill ("" without KillAt),
+// and a cleanup removing their directory.
+func pluginEnv(run Run) (map[string]string, string, func(), error) {
+	plugins := map[string][]byte{}
+	if run.KillAt.Task != "" {
+		plugins["killat"] = killatPlugin
+	}
+	if run.Progress != nil {
+		plugins["progress"] = progressPlugin
+	}
+	if len(plugins) == 0 {
+		return run.Env, "", func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "etcdops-callbacks-")
 	if err != nil {
 		return nil, "", nil, err
 	}
 	cleanup := func() { _ = os.RemoveAll(dir) }
-	if err := os.WriteFile(filepath.Join(dir, "killat.py"), killatPlugin, 0o644); err != nil {
-		cleanup()
-		return nil, "", nil, err
-	}
-	env := make(map[string]string, len(base)+5)
-	for key, v := range base {
+	env := make(map[string]string, len(run.Env)+5)
+	for key, v := range run.Env {
 		env[key] = v
 	}
-	mark := filepath.Join(dir, "killed")
+	var names []string
+	for name, src := range plugins {
+		if err := os.WriteFile(filepath.Join(dir, name+".py"), src, 0o644); err != nil {
+			cleanup()
+			return nil, "", nil, err
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	env["ANSIBLE_CALLBACK_PLUGINS"] = dir
-	env["ANSIBLE_CALLBACKS_ENABLED"] = "killat"
-	env["ETCDOPS_KILL_AT"] = k.Task
-	env["ETCDOPS_KILL_AT_NTH"] = strconv.Itoa(max(k.Nth, 1))
-	env["ETCDOPS_KILL_MARK"] = mark
+	env["ANSIBLE_CALLBACKS_ENABLED"] = strings.Join(names, ",")
+	mark := ""
+	if run.KillAt.Task != "" {
+		mark = filepath.Join(dir, "killed")
+		env["ETCDOPS_KILL_AT"] = run.KillAt.Task
+		env["ETCDOPS_KILL_AT_NTH"] = strconv.Itoa(max(run.KillAt.Nth, 1))
+		env["ETCDOPS_KILL_MARK"] = mark
+	}
 	return env, mark, cleanup, nil
 }
 

@@ -284,3 +284,45 @@ func waitLeaderless(t *testing.T, c *etcdtest.Cluster, m *etcdtest.Member) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A hidden root node (the v2 API never lists it) is found through the member's data dir while it exists,
+// and is gone from the list once deleted (the data dir still names it); a keyspace holding only hidden
+// nodes has data.
+func TestGatherV2HiddenTopLevel(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	o := c.ConnOptions()
+	ctx := context.Background()
+	cli, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kapi := clientv2.NewKeysAPI(cli)
+	for k, v := range map[string]string{"/_only/hidden": "a", "/_gone": "b", "/kubernetes.io/_nested": "c"} {
+		if _, err := kapi.Set(ctx, k, v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := kapi.Delete(ctx, "/_gone", nil); err != nil {
+		t.Fatal(err)
+	}
+	info, err := Gather(ctx, &o, Spec{V2: true, V2DataDir: c.Members[0].DataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2 := info.V2; strings.Join(v2.HiddenTopLevel, ",") != "/_only" || !v2.HasData || len(v2.TopLevelDirs) != 1 {
+		t.Fatalf("v2 = %+v, want hidden top level [/_only] beside /kubernetes.io", v2)
+	}
+	if _, err := kapi.Delete(ctx, "/kubernetes.io", &clientv2.DeleteOptions{Recursive: true}); err != nil {
+		t.Fatal(err)
+	}
+	info, err = Gather(ctx, &o, Spec{V2: true, V2DataDir: c.Members[0].DataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2 := info.V2; !v2.HasData || len(v2.TopLevelDirs)+len(v2.TopLevelKeys) != 0 {
+		t.Fatalf("v2 = %+v, want data (the hidden /_only) and nothing the API lists", v2)
+	}
+	if _, err := Gather(ctx, &o, Spec{V2: true, V2DataDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "v2_data_dir") {
+		t.Fatalf("a dir without member/: %v, want an error naming v2_data_dir", err)
+	}
+}

@@ -18,6 +18,9 @@ type Spec struct {
 	V3Prefixes []string
 	// V2 asks the v2 API whether the v2 keyspace holds data and which top-level nodes it has.
 	V2 bool
+	// V2DataDir, a member's data dir on this host, adds the hidden top-level nodes, which the v2 API
+	// never lists (V2Info.HiddenTopLevel).
+	V2DataDir string
 }
 
 // Info is the module result. Its keys are the interface other roles rely on (the migration's
@@ -132,7 +135,7 @@ func Gather(ctx context.Context, o *etcdconn.Options, s Spec) (*Info, error) {
 		}
 	}
 	if s.V2 {
-		if info.V2, err = gatherV2(ctx, &cluster); err != nil {
+		if info.V2, err = gatherV2(ctx, &cluster, s.V2DataDir); err != nil {
 			return partial("v2 read of /", err)
 		}
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
+	"github.com/etcdops/etcd/pkg/v2disk"
 	clientv2 "go.etcd.io/etcd/client/v2"
 )
 
@@ -20,12 +23,15 @@ type V2Info struct {
 	// The v2 API never lists hidden nodes (names starting with "_").
 	TopLevelDirs []string `json:"top_level_dirs"`
 	TopLevelKeys []string `json:"top_level_keys"`
+	// HiddenTopLevel are the hidden root nodes (e.g. /_something) found in a member's data dir
+	// (Spec.V2DataDir) that exist now; nil when no data dir was given.
+	HiddenTopLevel []string `json:"hidden_top_level,omitempty"`
 	// Index is the v2 store's etcd index (X-Etcd-Index) when the root was read.
 	Index uint64 `json:"index"`
 	Error string `json:"error"`
 }
 
-func gatherV2(ctx context.Context, o *etcdconn.Options) (*V2Info, error) {
+func gatherV2(ctx context.Context, o *etcdconn.Options, dataDir string) (*V2Info, error) {
 	cli, err := o.V2()
 	if err != nil {
 		return nil, err
@@ -51,8 +57,41 @@ func gatherV2(ctx context.Context, o *etcdconn.Options) (*V2Info, error) {
 			out.TopLevelKeys = append(out.TopLevelKeys, n.Key)
 		}
 	}
-	out.HasData = len(resp.Node.Nodes) > 0
+	if dataDir != "" {
+		if out.HiddenTopLevel, err = hiddenRoots(ctx, o, clientv2.NewKeysAPI(cli), dataDir); err != nil {
+			return nil, err
+		}
+	}
+	out.HasData = len(resp.Node.Nodes)+len(out.HiddenTopLevel) > 0
 	return out, nil
+}
+
+// hiddenRoots lists the hidden root nodes the member's data dir names (the v2 API lists none) that
+// exist now: the data dir also names deleted and expired ones.
+func hiddenRoots(ctx context.Context, o *etcdconn.Options, kapi clientv2.KeysAPI, dataDir string) ([]string, error) {
+	paths, err := v2disk.HiddenPaths(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("v2_data_dir %s: %w", dataDir, err)
+	}
+	roots := map[string]bool{}
+	for _, p := range paths {
+		if root := "/" + strings.SplitN(strings.TrimPrefix(p, "/"), "/", 2)[0]; strings.HasPrefix(root, "/_") {
+			roots[root] = true
+		}
+	}
+	found := []string{}
+	for _, root := range slices.Sorted(maps.Keys(roots)) {
+		rctx, cancel := o.Ctx(ctx)
+		_, err := kapi.Get(rctx, root, &clientv2.GetOptions{Quorum: true})
+		cancel()
+		switch {
+		case err == nil:
+			found = append(found, root)
+		case !clientv2.IsKeyNotFound(err):
+			return nil, err
+		}
+	}
+	return found, nil
 }
 
 // v2Disabled recognises an etcd that does not serve /v2/keys: it answers 404 with a plain-text

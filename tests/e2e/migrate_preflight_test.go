@@ -10,25 +10,53 @@ import (
 	clientv2 "go.etcd.io/etcd/client/v2"
 )
 
-// The preflight refuses, changing nothing, when v3 already holds keys under the migrated prefixes and
+// The preflight refuses, changing nothing, when v2 holds root nodes outside the migrated prefixes (a hidden
+// one too) that are not left out knowingly, when v3 already holds keys under the migrated prefixes and
 // when the v3 revision moved (keys written and deleted: their tombstones would hide re-migrated keys);
 // with no v2 data it reports "no v2 keys to migrate" and succeeds without changes.
 func TestMigratePreflight(t *testing.T) {
 	l, _ := migrationLab(t, 500)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cli := l.V3Client(t)
 
-	refused := func(want string) {
+	refusedWith := func(extra map[string]any, want ...string) {
 		t.Helper()
-		res := playbook(t, l, "migrate_v2_to_v3.yml", nil)
+		res := playbook(t, l, "migrate_v2_to_v3.yml", extra)
 		if res.Err == nil {
 			t.Fatalf("the playbook ran through; want a refusal mentioning %q", want)
 		}
-		if msg := failureMsg(res); !strings.Contains(msg, want) {
-			t.Fatalf("refusal %q does not mention %q", msg, want)
+		for _, w := range want {
+			if msg := failureMsg(res); !strings.Contains(msg, w) {
+				t.Fatalf("refusal %q does not mention %q", msg, w)
+			}
 		}
 		assertUntouched(t, l, res)
+	}
+	refused := func(want string) { t.Helper(); refusedWith(nil, want) }
+
+	o := l.Conn()
+	v2, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kapi := clientv2.NewKeysAPI(v2)
+	// Root nodes outside the prefixes: a hidden one (the v2 API never lists it; etcdctl migrate drops it)
+	// and a visible one. Refused, naming both; leaving them out knowingly passes this check.
+	for _, k := range []string{"/_outside/token", "/registry-old/key"} {
+		if _, err := kapi.Set(ctx, k, "v2 only", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refusedWith(nil, "/_outside, /registry-old outside etcd_migration_prefixes", "etcd_migration_left_out")
+	if _, err := cli.Put(ctx, "/kubernetes.io/pods/default/written-in-v3", "x"); err != nil {
+		t.Fatal(err)
+	}
+	refusedWith(map[string]any{"etcd_migration_left_out": []string{"/_outside", "/registry-old/"}}, "already holds keys under /kubernetes.io")
+	for _, k := range []string{"/_outside", "/registry-old"} {
+		if _, err := kapi.Delete(ctx, k, &clientv2.DeleteOptions{Recursive: true, Dir: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	if _, err := cli.Put(ctx, "/kubernetes.io/pods/default/written-in-v3", "x"); err != nil {
@@ -41,12 +69,6 @@ func TestMigratePreflight(t *testing.T) {
 	}
 	refused("not 1: v3 keys were written and deleted")
 
-	o := l.Conn()
-	v2, err := o.V2()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kapi := clientv2.NewKeysAPI(v2)
 	for _, dir := range []string{"/kubernetes.io", "/openshift.io"} {
 		if _, err := kapi.Delete(ctx, dir, &clientv2.DeleteOptions{Recursive: true, Dir: true}); err != nil {
 			t.Fatal(err)

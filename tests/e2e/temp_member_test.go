@@ -32,7 +32,7 @@ type tempMember struct {
 
 // sdTask runs one task of module on host through ansible-playbook over SSH (ignore_errors, so a
 // failure is returned, not fatal) and returns its result.
-func sdTask(t *testing.T, l *lab.Lab, env map[string]string, host, module string, args map[string]any, check bool) lab.TaskResult {
+func sdTask(t testing.TB, l *lab.Lab, env map[string]string, host, module string, args map[string]any, check bool) lab.TaskResult {
 	t.Helper()
 	play := []map[string]any{{"hosts": host, "gather_facts": false, "tasks": []any{map[string]any{
 		"name": "under test", "etcdops.etcd." + module: args, "check_mode": check, "ignore_errors": true}}}}

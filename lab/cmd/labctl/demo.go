@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -18,8 +20,9 @@ import (
 	"github.com/etcdops/etcd/pkg/etcdconn"
 )
 
-// demo: a 3-host lab seeded with OpenShift-shaped v2 data, the main playbook over SSH, a short summary
-// (members, keys in v3, leases, outage), then teardown unless -keep.
+// demo: a 3-host lab seeded with OpenShift-shaped v2 data, the main playbook over SSH (each task shown as
+// it starts), a short summary (members, keys in v3, leases, outage), then teardown unless -keep. The
+// task lines, the playbook's whole JSON report and the summary are kept in the file -log names.
 func demo(args []string) error {
 	fs := flag.NewFlagSet("labctl demo", flag.ExitOnError)
 	name := fs.String("name", "demo", "lab name")
@@ -28,6 +31,7 @@ func demo(args []string) error {
 	vars := fs.String("e", "", "extra vars for the playbook, as JSON")
 	etcd := fs.String("etcd", "3.4", "etcd on the hosts: 3.4 or 3.6")
 	keep := fs.Bool("keep", false, "leave the lab up afterwards (and print how to reach it)")
+	logPath := fs.String("log", "build/demo-"+time.Now().UTC().Format("20060102T150405Z")+".log", "the run's full log")
 	fs.Parse(args)
 	if _, err := os.Stat(*pb); err != nil {
 		return fmt.Errorf("playbook %s: %v; pass -playbook (make demo DEMO_PLAYBOOK=…)", *pb, err)
@@ -38,6 +42,15 @@ func demo(args []string) error {
 			return fmt.Errorf("-e: %v; give a JSON object, e.g. -e '{\"key\": \"value\"}'", err)
 		}
 	}
+	if err := os.MkdirAll(filepath.Dir(*logPath), 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(*logPath)
+	if err != nil {
+		return fmt.Errorf("-log: %v", err)
+	}
+	defer func() { logFile.Close(); fmt.Printf("full log: %s\n", *logPath) }()
+	logOut = io.MultiWriter(os.Stderr, logFile)
 	start := time.Now()
 	l, err := lab.Create(lab.Spec{Name: *name, Hosts: 3, Masters: true, Etcd: *etcd, Persistent: true}, logf)
 	if err != nil {
@@ -66,12 +79,13 @@ func demo(args []string) error {
 
 	mon := watch(l)
 	logf("running %s over SSH on %d hosts", *pb, len(l.Hosts))
-	res, err := l.Playbook(ctx, lab.Run{Playbook: *pb, ExtraVars: extra})
+	res, err := l.Playbook(ctx, lab.Run{Playbook: *pb, ExtraVars: extra, Progress: io.MultiWriter(os.Stderr, logFile)})
 	mon.stop()
 	if err != nil {
 		return err
 	}
-	summary(ctx, l, m, res, mon)
+	fmt.Fprintf(logFile, "\n== the playbook's JSON report ==\n%s\n", res.Raw)
+	summary(ctx, io.MultiWriter(os.Stdout, logFile), l, m, res, mon)
 	if *keep {
 		fmt.Println()
 		printStatus(l)
@@ -147,8 +161,8 @@ func etcdUp(o *etcdconn.Options) bool {
 	return err == nil
 }
 
-func summary(ctx context.Context, l *lab.Lab, m *dataset.Manifest, res *lab.Result, mon *monitor) {
-	fmt.Printf("\n== %s: %s in %s ==\n", l.Spec.Name, statusWord(res), res.Duration.Round(100*time.Millisecond))
+func summary(ctx context.Context, w io.Writer, l *lab.Lab, m *dataset.Manifest, res *lab.Result, mon *monitor) {
+	fmt.Fprintf(w, "\n== %s: %s in %s ==\n", l.Spec.Name, statusWord(res), res.Duration.Round(100*time.Millisecond))
 	hosts := make([]string, 0, len(res.Stats))
 	for h := range res.Stats {
 		hosts = append(hosts, h)
@@ -156,15 +170,15 @@ func summary(ctx context.Context, l *lab.Lab, m *dataset.Manifest, res *lab.Resu
 	sort.Strings(hosts)
 	for _, h := range hosts {
 		s := res.Stats[h]
-		fmt.Printf("  %-8s ok=%d changed=%d failed=%d unreachable=%d\n", h, s.OK, s.Changed, s.Failures, s.Unreachable)
+		fmt.Fprintf(w, "  %-8s ok=%d changed=%d failed=%d unreachable=%d\n", h, s.OK, s.Changed, s.Failures, s.Unreachable)
 	}
 	if f := res.Failures(); f != "" {
-		fmt.Print("failures:\n" + f)
+		fmt.Fprint(w, "failures:\n"+f)
 	}
 	o := l.Conn()
 	cli, err := o.V3()
 	if err != nil {
-		fmt.Printf("etcd: unreachable after the run: %v\n", err)
+		fmt.Fprintf(w, "etcd: unreachable after the run: %v\n", err)
 		return
 	}
 	defer cli.Close()
@@ -180,22 +194,22 @@ func summary(ctx context.Context, l *lab.Lab, m *dataset.Manifest, res *lab.Resu
 			ms = append(ms, fmt.Sprintf("%s %x%s", mem.Name, mem.ID, role))
 		}
 		sort.Strings(ms)
-		fmt.Printf("members:  %d — %s\n", len(ms), strings.Join(ms, ", "))
+		fmt.Fprintf(w, "members:  %d — %s\n", len(ms), strings.Join(ms, ", "))
 	} else {
-		fmt.Printf("members:  unavailable: %v\n", err)
+		fmt.Fprintf(w, "members:  unavailable: %v\n", err)
 	}
 	if rep, err := dataset.VerifyV3(cctx, cli, m, false); err == nil {
-		fmt.Printf("v3 keys:  %d of %d seeded v2 keys present in v3 with their values (%d missing, %d differ; %d hidden keys seeded)\n",
+		fmt.Fprintf(w, "v3 keys:  %d of %d seeded v2 keys present in v3 with their values (%d missing, %d differ; %d hidden keys seeded)\n",
 			rep.Checked-len(rep.Missing)-len(rep.Mismatched), rep.Checked, len(rep.Missing), len(rep.Mismatched), m.Count.Hidden)
-		fmt.Printf("leases:   %d of %d keys that expire in v2 (TTL keys, keys in TTL dirs) carry a lease", rep.Leased, rep.Leasable)
+		fmt.Fprintf(w, "leases:   %d of %d keys that expire in v2 (TTL keys, keys in TTL dirs) carry a lease", rep.Leased, rep.Leasable)
 		if ls, err := cli.Leases(cctx); err == nil {
-			fmt.Printf(" (%d leases granted)", len(ls.Leases))
+			fmt.Fprintf(w, " (%d leases granted)", len(ls.Leases))
 		}
-		fmt.Println()
+		fmt.Fprintln(w)
 	} else {
-		fmt.Printf("v3 keys:  could not check: %v\n", err)
+		fmt.Fprintf(w, "v3 keys:  could not check: %v\n", err)
 	}
-	fmt.Printf("outage:   etcd unavailable %s (longest %s); master API down %s (longest %s)\n",
+	fmt.Fprintf(w, "outage:   etcd unavailable %s (longest %s); master API down %s (longest %s)\n",
 		mon.etcdDown.Round(100*time.Millisecond), mon.etcdLongest.Round(100*time.Millisecond),
 		mon.apiDown.Round(100*time.Millisecond), mon.apiMax.Round(100*time.Millisecond))
 }

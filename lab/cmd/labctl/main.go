@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -214,8 +215,11 @@ func hostNames(l *lab.Lab) string {
 	return strings.Join(n, ", ")
 }
 
+// logOut is where logf writes: stderr, and the demo's log file during a demo.
+var logOut io.Writer = os.Stderr
+
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s lab: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	fmt.Fprintf(logOut, "%s lab: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 func usage() {
