@@ -149,7 +149,7 @@ func sameSet(a, b []string) bool {
 // exactly the new hosts, every key intact. 2. recover_member.yml on a new member with corrupt data: a
 // healthy voter with every key, its unit joining the existing three. No etcd.conf anywhere.
 //
-// A soak test (about 10 min on a shared 2-core machine: the move alone 7 min under load).
+// A soak test: 10 to 13 min on the shared 2-core machine (the move alone 7 to 11 min under load).
 func TestSoakUnitFlavour(t *testing.T) {
 	soak(t)
 	step := stepLogger(t)
