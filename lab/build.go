@@ -135,7 +135,13 @@ func (l *Lab) configure(h *Host, ca *pki.CA, authorized []byte) error {
 			"ListenAddress %s\nHostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nUseDNS no\n", h.Addr), 0o644},
 		{"etc/ssh/ssh_host_ed25519_key", string(hostKey), 0o600},
 		{"root/.ssh/authorized_keys", string(authorized), 0o600},
-		{"etc/systemd/system/etcd.service", etcdUnit(l.etcdBin()), 0o644},
+	}
+	if l.Spec.Flavour != FlavourUnit {
+		files = append(files, struct {
+			path string
+			data string
+			mode os.FileMode
+		}{"etc/systemd/system/etcd.service", etcdUnit(l.etcdBin()), 0o644})
 	}
 	for _, f := range files {
 		if err := writeFile(filepath.Join(root, f.path), []byte(f.data), f.mode, -1); err != nil {
@@ -161,8 +167,15 @@ func (l *Lab) configure(h *Host, ca *pki.CA, authorized []byte) error {
 	}
 	if h.Member {
 		path, conf := "etc/etcd/etcd.conf", l.etcdConf(h)
-		if l.Spec.Flavour == FlavourDropIn {
+		switch l.Spec.Flavour {
+		case FlavourDropIn:
 			path, conf = strings.TrimPrefix(DropInFile, "/"), etcdDropIn(l.etcdBin(), conf)
+		case FlavourUnit:
+			unit, nodes := l.storageOSUnit(h, conf)
+			path, conf = strings.TrimPrefix(UnitFile, "/"), unit
+			if err := writeFile(filepath.Join(root, strings.TrimPrefix(NodeEnvFile, "/")), []byte(nodes), 0o644, -1); err != nil {
+				return err
+			}
 		}
 		if err := writeFile(filepath.Join(root, path), []byte(conf), 0o644, -1); err != nil {
 			return err
@@ -242,12 +255,62 @@ ETCD_PEER_KEY_FILE=/etc/etcd/peer.key
 `, h.Name, h.PeerURL(), h.ClientURL(), strings.Join(ic, ","), l.Token, strings.TrimSuffix(v2, "\n"))
 }
 
-// Configuration flavours (Spec.Flavour) and where the drop-in flavour keeps the flags.
+// Configuration flavours (Spec.Flavour) and where the drop-in and unit flavours keep the flags.
 const (
 	FlavourEnvFile = "env_file"
 	FlavourDropIn  = "dropin"
+	FlavourUnit    = "unit"
 	DropInFile     = "/etc/systemd/system/etcd.service.d/20-clct-etcd-member.conf"
+	UnitFile       = "/etc/systemd/system/etcd.service"
+	NodeEnvFile    = "/etc/etcd.conf"
 )
+
+// storageOSUnit is etcd.conf's settings as the flags of the unit's ExecStart, laid out as StorageOS's
+// etcd3.service (seed 003): "--flag value" words naming ${NODE_IP}, ${NODEn_IP} (the members in order),
+// ${CLIENT_PORT} and ${PEERS_PORT} of the EnvironmentFile NodeEnvFile, which it returns too. Booleans
+// are "--flag=value" (etcd's flag parser takes no separate value for them).
+func (l *Lab) storageOSUnit(h *Host, envConf string) (unit, nodes string) {
+	names := []string{"NODE_IP"}
+	addrs := []string{h.Addr}
+	nodes = "# NODE_IP is the IP of the node where this file resides.\nNODE_IP=" + h.Addr + "\n"
+	for i, m := range l.Members() {
+		names, addrs = append(names, fmt.Sprintf("NODE%d_IP", i+1)), append(addrs, m.Addr)
+		nodes += fmt.Sprintf("NODE%d_IP=%s\n", i+1, m.Addr)
+	}
+	nodes += "CLIENT_PORT=2379\nPEERS_PORT=2380\n"
+	var b strings.Builder
+	fmt.Fprintf(&b, `[Unit]
+Description=etcd3
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=notify
+User=etcd
+WorkingDirectory=/var/lib/etcd/
+EnvironmentFile=%s
+ExecStart=%s`, NodeEnvFile, l.etcdBin())
+	for _, line := range strings.Split(envConf, "\n") {
+		name, value, ok := strings.Cut(line, "=")
+		if !ok || !strings.HasPrefix(name, "ETCD_") {
+			continue
+		}
+		for i, a := range addrs {
+			// In the initial cluster each member is its NODEn_IP; elsewhere this host is NODE_IP.
+			if (name == "ETCD_INITIAL_CLUSTER") == (i > 0) {
+				value = strings.ReplaceAll(value, "//"+a+":", "//${"+names[i]+"}:")
+			}
+		}
+		value = strings.NewReplacer(":2379", ":${CLIENT_PORT}", ":2380", ":${PEERS_PORT}").Replace(value)
+		flag := "--" + strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "ETCD_")), "_", "-")
+		if value == "true" || value == "false" {
+			fmt.Fprintf(&b, " \\\n    %s=%s", flag, value)
+		} else {
+			fmt.Fprintf(&b, " \\\n    %s %s", flag, value)
+		}
+	}
+	return b.String() + "\nRestart=on-failure\nLimitNOFILE=65536\n\n[Install]\nWantedBy=multi-user.target\n", nodes
+}
 
 // etcdDropIn is etcd.conf's settings as the flags of a drop-in's ExecStart, laid out as CoreOS's
 // Container Linux Config writes 20-clct-etcd-member.conf (seed 004): quoted values, one per line.

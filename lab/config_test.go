@@ -85,3 +85,30 @@ func TestDropInFlavour(t *testing.T) {
 		t.Error("flavour yaml accepted")
 	}
 }
+
+// The unit flavour's member: its unit's ExecStart names the variables of /etc/etcd.conf and, expanded
+// by the collection's own reader, is etcd.conf's settings.
+func TestUnitFlavour(t *testing.T) {
+	spec := Spec{Hosts: 3, Flavour: FlavourUnit}
+	if err := spec.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{Spec: spec, Dir: t.TempDir(), Net: 42, Token: "tok"}
+	l.plan()
+	conf := l.etcdConf(l.Host("etcd2"))
+	unit, nodes := l.storageOSUnit(l.Host("etcd2"), conf)
+	for _, want := range []string{"EnvironmentFile=/etc/etcd.conf\n", "    --name etcd2 \\\n",
+		"    --listen-peer-urls https://${NODE_IP}:${PEERS_PORT} \\\n", "    --client-cert-auth=true \\\n",
+		"    --initial-cluster etcd1=https://${NODE1_IP}:${PEERS_PORT},etcd2=https://${NODE2_IP}:${PEERS_PORT},etcd3=https://${NODE3_IP}:${PEERS_PORT} \\\n"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("want %q in the unit:\n%s", want, unit)
+		}
+	}
+	f, err := memberconf.ApplyFlags([]byte(unit), "", nil, func(string) ([]byte, error) { return []byte(nodes), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(f.Env, memberconf.ParseEnv([]byte(conf))) {
+		t.Errorf("unit reads as %v (%v); want etcd.conf's %v\n%s", f.Env, err, memberconf.ParseEnv([]byte(conf)), nodes)
+	}
+}

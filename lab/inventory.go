@@ -45,6 +45,7 @@ etcd_service=etcd
 etcd_conf_file=/etc/etcd/etcd.conf
 etcd_config_flavour=%s
 etcd_dropin_file=%s
+etcd_unit_file=%s
 etcd_data_dir=/var/lib/etcd
 etcd_client_port=2379
 etcd_peer_port=2380
@@ -62,7 +63,7 @@ openshift_master_config=/etc/origin/master/master-config.yaml
 etcd_controller_ca_cert=%s
 etcd_controller_client_cert=%s
 etcd_controller_client_key=%s
-`, l.SSHKey, l.Spec.Etcd, l.Spec.Flavour, DropInFile, services, l.CACert, l.ClientCert, l.ClientKey)
+`, l.SSHKey, l.Spec.Etcd, l.Spec.Flavour, DropInFile, UnitFile, services, l.CACert, l.ClientCert, l.ClientKey)
 	l.Inventory = filepath.Join(l.Dir, "inventory.ini")
 	return os.WriteFile(l.Inventory, []byte(b.String()), 0o644)
 }

@@ -39,7 +39,9 @@ type Spec struct {
 	// seeded store lies mostly in v2 snapshots, as on a long-lived member.
 	SnapshotCount int
 	// Flavour is where each member's configuration lives: FlavourEnvFile (default, /etc/etcd/etcd.conf)
-	// or FlavourDropIn (CoreOS style: DropInFile whose ExecStart passes the flags, no etcd.conf).
+	// or FlavourDropIn (CoreOS style: DropInFile whose ExecStart passes the flags, no etcd.conf) or
+	// FlavourUnit (StorageOS style: UnitFile's ExecStart passes the flags naming the variables of
+	// NodeEnvFile, no etcd.conf; the fresh hosts have no etcd unit, the playbooks write it).
 	Flavour string
 	// Persistent labs (the CLI's) outlive the process that made them; others are leftovers once
 	// their owner process is gone.
@@ -103,8 +105,8 @@ func (s *Spec) defaults() error {
 	if s.Flavour == "" {
 		s.Flavour = FlavourEnvFile
 	}
-	if s.Flavour != FlavourEnvFile && s.Flavour != FlavourDropIn {
-		return fmt.Errorf("flavour: %q is not a configuration flavour; use %s or %s", s.Flavour, FlavourEnvFile, FlavourDropIn)
+	if s.Flavour != FlavourEnvFile && s.Flavour != FlavourDropIn && s.Flavour != FlavourUnit {
+		return fmt.Errorf("flavour: %q is not a configuration flavour; use %s, %s or %s", s.Flavour, FlavourEnvFile, FlavourDropIn, FlavourUnit)
 	}
 	if s.Root == "" {
 		s.Root = DefaultRoot

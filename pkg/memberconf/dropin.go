@@ -2,8 +2,14 @@ package memberconf
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"regexp"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/unit"
@@ -15,8 +21,10 @@ type word struct{ raw, value string }
 
 // splitExec splits an ExecStart value into words as systemd does for the cases a unit holds: blanks
 // and backslash-newline continuations separate words; single or double quotes (anywhere in a word)
-// group; a backslash escapes the next character; "%%" and "$$" stand for "%" and "$".
-func splitExec(s string) ([]word, error) {
+// group; a backslash escapes the next character; "%%" and "$$" stand for "%" and "$". With vars, a
+// "${NAME}" set there is replaced by its value (one set nowhere stays as written: it may come from a
+// file this one does not name); a bare "$NAME" word (systemd splits it into words) stays as written.
+func splitExec(s string, vars map[string]string) ([]word, error) {
 	s = strings.ReplaceAll(s, "\\\n", " ")
 	var out []word
 	i := 0
@@ -39,6 +47,14 @@ func splitExec(s string) ([]word, error) {
 			case (c == '%' || c == '$') && i+1 < len(s) && s[i+1] == c:
 				i++
 				val.WriteByte(c)
+			case c == '$' && vars != nil && strings.HasPrefix(s[i:], "${") && strings.Contains(s[i:], "}"):
+				ref := s[i : i+strings.IndexByte(s[i:], '}')+1]
+				v, ok := vars[ref[2:len(ref)-1]]
+				if !ok {
+					v = ref
+				}
+				val.WriteString(v)
+				i += len(ref) - 1
 			case quote != 0 && c == quote:
 				quote = 0
 			case quote != 0:
@@ -78,14 +94,15 @@ type flag struct {
 type execLine struct {
 	command []word
 	flags   []flag
+	vars    map[string]string // the environment ExecStart is expanded with (nil: none read)
 }
 
-func parseExec(s string) (*execLine, error) {
-	words, err := splitExec(s)
+func parseExec(s string, vars map[string]string) (*execLine, error) {
+	words, err := splitExec(s, vars)
 	if err != nil {
 		return nil, err
 	}
-	e := &execLine{}
+	e := &execLine{vars: vars}
 	for i := 0; i < len(words); i++ {
 		w := words[i]
 		if len(e.flags) == 0 && (i == 0 || !strings.HasPrefix(w.value, "-")) {
@@ -135,32 +152,81 @@ func (e *execLine) apply(changes []Change) bool {
 				continue
 			}
 			if c.Value != nil && !done {
-				if f.value != *c.Value || len(f.words) != 1 {
-					f = newFlag(name, *c.Value)
+				if f.value != *c.Value {
+					f = e.newFlag(name, *c.Value, varRefs(f))
 				}
 				kept = append(kept, f)
 			}
 			done = true
 		}
 		if c.Value != nil && !done {
-			kept = append(kept, newFlag(name, *c.Value))
+			kept = append(kept, e.newFlag(name, *c.Value, nil))
 		}
 		e.flags = kept
 	}
 	return e.String() != before
 }
 
-func newFlag(name, value string) flag {
-	return flag{words: []word{{raw: quoteWord("--" + name + "=" + value)}}, name: name, value: value}
+// newFlag writes a flag so that splitExec (and systemd) read it back as value. Where ExecStart is
+// expanded with variables, a whole token of the value (between characters other than letters, digits
+// and dots) equal to a variable's value is written as ${NAME}, so a written flag reads as the author's
+// (--initial-cluster=etcd-${NODE1_IP}=http://${NODE1_IP}:${PEERS_PORT}); prefer (the variables the flag
+// named before) are tried first, then the others by name.
+func (e *execLine) newFlag(name, value string, prefer []string) flag {
+	names := append([]string{}, prefer...)
+	var rest []string
+	for n, v := range e.vars {
+		if v != "" && !slices.Contains(prefer, n) {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	names = append(names, rest...)
+	s := "--" + name + "=" + value
+	var b strings.Builder
+	literal := strings.NewReplacer("%", "%%", "$", "$$")
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if i > 0 && tokenChar(s[i-1]) {
+			continue
+		}
+		for _, n := range names {
+			v := e.vars[n]
+			if v != "" && strings.HasPrefix(s[i:], v) && (i+len(v) == len(s) || !tokenChar(s[i+len(v)])) {
+				b.WriteString(literal.Replace(s[start:i]) + "${" + n + "}")
+				i += len(v) - 1
+				start = i + 1
+				break
+			}
+		}
+	}
+	b.WriteString(literal.Replace(s[start:]))
+	return flag{words: []word{{raw: quoteWord(b.String())}}, name: name, value: value}
 }
 
-// quoteWord writes a word so that splitExec (and systemd) read it back as s: specifiers and variables
-// escaped, double quotes when it holds anything beyond plain URL and path characters.
+func tokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.'
+}
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// varRefs are the variables a flag's words name, in order.
+func varRefs(f flag) []string {
+	var out []string
+	for _, w := range f.words {
+		for _, m := range varRef.FindAllStringSubmatch(w.raw, -1) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// quoteWord quotes an escaped word (no unescaped specifiers or variables but ${NAME}) in double quotes
+// when it holds anything beyond plain URL and path characters.
 func quoteWord(s string) string {
-	s = strings.NewReplacer("%", "%%", "$", "$$").Replace(s)
 	plain := true
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.,:/=@+%$", r)) {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.,:/=@+%${}", r)) {
 			plain = false
 		}
 	}
@@ -183,15 +249,15 @@ func (e *execLine) String() string {
 	return strings.Join(raws, " \\\n  ")
 }
 
-// dropIn is a parsed drop-in: its leading comment and its options; exec indexes the ExecStart that
-// runs (the last non-empty one of [Service]).
+// dropIn is a parsed drop-in or unit: its leading comment and its options; exec indexes the ExecStart
+// that runs (the last non-empty one of [Service]).
 type dropIn struct {
 	comment []byte
 	opts    []*unit.UnitOption
 	exec    int
 }
 
-func parseDropIn(b []byte) (*dropIn, *execLine, error) {
+func parseDropIn(b []byte) (*dropIn, error) {
 	d := &dropIn{exec: -1}
 	for rest := b; len(rest) > 0; {
 		line, next, _ := bytes.Cut(rest, []byte("\n"))
@@ -204,7 +270,7 @@ func parseDropIn(b []byte) (*dropIn, *execLine, error) {
 	}
 	opts, err := unit.Deserialize(bytes.NewReader(b))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	d.opts = opts
 	for i, o := range opts {
@@ -213,31 +279,71 @@ func parseDropIn(b []byte) (*dropIn, *execLine, error) {
 		}
 	}
 	if d.exec < 0 {
-		return nil, nil, fmt.Errorf("no ExecStart with a command in its [Service] section")
+		return nil, fmt.Errorf("no ExecStart with a command in its [Service] section")
 	}
-	e, err := parseExec(strings.TrimSpace(opts[d.exec].Value))
-	if err != nil {
-		return nil, nil, err
+	return d, nil
+}
+
+// EnvFile is the first EnvironmentFile= of the [Service] section ("" when none), where the variables
+// ExecStart names are written (StorageOS's /etc/etcd.conf of node addresses).
+func (d *dropIn) EnvFile() string {
+	for _, o := range d.opts {
+		if o.Section == "Service" && o.Name == "EnvironmentFile" && strings.TrimSpace(o.Value) != "" {
+			return strings.TrimPrefix(strings.TrimSpace(o.Value), "-")
+		}
 	}
-	return d, e, nil
+	return ""
+}
+
+// vars is the environment systemd gives ExecStart from this file's [Service] Environment= and
+// EnvironmentFile= settings, in order (a later setting wins; an EnvironmentFile= with "-" that is
+// missing is skipped, as systemd does). read reads an EnvironmentFile.
+func (d *dropIn) vars(read func(string) ([]byte, error)) (map[string]string, error) {
+	vars := map[string]string{}
+	for _, o := range d.opts {
+		v := strings.TrimSpace(o.Value)
+		switch {
+		case o.Section != "Service" || v == "":
+		case o.Name == "Environment":
+			words, err := splitExec(v, nil)
+			if err != nil {
+				return nil, fmt.Errorf("Environment=%s: %w", v, err)
+			}
+			for _, w := range words {
+				if k, val, ok := strings.Cut(w.value, "="); ok {
+					vars[k] = val
+				}
+			}
+		case o.Name == "EnvironmentFile":
+			path := strings.TrimPrefix(v, "-")
+			b, err := read(path)
+			if errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(v, "-") {
+				continue
+			} else if err != nil {
+				return nil, fmt.Errorf("EnvironmentFile %s: %w", path, err)
+			}
+			maps.Copy(vars, parseVars(b))
+		}
+	}
+	return vars, nil
 }
 
 // newDropIn is a drop-in that replaces the unit's ExecStart with command (raw words, e.g.
 // "/usr/bin/etcd") and no flags yet.
-func newDropIn(command string) (*dropIn, *execLine, error) {
-	e, err := parseExec(command)
+func newDropIn(command string) (*dropIn, error) {
+	e, err := parseExec(command, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("command: %w", err)
+		return nil, fmt.Errorf("command: %w", err)
 	}
 	if len(e.flags) > 0 {
-		return nil, nil, fmt.Errorf("command %q holds flags: give the words before the flags, e.g. /usr/bin/etcd", command)
+		return nil, fmt.Errorf("command %q holds flags: give the words before the flags, e.g. /usr/bin/etcd", command)
 	}
 	return &dropIn{
 		comment: []byte("# etcd's flags for this member (written by etcdops.etcd etcd_member_config)\n"),
 		opts: []*unit.UnitOption{unit.NewUnitOption("Service", "ExecStart", ""),
-			unit.NewUnitOption("Service", "ExecStart", "")},
+			unit.NewUnitOption("Service", "ExecStart", command)},
 		exec: 1,
-	}, e, nil
+	}, nil
 }
 
 func (d *dropIn) render(e *execLine) ([]byte, error) {
@@ -258,32 +364,63 @@ func (e *execLine) Command() string {
 	return strings.Join(raws, " ")
 }
 
-// ReadDropIn returns the ETCD_* settings the drop-in's ExecStart passes as flags and the command
-// before them.
-func ReadDropIn(b []byte) (env map[string]string, command string, err error) {
-	_, e, err := parseDropIn(b)
-	if err != nil {
-		return nil, "", err
-	}
-	return e.env(), e.Command(), nil
+// Flags is the outcome of reading or writing a unit or drop-in whose ExecStart passes etcd's flags.
+type Flags struct {
+	Data    []byte            // the file's text after the changes (b itself when nothing changed)
+	Env     map[string]string // the flags as ETCD_* settings, expanded as systemd does
+	Command string            // the ExecStart words before the flags, as written
 }
 
-// ApplyDropIn writes changes into a drop-in's ExecStart flags; with b nil (no file yet) it starts from
-// a drop-in running command. A drop-in that already says so comes back unchanged, byte for byte.
-func ApplyDropIn(b []byte, command string, changes []Change) ([]byte, error) {
+// ApplyFlags writes changes into a unit's or drop-in's ExecStart flags; with b nil (no file yet) it
+// starts from a drop-in running command. With read, ${NAME} in ExecStart is expanded from the file's
+// Environment= and EnvironmentFile= (read reads those files) and a written flag names the variables
+// whose values it holds; without, ExecStart is read as written. A file that already says so comes
+// back unchanged, byte for byte.
+func ApplyFlags(b []byte, command string, changes []Change, read func(string) ([]byte, error)) (*Flags, error) {
 	var d *dropIn
-	var e *execLine
 	var err error
 	if b == nil {
-		d, e, err = newDropIn(command)
+		d, err = newDropIn(command)
 	} else {
-		d, e, err = parseDropIn(b)
+		d, err = parseDropIn(b)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !e.apply(changes) && b != nil {
-		return b, nil
+	var vars map[string]string
+	if read != nil {
+		if vars, err = d.vars(read); err != nil {
+			return nil, err
+		}
 	}
-	return d.render(e)
+	e, err := parseExec(strings.TrimSpace(d.opts[d.exec].Value), vars)
+	if err != nil {
+		return nil, err
+	}
+	out := &Flags{Data: b, Env: e.env(), Command: e.Command()}
+	if !e.apply(changes) && b != nil {
+		return out, nil
+	}
+	out.Env = e.env()
+	out.Data, err = d.render(e)
+	return out, err
+}
+
+// ReadDropIn returns the ETCD_* settings the drop-in's ExecStart passes as flags (as written, nothing
+// expanded) and the command before them.
+func ReadDropIn(b []byte) (env map[string]string, command string, err error) {
+	f, err := ApplyFlags(b, "", nil, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	return f.Env, f.Command, nil
+}
+
+// ApplyDropIn is ApplyFlags without expansion, returning the text.
+func ApplyDropIn(b []byte, command string, changes []Change) ([]byte, error) {
+	f, err := ApplyFlags(b, command, changes, nil)
+	if err != nil {
+		return nil, err
+	}
+	return f.Data, nil
 }

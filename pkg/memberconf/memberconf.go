@@ -1,7 +1,9 @@
-// Package memberconf reads and writes an etcd member's configuration in either flavour a host keeps
-// it in: an environment file of ETCD_* lines (/etc/etcd/etcd.conf, OpenShift / RHEL) or a systemd
-// drop-in whose ExecStart passes the flags (CoreOS's etcd-member.service.d/20-clct-etcd-member.conf).
-// Both read into, and are written from, the same ETCD_* names, so the roles never see the flavour.
+// Package memberconf reads and writes an etcd member's configuration in the flavour a host keeps
+// it in: an environment file of ETCD_* lines (/etc/etcd/etcd.conf, OpenShift / RHEL), a systemd
+// drop-in whose ExecStart passes the flags (CoreOS's etcd-member.service.d/20-clct-etcd-member.conf),
+// or a unit whose ExecStart passes the flags with ${VARIABLES} from an EnvironmentFile of node
+// addresses (StorageOS's etcd3.service and /etc/etcd.conf). All read into, and are written from, the
+// same ETCD_* names, so the roles never see the flavour.
 package memberconf
 
 import (
@@ -19,10 +21,23 @@ import (
 const (
 	EnvFile = "env_file"
 	DropIn  = "dropin"
+	Unit    = "unit"
 )
 
 // envLine is the environment-file syntax etcd_facts has always read: optional export, optional quotes.
-var envLine = regexp.MustCompile(`(?m)^[ \t]*(?:export[ \t]+)?(ETCD_[A-Z0-9_]+)[ \t]*=[ \t]*["']?([^"'\n]*?)["']?[ \t]*$`)
+var envLine = regexp.MustCompile(`(?m)^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*["']?([^"'\n]*?)["']?[ \t]*$`)
+
+// validVar is what a variable of an EnvironmentFile may be called.
+var validVar = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// parseVars returns every variable of an environment file (the last of a repeated name wins).
+func parseVars(b []byte) map[string]string {
+	vars := map[string]string{}
+	for _, m := range envLine.FindAllSubmatch(b, -1) {
+		vars[string(m[1])] = string(m[2])
+	}
+	return vars
+}
 
 // validName is what an ETCD_* setting may be called (it becomes a line prefix or a flag name).
 var validName = regexp.MustCompile(`^ETCD_[A-Z0-9_]+$`)
@@ -30,8 +45,10 @@ var validName = regexp.MustCompile(`^ETCD_[A-Z0-9_]+$`)
 // ParseEnv returns the ETCD_* settings of an environment file (the last of a repeated name wins).
 func ParseEnv(b []byte) map[string]string {
 	env := map[string]string{}
-	for _, m := range envLine.FindAllSubmatch(b, -1) {
-		env[string(m[1])] = string(m[2])
+	for k, v := range parseVars(b) {
+		if validName.MatchString(k) {
+			env[k] = v
+		}
 	}
 	return env
 }
@@ -42,13 +59,13 @@ type Change struct {
 	Value *string
 }
 
-// Sorted turns a settings map into changes in name order (the order lines are appended in), checking
-// every name.
-func Sorted(settings map[string]*string) ([]Change, error) {
+// sortedAs turns a settings map into changes in name order (the order lines are appended in), checking
+// every name against valid (invalid says why a name is not).
+func sortedAs(settings map[string]*string, valid *regexp.Regexp, invalid string) ([]Change, error) {
 	var out []Change
 	for k, v := range settings {
-		if !validName.MatchString(k) {
-			return nil, fmt.Errorf("%q is not an etcd setting name: use the ETCD_* variable name, e.g. ETCD_INITIAL_CLUSTER", k)
+		if !valid.MatchString(k) {
+			return nil, fmt.Errorf("%q %s", k, invalid)
 		}
 		out = append(out, Change{k, v})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -13,15 +14,18 @@ import (
 
 // Params are etcd_member_config's options.
 type Params struct {
-	Flavour  string         `arg:"flavour" default:"env_file" choices:"env_file,dropin"`
+	Flavour  string         `arg:"flavour" default:"env_file" choices:"env_file,dropin,unit"`
 	Path     string         `arg:"path" required:"true"`
 	State    string         `arg:"state" default:"read" choices:"read,present"`
 	Settings map[string]any `arg:"settings"`
 	Command  string         `arg:"command"`
+	UnitText string         `arg:"unit_text"`
 	Backup   bool           `arg:"backup" default:"true"`
 	Reload   bool           `arg:"daemon_reload" default:"true"`
+	// Environment is written into the unit's (or drop-in's) first EnvironmentFile.
+	Environment map[string]any `arg:"environment"`
 
-	changes []Change
+	changes, envChanges []Change
 }
 
 // Result is what the module returns: the settings in the file (after the change; in check mode, as
@@ -31,8 +35,11 @@ type Result struct {
 	Path    string            `json:"path"`
 	Env     map[string]string `json:"env"`
 	Command string            `json:"command,omitempty"`
-	Backup  string            `json:"backup_file,omitempty"`
-	// Reload is true when a drop-in changed: systemd must reload (the module does, unless told not to)
+	// EnvFile is the EnvironmentFile I(environment) went into (its values are not returned: such a file
+	// may hold anything).
+	EnvFile string `json:"env_file,omitempty"`
+	Backup  string `json:"backup_file,omitempty"`
+	// Reload is true when a unit or drop-in changed: systemd must reload (the module does, unless told not to)
 	// before the unit next starts.
 	Reload bool `json:"daemon_reload"`
 }
@@ -47,20 +54,39 @@ func (p *Params) Validate() error {
 		return &module.ParamError{Param: "path", Msg: fmt.Sprintf("a drop-in must end in .conf (systemd ignores "+
 			"other names), got %q", p.Path)}
 	}
-	settings := map[string]*string{}
-	for k, v := range p.Settings {
+	if p.Flavour == Unit && filepath.Ext(p.Path) != ".service" {
+		return &module.ParamError{Param: "path", Msg: fmt.Sprintf("a unit must end in .service, got %q; "+
+			"e.g. /etc/systemd/system/etcd3.service", p.Path)}
+	}
+	if len(p.Environment) > 0 && p.Flavour == EnvFile {
+		return &module.ParamError{Param: "environment", Msg: "only a unit or drop-in (flavour unit or dropin) has an " +
+			"EnvironmentFile; for env_file give the ETCD_* settings in settings"}
+	}
+	var err error
+	if p.changes, err = changes("settings", p.Settings, validName, "is not an etcd setting name: use the ETCD_* "+
+		"variable name, e.g. ETCD_INITIAL_CLUSTER"); err != nil {
+		return err
+	}
+	p.envChanges, err = changes("environment", p.Environment, validVar, "is not a variable name: use letters, digits "+
+		"and _, e.g. NODE1_IP")
+	return err
+}
+
+// changes reads option param (names checked by valid) as changes in name order.
+func changes(param string, m map[string]any, valid *regexp.Regexp, invalid string) ([]Change, error) {
+	values := map[string]*string{}
+	for k, v := range m {
 		s, err := settingValue(v)
 		if err != nil {
-			return &module.ParamError{Param: "settings", Msg: fmt.Sprintf("%s: %v", k, err)}
+			return nil, &module.ParamError{Param: param, Msg: fmt.Sprintf("%s: %v", k, err)}
 		}
-		settings[k] = s
+		values[k] = s
 	}
-	changes, err := Sorted(settings)
+	out, err := sortedAs(values, valid, invalid)
 	if err != nil {
-		return &module.ParamError{Param: "settings", Msg: err.Error()}
+		return nil, &module.ParamError{Param: param, Msg: err.Error()}
 	}
-	p.changes = changes
-	return nil
+	return out, nil
 }
 
 // settingValue turns a YAML scalar into the text etcd reads; null removes the setting.
@@ -91,48 +117,116 @@ func Run(ctx context.Context, t *module.Task, p Params, reload func(context.Cont
 	res := &Result{Flavour: p.Flavour, Path: p.Path}
 	old, err := os.ReadFile(p.Path)
 	missing := os.IsNotExist(err)
-	if err != nil && !(missing && p.State == "present" && p.Flavour == DropIn && p.Command != "") {
+	if err != nil && !(missing && p.State == "present" && (p.Flavour == DropIn && p.Command != "" || p.Flavour == Unit && p.UnitText != "")) {
 		if missing {
 			return nil, fmt.Errorf("%s does not exist: this host's etcd configuration (flavour %s) is not there; "+
 				"set etcd_config_flavour and the file's path to where the member's configuration lives", p.Path, p.Flavour)
 		}
 		return nil, err
 	}
-	data := old
-	if p.State == "present" {
-		if p.Flavour == DropIn {
-			var base []byte
-			if !missing {
-				base = old
-			}
-			if data, err = ApplyDropIn(base, p.Command, p.changes); err != nil {
-				return nil, fmt.Errorf("%s: %w", p.Path, err)
-			}
-		} else {
-			data = ApplyEnv(old, p.changes)
+	present := p.State == "present"
+	files := []*file{{path: p.Path, old: old, new: old, missing: missing}}
+	if p.Flavour == EnvFile {
+		if present {
+			files[0].new = ApplyEnv(old, p.changes)
 		}
-	}
-	if p.Flavour == DropIn {
-		if res.Env, res.Command, err = ReadDropIn(data); err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Path, err)
-		}
+		res.Env = ParseEnv(files[0].new)
 	} else {
-		res.Env = ParseEnv(data)
+		if files, err = applyFlags(p, files[0], res); err != nil {
+			return nil, err
+		}
+		res.Reload = files[0].changed()
 	}
-	if missing || string(data) != string(old) {
+	var before, after string
+	for _, f := range files {
+		if !f.changed() {
+			continue
+		}
 		t.Changed()
-		t.SetDiff(string(old), string(data))
-		res.Reload = p.Flavour == DropIn
+		before += f.before()
+		after += f.after()
 		if !t.CheckMode {
-			if res.Backup, err = WriteFile(p.Path, data, p.Backup && !missing, now); err != nil {
+			backup, err := WriteFile(f.path, f.new, p.Backup && !f.missing, now)
+			if err != nil {
 				return nil, err
 			}
-			if res.Reload && p.Reload {
-				if err := reload(ctx); err != nil {
-					return res, fmt.Errorf("%s written, but systemd did not reload (run systemctl daemon-reload): %w", p.Path, err)
-				}
+			if f == files[0] {
+				res.Backup = backup
 			}
+		}
+	}
+	if t.IsChanged() {
+		t.SetDiff(before, after)
+	}
+	if res.Reload && p.Reload && !t.CheckMode {
+		if err := reload(ctx); err != nil {
+			return res, fmt.Errorf("%s written, but systemd did not reload (run systemctl daemon-reload): %w", p.Path, err)
 		}
 	}
 	return res, nil
+}
+
+// file is one file Run may write: its text before and after.
+type file struct {
+	path     string
+	old, new []byte
+	missing  bool
+}
+
+func (f *file) changed() bool { return f.missing || string(f.old) != string(f.new) }
+
+// before and after are the diff's text, headed by the path (a unit may change with its EnvironmentFile).
+func (f *file) before() string { return "# " + f.path + "\n" + string(f.old) }
+func (f *file) after() string  { return "# " + f.path + "\n" + string(f.new) }
+
+// applyFlags reads (and with state present writes) a unit's or drop-in's ExecStart flags, ${NAME}
+// expanded from its EnvironmentFile, into which environment goes first. It returns the unit (or
+// drop-in) and, when environment is given, its EnvironmentFile.
+func applyFlags(p Params, u *file, res *Result) ([]*file, error) {
+	files := []*file{u}
+	var base []byte
+	switch {
+	case !u.missing:
+		base = u.old
+	case p.Flavour == Unit:
+		base = []byte(p.UnitText)
+	}
+	var changes []Change
+	if p.State == "present" {
+		changes = p.changes
+		if len(p.envChanges) > 0 {
+			var d *dropIn
+			var err error
+			if base == nil {
+				err = fmt.Errorf("a new drop-in names no EnvironmentFile")
+			} else if d, err = parseDropIn(base); err == nil && d.EnvFile() == "" {
+				err = fmt.Errorf("no EnvironmentFile= in its [Service] section")
+			}
+			if err != nil {
+				return nil, &module.ParamError{Param: "environment", Msg: fmt.Sprintf("%s: %v: environment goes into "+
+					"the unit's EnvironmentFile; add EnvironmentFile=/etc/etcd.conf to the unit", p.Path, err)}
+			}
+			res.EnvFile = d.EnvFile()
+			old, err := os.ReadFile(res.EnvFile)
+			if err != nil && !os.IsNotExist(err) {
+				return nil, err
+			}
+			files = append(files, &file{path: res.EnvFile, old: old, new: ApplyEnv(old, p.envChanges), missing: err != nil})
+		}
+	}
+	read := func(path string) ([]byte, error) {
+		for _, f := range files[1:] {
+			if f.path == path {
+				return f.new, nil
+			}
+		}
+		return os.ReadFile(path)
+	}
+	flags, err := ApplyFlags(base, p.Command, changes, read)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Path, err)
+	}
+	u.new = flags.Data
+	res.Env, res.Command = flags.Env, flags.Command
+	return files, nil
 }

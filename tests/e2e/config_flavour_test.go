@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdops/etcd/internal/ansibletest"
 	"github.com/etcdops/etcd/lab"
 	"github.com/etcdops/etcd/pkg/memberconf"
+	"go.yaml.in/yaml/v3"
 )
 
 // The drop-in flavour (seed 004, CoreOS etcd-member) on one lab boot: every member's flags live in
@@ -21,21 +23,9 @@ import (
 // with their own flags, the members are exactly group etcd, every key intact. No etcd.conf appears.
 func TestDropInFlavour(t *testing.T) {
 	step := stepLogger(t)
-	l := lab.Up(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}, Flavour: lab.FlavourDropIn})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
+	ctx, l, keys, noEtcdConf := flavourLab(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}, Flavour: lab.FlavourDropIn})
 	old, spare := l.Members(), freshHosts(l)
 	cli := l.V3Client(t, old[0])
-	keys := map[string]string{}
-	putKeys(ctx, t, cli, keys, 200, "/flavour")
-	noEtcdConf := func() {
-		t.Helper()
-		for _, h := range l.Hosts {
-			if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("%s has an etcd.conf (%v): the drop-in flavour must not write one", h.Name, err)
-			}
-		}
-	}
 	noEtcdConf()
 
 	// 1. etcd3's data corrupt (crash loop): recover_member.yml brings it back from an empty member dir.
@@ -69,6 +59,26 @@ func TestDropInFlavour(t *testing.T) {
 	checkKeys(ctx, t, keptCli, keys, "written before the scaling")
 	noEtcdConf()
 	step("3. shrunk to 3 in %s; every key intact, no etcd.conf anywhere", time.Since(start).Round(time.Second))
+}
+
+// flavourLab boots a lab in a config flavour with 200 keys written through its first member and
+// returns the test's 20-minute context, the keys and a check that no host has an etcd.conf (the
+// flavour keeps the settings elsewhere).
+func flavourLab(t *testing.T, spec lab.Spec) (context.Context, *lab.Lab, map[string]string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	t.Cleanup(cancel)
+	l := lab.Up(t, spec)
+	keys := map[string]string{}
+	putKeys(ctx, t, l.V3Client(t, l.Members()[0]), keys, 200, "/"+spec.Flavour)
+	return ctx, l, keys, func() {
+		t.Helper()
+		for _, h := range l.Hosts {
+			if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s has an etcd.conf (%v): the %s flavour must not write one", h.Name, err, spec.Flavour)
+			}
+		}
+	}
 }
 
 func indexOf(hosts []*lab.Host, h *lab.Host) int {
@@ -127,6 +137,154 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// The unit flavour (seed 003, StorageOS "Migrate Etcd") on one lab boot, with the variables of
+// inventory-examples/storageos.yml: every member's flags in etcd.service's ExecStart naming ${NODE_IP},
+// ${NODEn_IP}, ${CLIENT_PORT}, ${PEERS_PORT} of /etc/etcd.conf; the 3 fresh new_etcd hosts have no unit.
+// 1. replace_nodes.yml 3 → 3 new hosts with the example's consumer task file (kubectl a recording
+// stand-in): each new host's /etc/etcd.conf lists every old and new node, its unit is a member's with its
+// own flags, the initial cluster of the members before it and itself naming their variables, state
+// existing; StorageOS's kvBackend.address patched to the new members before the old ones left; the members
+// exactly the new hosts, every key intact. 2. recover_member.yml on a new member with corrupt data: a
+// healthy voter with every key, its unit joining the existing three. No etcd.conf anywhere.
+//
+// A soak test: 10 to 13 min on the shared 2-core machine (the move alone 7 to 11 min under load).
+func TestSoakUnitFlavour(t *testing.T) {
+	soak(t)
+	step := stepLogger(t)
+	ctx, l, keys, noEtcdConf := flavourLab(t, lab.Spec{Hosts: 3, Groups: map[string]int{"new_etcd": 3}, Flavour: lab.FlavourUnit})
+	old, fresh := l.Members(), freshHosts(l)
+	all := append(append([]*lab.Host{}, old...), fresh...)
+
+	vars := exampleVars(t, "storageos.yml", "etcd_config_flavour", "etcd_unit_environment", "storageos_nodes",
+		"storageos_cluster", "storageos_namespace")
+	dir := t.TempDir()
+	kubectl, patches := filepath.Join(dir, "kubectl"), filepath.Join(dir, "patches")
+	if err := os.WriteFile(kubectl, []byte("#!/bin/sh\nprintf '%s\\n' \"$*\" >> "+patches+"\necho storageoscluster/x patched\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vars["storageos_kubectl"] = kubectl
+	vars["etcd_consumer_tasks"] = filepath.Join(ansibletest.Root(t), "inventory-examples", "storageos-kv-backend.yml")
+
+	// 1. 3 → 3 new hosts.
+	start := time.Now()
+	mustSucceed(t, playbook(t, l, "replace_nodes.yml", vars))
+	cli := l.V3Client(t, fresh...)
+	checkMembers(ctx, t, l, cli, fresh)
+	checkKeys(ctx, t, cli, keys, "written before the move")
+	for i, h := range fresh {
+		unitFlags(t, h, all[:len(old)+i+1], all)
+	}
+	var addrs []string
+	for _, h := range fresh {
+		addrs = append(addrs, h.Addr+":2379")
+	}
+	wantPatch := `patch storageoscluster storageoscluster --namespace=kube-system --type=merge ` +
+		`--patch={"spec": {"kvBackend": {"address": "` + strings.Join(addrs, ",") + `"}}}` + "\n"
+	if b, err := os.ReadFile(patches); err != nil || string(b) != wantPatch {
+		t.Errorf("kubectl ran %q (%v), want once %q", b, err, wantPatch)
+	}
+	noEtcdConf()
+	step("1. moved onto %d new hosts in %s; kvBackend.address %s", len(fresh), time.Since(start).Round(time.Second), strings.Join(addrs, ","))
+
+	// 2. The last new member's data corrupt: recover_member.yml (group etcd = the new hosts).
+	if _, err := l.CorruptDataDir(fresh[2]); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	vars["etcd_recover_member"] = fresh[2].Name
+	mustSucceed(t, runPlaybook(t, l, "recover_member.yml", lab.Run{Inventory: etcdInventory(t, l, fresh), ExtraVars: vars}))
+	checkMembers(ctx, t, l, cli, fresh)
+	checkKeys(ctx, t, l.V3Client(t, fresh[2]), keys, "written before the move (read through the recovered member)")
+	env := unitFlags(t, fresh[2], fresh, all)
+	noEtcdConf()
+	step("2. recovered %s in %s; its unit: --initial-cluster-state=%s --initial-cluster=%s", fresh[2].Name,
+		time.Since(start).Round(time.Second), env["ETCD_INITIAL_CLUSTER_STATE"], env["ETCD_INITIAL_CLUSTER"])
+}
+
+// exampleVars are the named variables of inventory-examples/NAME's all.vars, as written (Jinja
+// expressions stay, for Ansible to template against the lab's hosts).
+func exampleVars(t *testing.T, name string, keys ...string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ansibletest.Root(t), "inventory-examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv struct {
+		All struct {
+			Vars map[string]any `yaml:"vars"`
+		} `yaml:"all"`
+	}
+	if err := yaml.Unmarshal(b, &inv); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]any{}
+	for _, k := range keys {
+		v, ok := inv.All.Vars[k]
+		if !ok {
+			t.Fatalf("%s has no variable %s", name, k)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// unitFlags reads h's unit as systemd runs it and checks it joins the existing cluster of members: its
+// /etc/etcd.conf names every node of all (NODE_IP its own address), its flags its own name and URLs,
+// state existing, the initial cluster naming each member at ${NODEn_IP}.
+func unitFlags(t *testing.T, h *lab.Host, members, all []*lab.Host) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.Root(), lab.UnitFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := os.ReadFile(filepath.Join(h.Root(), lab.NodeEnvFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNodes := map[string]string{"NODE_IP": h.Addr, "CLIENT_PORT": "2379", "PEERS_PORT": "2380"}
+	index := map[*lab.Host]int{}
+	for i, n := range all {
+		wantNodes[fmt.Sprintf("NODE%d_IP", i+1)] = n.Addr
+		index[n] = i + 1
+	}
+	for k, v := range wantNodes {
+		if !strings.Contains("\n"+string(nodes), "\n"+k+"="+v+"\n") {
+			t.Errorf("%s's %s lacks %s=%s:\n%s", h.Name, lab.NodeEnvFile, k, v, nodes)
+		}
+	}
+	f, err := memberconf.ApplyFlags(b, "", nil, func(string) ([]byte, error) { return nodes, nil })
+	if err != nil {
+		t.Fatalf("%s's unit: %v\n%s", h.Name, err, b)
+	}
+	var ic []string
+	for _, m := range members {
+		ic = append(ic, m.Name+"="+m.PeerURL())
+		if ref := fmt.Sprintf("%s=https://${NODE%d_IP}:${PEERS_PORT}", m.Name, index[m]); !strings.Contains(string(b), ref) {
+			t.Errorf("%s's unit does not name %s in its initial cluster:\n%s", h.Name, ref, b)
+		}
+	}
+	want := map[string]string{"ETCD_NAME": h.Name, "ETCD_INITIAL_CLUSTER_STATE": "existing",
+		"ETCD_ADVERTISE_CLIENT_URLS": h.ClientURL(), "ETCD_INITIAL_ADVERTISE_PEER_URLS": h.PeerURL(),
+		"ETCD_LISTEN_PEER_URLS": h.PeerURL(), "ETCD_CLIENT_CERT_AUTH": "true", "ETCD_PEER_KEY_FILE": "/etc/etcd/peer.key"}
+	for k, v := range want {
+		if f.Env[k] != v {
+			t.Errorf("%s's unit: %s=%q, want %q\n%s", h.Name, k, f.Env[k], v, b)
+		}
+	}
+	if got := strings.Split(f.Env["ETCD_INITIAL_CLUSTER"], ","); !sameSet(got, ic) {
+		t.Errorf("%s's unit: initial cluster %v, want %v", h.Name, got, ic)
+	}
+	for _, w := range []string{"EnvironmentFile=" + lab.NodeEnvFile + "\n", "--listen-peer-urls https://${NODE_IP}:${PEERS_PORT} \\\n"} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("%s's unit lacks %q (a member's, its variables kept):\n%s", h.Name, w, b)
+		}
+	}
+	if f.Command != "/usr/bin/etcd" {
+		t.Errorf("%s's unit runs %q, want /usr/bin/etcd", h.Name, f.Command)
+	}
+	return f.Env
 }
 
 // Issue 17 item 2: etcd in a container (openshift-ansible's etcd_container unit, `docker run

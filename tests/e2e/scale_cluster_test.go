@@ -199,6 +199,13 @@ func scale(t *testing.T, l *lab.Lab, etcd []*lab.Host) *lab.Result {
 // scaleRun is scale with extra vars or a kill point.
 func scaleRun(t *testing.T, l *lab.Lab, etcd []*lab.Host, run lab.Run) *lab.Result {
 	t.Helper()
+	run.Inventory = etcdInventory(t, l, etcd)
+	return runPlaybook(t, l, "scale_cluster.yml", run)
+}
+
+// etcdInventory is the lab's inventory with group etcd = etcd (every host also in group lab).
+func etcdInventory(t *testing.T, l *lab.Lab, etcd []*lab.Host) string {
+	t.Helper()
 	b, err := os.ReadFile(l.Inventory)
 	if err != nil {
 		t.Fatal(err)
@@ -222,8 +229,7 @@ func scaleRun(t *testing.T, l *lab.Lab, etcd []*lab.Host, run lab.Run) *lab.Resu
 	if err := os.WriteFile(inv, []byte(strings.Join(out, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run.Inventory = inv
-	return runPlaybook(t, l, "scale_cluster.yml", run)
+	return inv
 }
 
 func hostLines(hosts []*lab.Host) []string {

@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,8 @@ import (
 
 // Through real Ansible: etcd.conf gets the join's settings as lineinfile wrote them (check mode
 // first, nothing written; then for real, with a backup; then again, not changed); a CoreOS drop-in is
-// read as ETCD_* settings and written as flags; a drop-in is created from a command; bad input names
-// the option and writes nothing.
+// read as ETCD_* settings and written as flags; a drop-in is created from a command; a StorageOS unit
+// from a member's, with its EnvironmentFile; bad input names the option and writes nothing.
 func TestMemberConfigModule(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "etcd.conf")
@@ -70,9 +71,36 @@ func TestMemberConfigModule(t *testing.T) {
 		t.Fatalf("create a drop-in: %v\n%s", created, b)
 	}
 
+	// Seed 003: a new StorageOS node's unit created from a member's, its node addresses written into
+	// the unit's EnvironmentFile, the flags naming them; read back expanded; again, no change.
+	envFile := filepath.Join(dir, "etc-etcd.conf")
+	memberUnit := "[Service]\nType=notify\nEnvironmentFile=" + envFile + "\nExecStart=/usr/local/sbin/etcd3 --name etcd-${NODE_IP} \\\n" +
+		"  --initial-cluster-state new \\\n  --advertise-client-urls http://${NODE_IP}:${CLIENT_PORT}\n"
+	unitPath := filepath.Join(dir, "etcd3.service")
+	joinUnit := map[string]any{"flavour": "unit", "path": unitPath, "state": "present", "daemon_reload": false,
+		"unit_text":   memberUnit,
+		"environment": map[string]any{"NODE_IP": "10.0.0.4", "NODE1_IP": "10.0.0.1", "NODE4_IP": "10.0.0.4", "CLIENT_PORT": 2379, "PEERS_PORT": 2380},
+		"settings": map[string]any{"ETCD_INITIAL_CLUSTER": "etcd-10.0.0.1=http://10.0.0.1:2380,etcd-10.0.0.4=http://10.0.0.4:2380",
+			"ETCD_INITIAL_CLUSTER_STATE": "existing", "ETCD_NAME": "etcd-10.0.0.4"}}
+	unitRes := ansibletest.Module(t, "etcd_member_config", joinUnit, ansibletest.Opts{})
+	b, _ = os.ReadFile(unitPath)
+	e, _ := os.ReadFile(envFile)
+	env, _ := unitRes["env"].(map[string]any)
+	if unitRes.Failed() || !unitRes.Changed() || unitRes["env_file"] != envFile || env["ETCD_ADVERTISE_CLIENT_URLS"] != "http://10.0.0.4:2379" ||
+		!strings.Contains(string(b), "  --name etcd-${NODE_IP} \\\n  --initial-cluster-state=existing \\\n") ||
+		!strings.Contains(string(b), "--initial-cluster=etcd-${NODE1_IP}=http://${NODE1_IP}:${PEERS_PORT},etcd-${NODE4_IP}=http://${NODE4_IP}:${PEERS_PORT}\n") ||
+		string(e) != "CLIENT_PORT=2379\nNODE1_IP=10.0.0.1\nNODE4_IP=10.0.0.4\nNODE_IP=10.0.0.4\nPEERS_PORT=2380\n" ||
+		strings.Contains(fmt.Sprint(unitRes), "NODE1_IP") {
+		t.Fatalf("create a unit: %v\n%s\n%s", unitRes, b, e)
+	}
+	if again := ansibletest.Module(t, "etcd_member_config", joinUnit, ansibletest.Opts{}); again.Failed() || again.Changed() {
+		t.Fatalf("second write of the unit: %v", again)
+	}
+
 	for name, args := range map[string]map[string]any{
-		"settings": {"path": conf, "state": "present", "settings": map[string]any{"etcd_name": "x"}},
-		"path":     {"path": "etcd.conf"},
+		"settings":    {"path": conf, "state": "present", "settings": map[string]any{"etcd_name": "x"}},
+		"path":        {"path": "etcd.conf"},
+		"environment": {"path": conf, "state": "present", "environment": map[string]any{"NODE_IP": "x"}},
 	} {
 		res := ansibletest.Module(t, "etcd_member_config", args, ansibletest.Opts{})
 		if b, _ := os.ReadFile(conf); !res.Failed() || !strings.Contains(res.Msg(), name) || string(b) != want {
