@@ -39,7 +39,7 @@ func TestSecondRunIsRefusedWhileTheLockIsHeld(t *testing.T) {
 	if res.Err == nil {
 		t.Fatal("the second run went ahead")
 	}
-	refusal := res.Find("Refuse to run beside another run")
+	refusal := res.Find("etcdops.etcd.etcd_facts : Refuse to run beside another run")
 	if len(refusal) != 1 {
 		t.Fatalf("no refusal: %s", res.Failures())
 	}

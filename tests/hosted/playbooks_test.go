@@ -2,6 +2,7 @@ package hosted
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,6 +60,71 @@ func TestHostedRecoverMemberPlaybook(t *testing.T) {
 		t.Errorf("re-run of the recovery: changed %d; want nothing changed", changed(res))
 	}
 	step("re-run changed nothing")
+}
+
+// hosted_etcd_recover_member.yml, issue 20's gaps: while another live run holds the control plane's run
+// lock the recovery is refused naming it, nothing changed; etcd-2 removed from the membership by hand
+// while it runs is re-added, through a recovery killed as it deletes the pod (its lock and phase left
+// behind) and re-run: the lock taken over, a new member ID for etcd-2, the others unchanged, three
+// healthy voters, every key on etcd-2 itself, the lock released.
+func TestHostedRecoverRemovedMemberKilledPlaybook(t *testing.T) {
+	l, h, cli, before, _, step := hostedLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	// Another run of this controller (this live test process) holds the lock.
+	lock := filepath.Join(h.stateDir, k8s.ControlPlaneNamespace+"-run.lock")
+	owner, err := ansibletest.RunLockOwner(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _ := json.Marshal(map[string]any{"owner": owner, "started": time.Now().UTC().Format(time.RFC3339),
+		"user": "alice", "controller": "bastion", "pid": os.Getpid(), "playbook": "hosted_etcd_restore.yml"})
+	if err := os.MkdirAll(h.stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lock, held, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.EtcdctlIn("etcd-0", "member", "remove", fmt.Sprintf("%x", before["etcd-2"])); err != nil {
+		t.Fatal(err)
+	}
+	step("etcd-2 removed from the membership by hand, the lock held by another run")
+	uids := h.podUIDs()
+	res := h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"}, playbook.Kill{})
+	for _, w := range []string{"Another run holds the run lock " + lock, "owner " + owner, "alice", "hosted_etcd_restore.yml", "This run changed nothing"} {
+		if res.Err == nil || !strings.Contains(res.Failures(), w) {
+			t.Fatalf("recovery beside a live run: err %v, want a refusal naming %q:\n%s", res.Err, w, res.Failures())
+		}
+	}
+	if b, _ := os.ReadFile(lock); changed(res) != 0 || h.podUIDs() != uids || string(b) != string(held) {
+		t.Fatalf("the refused run changed something: changed %d, lock %s", changed(res), b)
+	}
+	os.Remove(lock)
+	step("refused beside a live run, nothing changed")
+
+	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"},
+		playbook.Kill{Task: "etcdops.etcd.hosted_etcd_recover_member : Step 3: delete the member pod (its reset-member init container adds the member back)"})
+	if !res.Killed {
+		t.Fatalf("the recovery was not killed as it deletes the pod: %v\n%s", res.Err, res.Failures())
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Fatalf("the killed run's lock: %v", err)
+	}
+	step("recovery killed as it deletes the pod")
+	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"}, playbook.Kill{})
+	h.ok(res)
+	// The first of the lock's tasks to run is the take-over (the release skips it).
+	if r := res.Find("etcdops.etcd.etcd_facts : Take over the lock of a run of this controller that is gone"); len(r) == 0 || r[0].Values["why"] != "takeover" {
+		t.Errorf("the re-run did not take the killed run's lock over: %v", r)
+	}
+	step("re-run took the lock over and finished in %s", res.Duration.Round(time.Second))
+	after := members(t, ctx, cli)
+	if len(after) != 3 || after["etcd-2"] == 0 || after["etcd-2"] == before["etcd-2"] || after["etcd-0"] != before["etcd-0"] || after["etcd-1"] != before["etcd-1"] {
+		t.Errorf("members %x → %x: want etcd-2 re-added with a new ID, the others unchanged", before, after)
+	}
+	assertHealthy(t, l, "etcd-0")
+	h.assertKeys("etcd-2")
 }
 
 // hosted_etcd_restore.yml: two of three members' data destroyed (quorum lost): the recovery refuses
@@ -187,6 +253,10 @@ func (h *hosted) ok(res *playbook.Result) {
 	h.t.Helper()
 	if res.Err != nil {
 		h.t.Fatalf("playbook failed: %v\n%s", res.Err, res.Failures())
+	}
+	// A run that ends well releases its run lock.
+	if locks, _ := filepath.Glob(filepath.Join(h.stateDir, "*-run.lock")); len(locks) > 0 {
+		h.t.Fatalf("run lock left after a run that ended well: %v", locks)
 	}
 }
 
