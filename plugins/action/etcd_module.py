@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# The action of every etcdops.etcd module (meta/runtime.yml routes each module's action here): the
+# The action of every etcdops.etcd module (meta/runtime.yml names it as each module's action_plugin): the
 # collection's one executable is copied to a host once per version and run from the host's cache by
 # etcd_exec, instead of Ansible copying a ~20 MB binary on every task (docs/speed.md).
 from __future__ import absolute_import, division, print_function
@@ -50,7 +50,7 @@ class ActionModule(ActionBase):
         return result
 
     def _run_cached(self, task_vars):
-        # The task's module (resolved_action names this action, where meta/runtime.yml routed it).
+        # The task's module: its file (a link to the executable) and its full name.
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
             self._task.action, collection_list=self._task.collections)
         if not found.resolved:
