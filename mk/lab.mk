@@ -64,7 +64,7 @@ bench-tasks: install labctl
 	$(GO) test -count=1 -run '^$$' -bench TaskCost -benchtime 1x -timeout 30m -v ./tests/speed/
 bench: bench-tasks
 
-# The modules' host cache over SSH (docs/speed.md): six playbook runs on a one-host lab, 7 min at load ≈20.
+# The modules' host cache over SSH (docs/speed.md): six playbook runs on a one-host lab, 41 s (7 min at load ≈20).
 .PHONY: test-speed
 test-speed: install labctl
 	$(GO) test -count=1 -run TestModuleCache -timeout 20m ./tests/speed/
