@@ -26,13 +26,18 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLROOT):$(HOME)/.ansible/collections:/usr
 .PHONY: all build install deps lint unit modtest test demo bench clean collection
 all: build
 
+# All modules are one multi-call executable (cmd/etcdops: one transfer per host instead of one binary per
+# module, see docs/speed.md), shipped as bin/<os>_<arch>/etcdops; plugins/modules/<module> links to it
+# (Ansible finds a module by its file name; the link keeps ansible-doc and the module's name working).
+MULTICALL  := bin/$(GOOS)_$(GOARCH)/etcdops
 build:
-	@mkdir -p $(BINDIR) plugins/modules
+	@mkdir -p $(BINDIR) $(dir $(MULTICALL)) plugins/modules
+	@CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(BINDIR)/etcdops ./cmd/etcdops
+	@install -C -m 0755 $(BINDIR)/etcdops $(MULTICALL)
 	@for m in $(MODULES); do \
-	  CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(BINDIR)/$$m ./modules/$$m || exit 1; \
-	  install -C -m 0755 $(BINDIR)/$$m plugins/modules/$$m; \
+	  if [ "$$(readlink plugins/modules/$$m)" != "../../$(MULTICALL)" ]; then rm -f plugins/modules/$$m; ln -s ../../$(MULTICALL) plugins/modules/$$m; fi; \
 	done
-	@echo "built $(words $(MODULES)) modules for $(GOOS)/$(GOARCH) into plugins/modules/"
+	@echo "built $(words $(MODULES)) modules for $(GOOS)/$(GOARCH) as $(MULTICALL), linked from plugins/modules/"
 
 # Installed the way users install it: the release tarball through ansible-galaxy, replacing an earlier
 # install of etcdops.etcd in COLLECTIONS_PATH (and only there). A link that an older `make install` left
@@ -63,7 +68,7 @@ install: collection
 # the checkout is newer than it; the directories pruned here are build_ignore'd and reach the tarball
 # only through the binaries (which `build` leaves untouched when unchanged: install -C).
 STALE_FIND := find . \( -path ./build -o -path ./.lab -o -path ./.git -o -path ./tests -o -path ./pkg \
-              -o -path ./internal -o -path ./modules -o -path ./lab -o -path ./mk -o -path ./bench \) -prune \
+              -o -path ./internal -o -path ./cmd -o -path ./modules -o -path ./lab -o -path ./mk -o -path ./bench \) -prune \
               -o -newer $(TARBALL) -print -quit
 collection: build
 	@mkdir -p build/dist
@@ -113,5 +118,5 @@ test: deps install lint unit modtest $(EXTRA_TEST_TARGETS)
 
 clean:
 	rm -rf build
-	find plugins/modules -type f ! -name '*.yml' -delete
+	find plugins/modules -type l -delete; rm -rf bin
 

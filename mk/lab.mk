@@ -56,3 +56,16 @@ EXTRA_TEST_TARGETS += e2e
 bench-lab:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 3x -timeout 10m ./lab/
 bench: bench-lab
+
+# What one module task costs over SSH, as ratios to ansible.builtin.ping in the same run, and the first
+# transfer to a host separately (docs/speed.md). BENCH_TASKS_COLLECTIONS=<dir> measures another install.
+.PHONY: bench-tasks
+bench-tasks: install labctl
+	$(GO) test -count=1 -run '^$$' -bench TaskCost -benchtime 1x -timeout 30m -v ./tests/speed/
+bench: bench-tasks
+
+# The modules' host cache over SSH (docs/speed.md): six playbook runs on a one-host lab, 41 s (7 min at load ≈20).
+.PHONY: test-speed
+test-speed: install labctl
+	$(GO) test -count=1 -run TestModuleCache -timeout 20m ./tests/speed/
+EXTRA_TEST_TARGETS += test-speed

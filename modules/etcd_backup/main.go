@@ -1,6 +1,6 @@
 // etcd_backup takes one member's verified pre-migration backup (v3 snapshot + data dir copy), or
 // restores a member's data dir from one (state: restored, etcd stopped).
-package main
+package etcd_backup
 
 import (
 	"context"
@@ -64,7 +64,8 @@ func stopper(units systemd.Units, unit string) func(context.Context) (func() err
 	}
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		if p.State == "restored" {

@@ -1,5 +1,5 @@
 // Command etcd_cluster_info is the Ansible module that reads etcd cluster facts (read-only).
-package main
+package etcd_cluster_info
 
 import (
 	"context"
@@ -31,7 +31,8 @@ func (p *params) Validate() error {
 	return p.Options.Validate()
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		// Read-only: check mode gathers the same facts, and changed stays false.

@@ -1,6 +1,6 @@
 // Command etcd_convergence_wait is the Ansible module that waits until etcd members agree on a
 // leader and their raft indexes are within a tolerance (read-only).
-package main
+package etcd_convergence_wait
 
 import (
 	"context"
@@ -33,7 +33,8 @@ func (p *params) Validate() error {
 	return p.Options.Validate()
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		// Read-only: in check mode it waits the same way, so a dry run shows whether the cluster

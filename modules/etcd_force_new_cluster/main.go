@@ -1,7 +1,7 @@
 // etcd_force_new_cluster turns the member on this host into a one-member cluster keeping its data:
 // one start with force-new-cluster from a runtime systemd drop-in that is always removed, then a
 // normal restart.
-package main
+package etcd_force_new_cluster
 
 import (
 	"context"
@@ -42,7 +42,8 @@ func (p *params) Validate() error {
 	return p.Options.Validate()
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		units := systemd.New()

@@ -1,7 +1,7 @@
 // etcd_master_config switches an OpenShift 3.x master-config.yaml between the etcd2 and etcd3 storage
 // backends and sets its etcd client URLs, keeping its comments and order, and reports the token/lease
 // lifetimes it configures.
-package main
+package etcd_master_config
 
 import (
 	"context"
@@ -23,7 +23,8 @@ func (p *params) spec() masterconfig.Spec {
 
 func (p *params) Validate() error { return p.spec().Validate() }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		return masterconfig.Ensure(t, p.spec())

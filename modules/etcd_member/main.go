@@ -1,6 +1,6 @@
 // etcd_member adds, updates, promotes and removes etcd cluster members idempotently; see
 // plugins/modules/etcd_member.yml for the parameters and docs/member.md for the behaviour.
-package main
+package etcd_member
 
 import (
 	"context"
@@ -36,7 +36,8 @@ func (p *params) Validate() error {
 	return s.Validate()
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		return member.Ensure(ctx, t, &p.Options, p.spec())

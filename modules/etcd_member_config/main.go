@@ -1,6 +1,6 @@
 // etcd_member_config reads and writes an etcd member's configuration in the flavour the host keeps
 // it in: an ETCD_* environment file, or a systemd drop-in whose ExecStart passes the flags.
-package main
+package etcd_member_config
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"github.com/etcdops/etcd/pkg/systemd"
 )
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p memberconf.Params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		units := systemd.New()

@@ -1,6 +1,6 @@
 // etcd_snapshot saves a v3 snapshot of one member (state: saved), reports a snapshot file's facts
 // (state: status), or restores a member's data dir from one (state: restored), on etcdutl.
-package main
+package etcd_snapshot
 
 import (
 	"context"
@@ -59,7 +59,8 @@ func (p *params) Validate() error {
 	return nil
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		switch p.State {

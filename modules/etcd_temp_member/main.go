@@ -1,7 +1,7 @@
 // etcd_temp_member runs (state: started) or stops a temporary single-member etcd on this host as a
 // transient systemd unit started over D-Bus: its own data dir, ports, name and token, the member's TLS
 // files, the v2 API on, the host's etcd binary and user.
-package main
+package etcd_temp_member
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"github.com/etcdops/etcd/pkg/tempmember"
 )
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p tempmember.Params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		units := systemd.New()

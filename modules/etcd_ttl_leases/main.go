@@ -1,5 +1,5 @@
 // etcd_ttl_leases attaches leases to v3 keys by prefix (OpenShift's TTL prefixes by default).
-package main
+package etcd_ttl_leases
 
 import (
 	"context"
@@ -39,7 +39,8 @@ func (p *params) Validate() error {
 	return s.Validate()
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		cli, err := p.V3()

@@ -1,5 +1,5 @@
 // etcd_v2_copy copies an etcd v2 keyspace into a v2 store or a v3 keyspace, verifiably and resumably.
-package main
+package etcd_v2_copy
 
 import (
 	"context"
@@ -62,7 +62,8 @@ func (p *params) Validate() error {
 	return nil
 }
 
-func main() {
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		return v2data.Copy(ctx, t, v2data.Spec{

@@ -221,15 +221,29 @@ func TestCollectionBuild(t *testing.T) {
 			t.Errorf("tarball lacks %s", w)
 		}
 	}
+	// Every module is a link to the one multi-call executable, which is static and executable.
+	const exe = "bin/linux_amd64/etcdops"
 	for _, m := range modules {
 		hdr := entries["plugins/modules/"+m.Name()]
 		if hdr == nil {
 			continue
 		}
+		if hdr.Typeflag != tar.TypeSymlink || hdr.Linkname != "../../"+exe {
+			t.Errorf("%s is not a link to %s (type %c, link %q)", hdr.Name, exe, hdr.Typeflag, hdr.Linkname)
+		}
+	}
+	if hdr := entries[exe]; hdr == nil {
+		t.Errorf("tarball lacks %s", exe)
+	} else {
 		if hdr.Mode&0o111 == 0 {
 			t.Errorf("%s is not executable (mode %o)", hdr.Name, hdr.Mode)
 		}
-		assertStaticELF(t, filepath.Join(outDir, "x", hdr.Name))
+		assertStaticELF(t, filepath.Join(outDir, "x", exe))
+	}
+	for _, w := range []string{"plugins/action/etcd_module.py", "plugins/modules/etcd_exec.py"} {
+		if _, ok := entries[w]; !ok {
+			t.Errorf("tarball lacks %s", w)
+		}
 	}
 	for name := range entries {
 		top := strings.SplitN(name, "/", 2)[0]
@@ -247,7 +261,7 @@ func TestCollectionBuild(t *testing.T) {
 	}
 }
 
-// tarEntries lists the tarball and extracts the module binaries under dir/x for inspection.
+// tarEntries lists the tarball and extracts the executables under dir/x for inspection.
 func tarEntries(t *testing.T, path, dir string) map[string]*tar.Header {
 	t.Helper()
 	f, err := os.Open(path)
@@ -271,7 +285,7 @@ func tarEntries(t *testing.T, path, dir string) map[string]*tar.Header {
 		}
 		name := strings.TrimPrefix(hdr.Name, "./")
 		entries[name] = hdr
-		if hdr.Typeflag == tar.TypeReg && strings.HasPrefix(name, "plugins/modules/") && !strings.HasSuffix(name, ".yml") {
+		if hdr.Typeflag == tar.TypeReg && strings.HasPrefix(name, "bin/") {
 			dst := filepath.Join(dir, "x", name)
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				t.Fatal(err)

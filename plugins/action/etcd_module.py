@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# The action of every etcdops.etcd module (meta/runtime.yml names it as each module's action_plugin): the
+# collection's one executable is copied to a host once per version and run from the host's cache by
+# etcd_exec, instead of Ansible copying a ~20 MB binary on every task (docs/speed.md).
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import os
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+# sha256 of the local executable by (path, size, mtime): hashed once per ansible-playbook process.
+_SHA256 = {}
+
+
+def _sha256(path):
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime)
+    if key not in _SHA256:
+        h = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for b in iter(lambda: f.read(1 << 20), b''):
+                h.update(b)
+        _SHA256[key] = h.hexdigest()
+    return _SHA256[key]
+
+
+class ActionModule(ActionBase):
+
+    def run(self, tmp=None, task_vars=None):
+        self._supports_check_mode = True  # each module handles check mode itself, as before
+        self._supports_async = True
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        if result.get('skipped'):
+            return result
+        if result.get('invocation', {}).get('module_args'):
+            del result['invocation']['module_args']
+
+        if self._task.async_val and not self._connection.has_native_async:
+            # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
+            return merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=True))
+        try:
+            result = merge_hash(result, self._run_cached(task_vars))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _run_cached(self, task_vars):
+        # The task's module: its file (a link to the executable) and its full name.
+        found = self._shared_loader_obj.module_loader.find_plugin_with_context(
+            self._task.action, collection_list=self._task.collections)
+        if not found.resolved:
+            raise AnsibleError('module %s not found' % self._task.action)
+        name = found.resolved_fqcn
+        local = os.path.realpath(found.plugin_resolved_path)
+        ctl = {'name': self._task.action, 'module': name.split('.')[-1], 'sha256': _sha256(local)}
+        res = self._exec(ctl, task_vars)
+        if 'etcdops_cache_miss' not in res:
+            return res
+        # First run of this version on the host (or its cached copy changed): copy it, then run.
+        if self._connection._shell.tmpdir is None:
+            self._make_tmp_path()
+        remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'etcdops')
+        self._transfer_file(local, remote)
+        self._fixup_perms2((self._connection._shell.tmpdir, remote), execute=False)
+        ctl['src'] = remote
+        res = self._exec(ctl, task_vars)
+        if 'etcdops_cache_miss' in res:
+            raise AnsibleError('the cached executable for %s on this host changed while it was installed' % name)
+        return res
+
+    def _exec(self, ctl, task_vars):
+        args = dict(self._task.args)
+        args['_etcdops'] = ctl
+        return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)

@@ -1,0 +1,104 @@
+package speed
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/etcdops/etcd/internal/ansibletest"
+	"github.com/etcdops/etcd/lab"
+)
+
+// The collection's executable is copied to a host once and run from its root-only cache, verified
+// before every run: a file changed on the host never runs (it is replaced), nothing is left in
+// Ansible's remote tmp or the cache besides the executable, and check mode and the module's own
+// name reach the module as before; with pipelining off and on.
+func TestModuleCache(t *testing.T) {
+	env := ansibletest.Install(t)
+	root := ansibletest.Root(t)
+	exe, err := os.ReadFile(filepath.Join(root, "bin", "linux_amd64", "etcdops"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(exe)
+	l := lab.Up(t, lab.Spec{Hosts: 1})
+	h := l.Hosts[0]
+	cacheDir := filepath.Join(h.Root(), "var/cache/etcdops-etcd")
+	cached := filepath.Join(cacheDir, "etcdops-"+hex.EncodeToString(sum[:]))
+	marker := "/root/tampered-ran"
+	pb := filepath.Join(t.TempDir(), "cache.yml")
+	if err := os.WriteFile(pb, []byte(`- hosts: etcd
+  gather_facts: false
+  tasks:
+    - name: checked
+      etcdops.etcd.etcd_run_state: {path: /root/state.json, state: recorded, status: offline}
+      check_mode: true
+      register: checked
+    - name: recorded
+      etcdops.etcd.etcd_run_state: {path: /root/state.json, state: recorded, status: offline}
+      register: recorded
+    - name: bad
+      etcdops.etcd.etcd_run_state: {path: /root/state.json, status_not_an_option: x}
+      register: bad
+      ignore_errors: true
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(pipelining string) {
+		t.Helper()
+		e := lab.EnvMap(env)
+		e["ANSIBLE_PIPELINING"] = pipelining
+		res, err := l.Playbook(context.Background(), lab.Run{Playbook: pb, Env: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := res.Stats[h.Name]; s.Failures != 0 || s.Unreachable != 0 {
+			t.Fatalf("pipelining=%s: %+v\n%s", pipelining, s, res.Raw)
+		}
+		checked, recorded, bad := res.Find("checked")[0], res.Find("recorded")[0], res.Find("bad")[0]
+		if !checked.Changed() || !recorded.Changed() {
+			t.Errorf("pipelining=%s: check mode changed=%v, recorded changed=%v, want both true", pipelining, checked.Changed(), recorded.Changed())
+		}
+		if msg, _ := bad.Values["msg"].(string); !bad.Failed() || !strings.Contains(msg, "status_not_an_option") {
+			t.Errorf("pipelining=%s: unknown option: %v", pipelining, bad.Values)
+		}
+		got, err := os.ReadFile(cached)
+		if err != nil || sha256.Sum256(got) != sum {
+			t.Fatalf("pipelining=%s: cached executable missing or not the collection's (%v)", pipelining, err)
+		}
+		for path, want := range map[string]os.FileMode{cacheDir: os.ModeDir | 0o700, cached: 0o700} {
+			if st, err := os.Lstat(path); err != nil || st.Mode() != want {
+				t.Errorf("pipelining=%s: %s: %v %v, want %v", pipelining, path, st.Mode(), err, want)
+			}
+		}
+		if ents, _ := os.ReadDir(cacheDir); len(ents) != 1 {
+			t.Errorf("pipelining=%s: the cache holds %d files, want only the executable (no args file)", pipelining, len(ents))
+		}
+		if ents, _ := os.ReadDir(filepath.Join(h.Root(), "root/.ansible/tmp")); len(ents) != 0 {
+			t.Errorf("pipelining=%s: %d entries left in the host's remote tmp", pipelining, len(ents))
+		}
+		if out, _ := l.Exec(h, "pgrep", "-f", "etcdops"); len(strings.TrimSpace(string(out))) != 0 {
+			t.Errorf("pipelining=%s: left running: %s", pipelining, out)
+		}
+		if _, err := os.Stat(filepath.Join(h.Root(), marker)); err == nil {
+			t.Fatalf("pipelining=%s: the tampered cache file ran", pipelining)
+		}
+		if err := os.Remove(filepath.Join(h.Root(), "root/state.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pipelining := range []string{"False", "True"} {
+		run(pipelining) // first run: copies it; then from the cache
+		run(pipelining)
+		// Tampered: an executable of the same size that would leave a marker must never run.
+		tampered := append([]byte("#!/bin/sh\ntouch "+marker+"\nexit 0\n"), make([]byte, len(exe))...)[:len(exe)]
+		if err := os.WriteFile(cached, tampered, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		run(pipelining)
+	}
+}
