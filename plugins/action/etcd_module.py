@@ -9,6 +9,7 @@ import hashlib
 import os
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
@@ -43,6 +44,9 @@ class ActionModule(ActionBase):
         if self._task.async_val and not self._connection.has_native_async:
             # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
             return merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=True))
+        if not boolean(self._templar.template(task_vars.get('etcd_module_cache', True)), strict=False):
+            # A host without Python (hosted etcd's pods) cannot run etcd_exec: the executable is copied per task.
+            return merge_hash(result, self._execute_module(task_vars=task_vars))
         try:
             result = merge_hash(result, self._run_cached(task_vars))
         finally:
