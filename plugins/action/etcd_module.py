@@ -44,14 +44,27 @@ class ActionModule(ActionBase):
         if self._task.async_val and not self._connection.has_native_async:
             # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
             return merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=True))
-        if not boolean(self._templar.template(task_vars.get('etcd_module_cache', True)), strict=False):
-            # A host without Python (hosted etcd's pods) cannot run etcd_exec: the executable is copied per task.
+        if not boolean(self._templar.template(self._host_var(task_vars, 'etcd_module_cache', True)), strict=False):
+            # Set where there is no Python to run etcd_exec, this saves the failed attempt below on each task.
             return merge_hash(result, self._execute_module(task_vars=task_vars))
         try:
-            result = merge_hash(result, self._run_cached(task_vars))
+            res = self._run_cached(task_vars)
+            if res.get('failed') and res.get('rc') == 127 and 'etcdops_cache_miss' not in res:
+                # No Python on the host (CoreOS Container Linux, hosted etcd's pods) to run etcd_exec: the
+                # executable is copied for each task there, as a binary module needs no interpreter.
+                res = self._execute_module(task_vars=task_vars)
+            result = merge_hash(result, res)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
+
+    def _host_var(self, task_vars, name, default):
+        # A delegated task runs on the delegated host: its own variables decide.
+        if self._task.delegate_to:
+            delegated = task_vars.get('ansible_delegated_vars', {}).get(self._task.delegate_to, {})
+            if name in delegated:
+                return delegated[name]
+        return task_vars.get(name, default)
 
     def _run_cached(self, task_vars):
         # The task's module: its file (a link to the executable) and its full name.
