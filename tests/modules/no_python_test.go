@@ -11,14 +11,8 @@ import (
 // On a host without Python (CoreOS Container Linux, hosted etcd's pods) etcd_exec cannot run the cached
 // executable: the module still runs, copied for the task as a binary module, with its result as usual.
 func TestModuleRunsOnAHostWithoutPython(t *testing.T) {
-	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.ini")
-	book := filepath.Join(dir, "book.yml")
-	state := filepath.Join(dir, "state.json")
-	if err := os.WriteFile(inv, []byte("nopython ansible_connection=local ansible_python_interpreter=/nonexistent/python3\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(book, []byte(`- hosts: nopython
+	state := filepath.Join(t.TempDir(), "state.json")
+	inv, book := playFiles(t, "nopython ansible_connection=local ansible_python_interpreter=/nonexistent/python3\n", `- hosts: nopython
   gather_facts: false
   tasks:
     - name: Record
@@ -26,9 +20,7 @@ func TestModuleRunsOnAHostWithoutPython(t *testing.T) {
         path: `+state+`
         state: recorded
         status: started
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	for _, tr := range ansibletest.Playbook(t, book, inv, nil, nil) {
 		if r := tr.Hosts["nopython"]; tr.Name == "Record" && (r.Failed() || !r.Changed()) {
 			t.Fatalf("etcd_run_state without Python: %v", r)

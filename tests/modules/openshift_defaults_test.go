@@ -11,10 +11,7 @@ import (
 // The unit name follows an openshift-ansible 3.x inventory: etcd_container where etcd runs in a container
 // (containerized=true, Atomic Host), etcd elsewhere; etcd_is_containerized and etcd_service, when set, win.
 func TestServiceNameFromOpenShiftInventory(t *testing.T) {
-	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.ini")
-	book := filepath.Join(dir, "book.yml")
-	if err := os.WriteFile(inv, []byte(`[etcd]
+	inv, book := playFiles(t, `[etcd]
 plain ansible_connection=local
 containerized containerized=true ansible_connection=local
 atomic openshift_is_atomic=True ansible_connection=local
@@ -22,10 +19,7 @@ newer openshift_is_containerized=true ansible_connection=local
 rpm containerized=false ansible_connection=local
 forced etcd_is_containerized=false openshift_is_atomic=true ansible_connection=local
 named containerized=true etcd_service=etcd-member ansible_connection=local
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(book, []byte(`- hosts: etcd
+`, `- hosts: etcd
   gather_facts: false
   tasks:
     - name: Locate
@@ -38,9 +32,7 @@ named containerized=true etcd_service=etcd-member ansible_connection=local
     - name: Unit
       ansible.builtin.debug:
         msg: "{{ etcd_service }} {{ etcd_config.file }}"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	want := map[string]string{
 		"plain":         "etcd /etc/systemd/system/etcd.service.d/20-clct-etcd-member.conf",
 		"containerized": "etcd_container /etc/systemd/system/etcd_container.service.d/20-clct-etcd-member.conf",
@@ -64,4 +56,17 @@ named containerized=true etcd_service=etcd-member ansible_connection=local
 			t.Errorf("%s: %q, want %q", h, got[h], w)
 		}
 	}
+}
+
+// playFiles writes an inventory and a playbook into a fresh directory and returns their paths.
+func playFiles(t *testing.T, inventory, playbook string) (inv, book string) {
+	t.Helper()
+	dir := t.TempDir()
+	inv, book = filepath.Join(dir, "inventory.ini"), filepath.Join(dir, "book.yml")
+	for path, text := range map[string]string{inv: inventory, book: playbook} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return inv, book
 }
