@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -214,19 +215,20 @@ func (c *Config) Bytes() ([]byte, error) {
 }
 
 // Save writes the tree back atomically (temp file + rename, same mode), after copying the current file
-// to PATH.YYYYMMDDTHHMMSS; it returns the backup's path.
+// to PATH.YYYYMMDDTHHMMSSZ (PATH.YYYYMMDDTHHMMSSZ.N when that exists: two writes in one second keep
+// both backups); it returns the backup's path.
 func (c *Config) Save(now time.Time) (string, error) {
 	out, err := c.Bytes()
 	if err != nil {
 		return "", err
 	}
-	backup := c.Path + "." + now.UTC().Format("20060102T150405Z")
 	old, err := os.ReadFile(c.Path)
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(backup, old, c.mode); err != nil {
-		return "", fmt.Errorf("backup %s: %v", backup, err)
+	backup, err := writeNew(c.Path+"."+now.UTC().Format("20060102T150405Z"), old, c.mode)
+	if err != nil {
+		return "", fmt.Errorf("backup of %s: %v", c.Path, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(c.Path), ".master-config-*")
 	if err != nil {
@@ -245,6 +247,29 @@ func (c *Config) Save(now time.Time) (string, error) {
 		return "", err
 	}
 	return backup, os.Rename(tmp.Name(), c.Path)
+}
+
+// writeNew writes data to name, or to name.1, name.2, … when it exists (never over a file), and returns
+// the name it used.
+func writeNew(name string, data []byte, mode os.FileMode) (string, error) {
+	for i := 0; ; i++ {
+		path := name
+		if i > 0 {
+			path = name + "." + strconv.Itoa(i)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return "", err
+		}
+		return path, f.Close()
+	}
 }
 
 // lookup follows mapping keys; nil when any is missing or not a mapping.

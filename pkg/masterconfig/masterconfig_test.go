@@ -198,3 +198,28 @@ kind: MasterConfig
 		t.Fatalf("bare file changed:\n%s", got)
 	}
 }
+
+// Two writes in the same second (a switch, then a rollback) keep both backups: the second gets a suffix
+// instead of overwriting the first, which holds the original file.
+func TestBackupsInTheSameSecondAreKept(t *testing.T) {
+	p := write(t, sample)
+	at := time.Unix(1700000000, 0)
+	first, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd3", Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	switched, _ := os.ReadFile(p)
+	second, err := Ensure(&module.Task{}, Spec{Path: p, StorageBackend: "etcd2", Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.BackupFile == second.BackupFile || second.BackupFile != first.BackupFile+".1" {
+		t.Fatalf("backups %q and %q, want the second named after the first with .1", first.BackupFile, second.BackupFile)
+	}
+	if b, _ := os.ReadFile(first.BackupFile); string(b) != sample {
+		t.Fatalf("the first backup no longer holds the original file:\n%s", b)
+	}
+	if b, _ := os.ReadFile(second.BackupFile); string(b) != string(switched) {
+		t.Fatalf("the second backup does not hold the switched file:\n%s", b)
+	}
+}
