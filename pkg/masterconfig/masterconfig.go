@@ -1,6 +1,7 @@
-// Package masterconfig reads and edits an OpenShift 3.x master-config.yaml as a yaml.v3 node tree, so
-// the file keeps its comments, key order and quoting: the migration only touches the two
-// apiServerArguments that select the API server's storage backend.
+// Package masterconfig reads an OpenShift 3.x master-config.yaml as a yaml.v3 node tree and edits its
+// text only where the nodes it changes are (splice.go): the migration touches the two apiServerArguments
+// that select the API server's storage backend, a move of the cluster etcdClientInfo.urls, and nothing
+// else of the file changes by a byte.
 package masterconfig
 
 import (
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -34,9 +36,10 @@ type TokenTTLs struct {
 	ControllerLeaseTTL          *int64 `json:"controller_lease_ttl"`
 }
 
-// Config is a parsed master-config.yaml.
+// Config is a master-config.yaml: its text, as edited so far, and that text parsed.
 type Config struct {
 	Path string
+	data []byte
 	doc  yaml.Node
 	mode os.FileMode
 }
@@ -51,21 +54,31 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Config{Path: path, mode: st.Mode().Perm()}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&c.doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s is not YAML: %v", path, err)
-	}
-	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		// Rewriting it would keep only the first document.
-		return nil, fmt.Errorf("%s holds more than one YAML document (a \"---\" line after the first); a "+
-			"master-config.yaml holds one: remove the others, or point path at the master's own configuration", path)
+	c := &Config{Path: path, data: data, mode: st.Mode().Perm()}
+	if err := c.parse(); err != nil {
+		return nil, err
 	}
 	if c.root() == nil {
 		return nil, fmt.Errorf("%s does not hold a YAML mapping (is it a master-config.yaml?)", path)
 	}
 	return c, nil
+}
+
+// parse reads c.data into c.doc.
+func (c *Config) parse() error {
+	c.doc = yaml.Node{}
+	dec := yaml.NewDecoder(bytes.NewReader(c.data))
+	if err := dec.Decode(&c.doc); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s is not YAML: %v", c.Path, err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		// A tool that rewrites the file may keep only the first document; this one would not, but it
+		// edits one master's configuration.
+		return fmt.Errorf("%s holds more than one YAML document (a \"---\" line after the first); a "+
+			"master-config.yaml holds one: remove the others, or point path at the master's own configuration", c.Path)
+	}
+	return nil
 }
 
 func (c *Config) root() *yaml.Node {
@@ -105,7 +118,7 @@ func (c *Config) TTLs() (TokenTTLs, error) {
 }
 
 // SetEtcd3 sets storage-backend: [etcd3] and storage-media-type: [protobuf]; it reports whether the
-// tree changed. A file without kubernetesMasterConfig.apiServerArguments, or where either is not a
+// text changed. A file without kubernetesMasterConfig.apiServerArguments, or where either is not a
 // mapping, is refused: it is not the configuration of a master's API server.
 func (c *Config) SetEtcd3() (bool, error) {
 	args, err := c.apiServerArguments()
@@ -116,24 +129,98 @@ func (c *Config) SetEtcd3() (bool, error) {
 		return false, fmt.Errorf("%s has no kubernetesMasterConfig.apiServerArguments; it is not the configuration of an "+
 			"OpenShift 3.x master's API server: point path at the master's master-config.yaml (nothing was added)", c.Path)
 	}
-	if args.Kind != yaml.MappingNode { // null or empty: the installer's "apiServerArguments: null"
-		*args = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", HeadComment: args.HeadComment, LineComment: args.LineComment}
-	}
-	a := setList(args, StorageBackendArg, Etcd3Backend)
-	b := setList(args, MediaTypeArg, ProtobufMediaType)
-	return a || b, nil
-}
-
-// UnsetEtcd3 removes both arguments (the documented rollback, seed 001 7.5 step 2); it reports whether
-// the tree changed.
-func (c *Config) UnsetEtcd3() (bool, error) {
-	args, err := c.apiServerArguments()
-	if err != nil || args == nil {
+	a, err := c.setList(StorageBackendArg, Etcd3Backend)
+	if err != nil {
 		return false, err
 	}
-	a := remove(args, StorageBackendArg)
-	b := remove(args, MediaTypeArg)
-	return a || b, nil
+	b, err := c.setList(MediaTypeArg, ProtobufMediaType)
+	return a || b, err
+}
+
+// UnsetEtcd3 removes both arguments (the documented rollback, seed 001 7.5 step 2), their lines only;
+// it reports whether the text changed.
+func (c *Config) UnsetEtcd3() (bool, error) {
+	changed := false
+	for _, key := range []string{StorageBackendArg, MediaTypeArg} {
+		args, err := c.apiServerArguments()
+		if err != nil || args == nil {
+			return changed, err
+		}
+		k, _ := entry(args, key)
+		if k == nil {
+			continue
+		}
+		if args.Style&yaml.FlowStyle != 0 {
+			return changed, flowRefused(c.Path, "apiServerArguments", args)
+		}
+		if err := c.deleteLines(k.Line, c.entryEnd(k)); err != nil {
+			return changed, err
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// setList makes apiServerArguments' key a one-element list holding value: the element's text replaced
+// where the key has one, else the key and its list added after the last entry (under a null
+// apiServerArguments: after its line, one indentation step deeper).
+func (c *Config) setList(key, value string) (bool, error) {
+	args, err := c.apiServerArguments()
+	if err != nil {
+		return false, err
+	}
+	if args.Kind == yaml.MappingNode && args.Style&yaml.FlowStyle != 0 && len(args.Content) > 0 {
+		return false, flowRefused(c.Path, "apiServerArguments", args)
+	}
+	if _, v := entry(args, key); v != nil {
+		switch {
+		case v.Kind == yaml.SequenceNode && len(v.Content) == 1 && v.Content[0].Value == value:
+			return false, nil
+		case v.Kind == yaml.SequenceNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) == 1 && v.Content[0].Kind == yaml.ScalarNode:
+			return true, c.replaceToken(v.Content[0], quoted(v.Content[0], value))
+		case v.Kind == yaml.ScalarNode || v.Style&yaml.FlowStyle != 0 && v.Line == lastLine(v):
+			return true, c.replaceToken(v, "["+value+"]")
+		}
+		return false, fmt.Errorf("%s: %s (line %d) holds several values; set it to [%s] by hand (nothing was changed)",
+			c.Path, key, v.Line, value)
+	}
+	if args.Kind == yaml.MappingNode && len(args.Content) > 0 {
+		first := args.Content[0]
+		return true, c.insertAfter(c.entryEnd(args.Content[len(args.Content)-2]), c.blockEntry(first.Column-1, key, []string{value}))
+	}
+	// null, empty or {}: the value's text goes, the entry comes on the lines after the key.
+	outer, parent := entry(c.root(), "kubernetesMasterConfig")
+	k, _ := entry(parent, "apiServerArguments")
+	step := k.Column - outer.Column // the file's indentation step
+	// "null", "~" or "{}" after the colon goes; a comment there stays.
+	if !c.emptyAfterKey(k) {
+		line, base, colon := c.lines()[k.Line-1], c.lineStart(k.Line), k.Column+len(k.Value)
+		start := colon + len(line[colon:]) - len(strings.TrimLeft(line[colon:], " "))
+		if err := c.splice(base+colon, base+tokenEnd(line, start), ""); err != nil {
+			return false, err
+		}
+	}
+	return true, c.insertAfter(k.Line, c.blockEntry(k.Column-1+step, key, []string{value}))
+}
+
+// emptyAfterKey: nothing but spaces or a comment follows the (plain) key's colon on its line.
+func (c *Config) emptyAfterKey(k *yaml.Node) bool {
+	line := c.lines()[k.Line-1]
+	return isCommentOrBlank(line[min(len(line), k.Column+len(k.Value)):])
+}
+
+// lastLine is the line a node's text ends on, as far as its children tell.
+func lastLine(n *yaml.Node) int {
+	l := n.Line
+	for _, ch := range n.Content {
+		l = max(l, lastLine(ch))
+	}
+	return l
+}
+
+func flowRefused(path, key string, n *yaml.Node) error {
+	return fmt.Errorf("%s: %s (line %d) is written in flow style ({...}); write it as a block mapping, one "+
+		"argument per line, then run again (nothing was changed)", path, key, n.Line)
 }
 
 // apiServerArguments is the node of kubernetesMasterConfig.apiServerArguments: nil when a key is
@@ -172,47 +259,41 @@ func (c *Config) EtcdURLs() []string {
 }
 
 // SetEtcdURLs makes etcdClientInfo.urls exactly urls, in that order (seed 003: the consumers' endpoint
-// list after a move to new hosts), keeping the comments on the key and the list; it reports whether the
-// tree changed. A file without an etcdClientInfo mapping is not a master's configuration: refused, as
-// the storage switch refuses one without apiServerArguments, rather than given the key.
+// list after a move to new hosts), replacing the list's lines (or its flow text) and keeping the key and
+// its comments; it reports whether the text changed. A file without an etcdClientInfo mapping is not a
+// master's configuration: refused, as the storage switch refuses one without apiServerArguments, rather
+// than given the key.
 func (c *Config) SetEtcdURLs(urls []string) (bool, error) {
 	info := lookup(c.root(), "etcdClientInfo")
-	if info == nil || info.Kind != yaml.MappingNode {
-		return false, fmt.Errorf("%s: no etcdClientInfo mapping: not an OpenShift master's configuration; "+
-			"check openshift_master_config (nothing was changed)", c.Path)
+	if info == nil || info.Kind != yaml.MappingNode || info.Style&yaml.FlowStyle != 0 {
+		return false, fmt.Errorf("%s: no etcdClientInfo mapping written one key per line: not an OpenShift master's "+
+			"configuration as the installer writes it; check openshift_master_config (nothing was changed)", c.Path)
 	}
 	if slices.Equal(c.EtcdURLs(), urls) {
 		return false, nil
 	}
-	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-	for _, u := range urls {
-		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: u})
+	k, v := entry(info, "urls")
+	switch {
+	case k == nil:
+		return true, c.insertAfter(c.entryEnd(info.Content[len(info.Content)-2]), c.blockEntry(info.Content[0].Column-1, "urls", urls))
+	case v.Kind == yaml.SequenceNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0:
+		items := c.blockEntry(k.Column-1, "urls", urls)[1:]
+		dash := strings.Repeat(" ", v.Content[0].Column-3) // the list's own dash column
+		for i, u := range urls {
+			items[i] = dash + "- " + u
+		}
+		if err := c.deleteLines(v.Content[0].Line, c.entryEnd(k)); err != nil {
+			return false, err
+		}
+		return true, c.insertAfter(k.Line, items)
+	case v.Style&yaml.FlowStyle != 0 && v.Line == lastLine(v) || v.Kind == yaml.ScalarNode && v.Line == k.Line && !c.emptyAfterKey(k):
+		return true, c.replaceToken(v, "["+strings.Join(urls, ", ")+"]")
 	}
-	if v := lookup(info, "urls"); v != nil {
-		seq.HeadComment, seq.LineComment, seq.FootComment = v.HeadComment, v.LineComment, v.FootComment
-		*v = *seq
-		return true, nil
-	}
-	info.Content = append(info.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "urls"}, seq)
-	return true, nil
+	return true, c.insertAfter(k.Line, c.blockEntry(k.Column-1, "urls", urls)[1:])
 }
 
-// Bytes renders the tree with the indentation OpenShift's installer writes: two spaces, and a
-// sequence's dashes level with its key (go.yaml.in/yaml/v3, the maintained gopkg.in/yaml.v3, has
-// the option), so an edit leaves the other lines as they were.
-func (c *Config) Bytes() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	enc.CompactSeqIndent()
-	if err := enc.Encode(&c.doc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
+// Bytes is the file's text with the edits made so far.
+func (c *Config) Bytes() ([]byte, error) { return c.data, nil }
 
 // Save writes the tree back atomically (temp file + rename, same mode), after copying the current file
 // to PATH.YYYYMMDDTHHMMSSZ (PATH.YYYYMMDDTHHMMSSZ.N when that exists: two writes in one second keep
@@ -275,54 +356,24 @@ func writeNew(name string, data []byte, mode os.FileMode) (string, error) {
 // lookup follows mapping keys; nil when any is missing or not a mapping.
 func lookup(n *yaml.Node, keys ...string) *yaml.Node {
 	for _, k := range keys {
-		if n == nil || n.Kind != yaml.MappingNode {
+		if _, n = entry(n, k); n == nil {
 			return nil
 		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-				break
-			}
-		}
-		n = next
 	}
 	return n
 }
 
-// setList makes key a one-element list holding value, keeping the key's position and the comments
-// on the key, the list and its first element.
-func setList(n *yaml.Node, key, value string) bool {
-	v := lookup(n, key)
-	if v == nil {
-		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
-			&yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}}})
-		return true
-	}
-	if v.Kind == yaml.SequenceNode && len(v.Content) == 1 && v.Content[0].Value == value {
-		return false
-	}
-	elem := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}
-	if v.Kind == yaml.SequenceNode && len(v.Content) > 0 && v.Content[0].Kind == yaml.ScalarNode {
-		elem = v.Content[0]
-		elem.Value, elem.Tag, elem.Style = value, "!!str", 0
-	}
-	*v = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: v.Style, HeadComment: v.HeadComment,
-		LineComment: v.LineComment, FootComment: v.FootComment, Content: []*yaml.Node{elem}}
-	return true
-}
-
-func remove(n *yaml.Node, key string) bool {
+// entry returns a mapping's key node and value for key (nils when absent or n is no mapping).
+func entry(n *yaml.Node, key string) (*yaml.Node, *yaml.Node) {
 	if n == nil || n.Kind != yaml.MappingNode {
-		return false
+		return nil, nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			n.Content = append(n.Content[:i], n.Content[i+2:]...)
-			return true
+			return n.Content[i], n.Content[i+1]
 		}
 	}
-	return false
+	return nil, nil
 }
 
 func intAt(n *yaml.Node, key string) (*int64, error) {
