@@ -86,8 +86,16 @@ func TestHostedRecoverRemovedMemberKilledPlaybook(t *testing.T) {
 	if err := os.WriteFile(lock, held, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.EtcdctlIn("etcd-0", "member", "remove", fmt.Sprintf("%x", before["etcd-2"])); err != nil {
-		t.Fatal(err)
+	// etcd refuses a removal ("unhealthy cluster") until every member has been connected for a few
+	// seconds, which a lab just up may not be yet: the operator's retry.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Second) {
+		_, err := l.EtcdctlIn("etcd-0", "member", "remove", fmt.Sprintf("%x", before["etcd-2"]))
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "unhealthy cluster") || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
 	step("etcd-2 removed from the membership by hand, the lock held by another run")
 	uids := h.podUIDs()
