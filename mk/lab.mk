@@ -30,26 +30,31 @@ lab-down: labctl
 lab-status: labctl
 	$(LABCTL) status -name $(LAB_NAME)
 
-# The e2e tests run as two processes at once, each with its own labs (lab names carry the PID): most of a
-# lab test's time is spent waiting on etcd, systemd and SSH, so two shards on 2 cores take about 60 % of
-# one. E2E_SHARD picks shard a's tests (the rest is shard b); each shard's log is printed whole at the end.
+# The e2e tests run as two shards at once (mk/lanes.sh), each with its own labs (lab names carry the PID).
+# E2E_SHARD picks shard a's tests (the rest is shard b). `make test` runs both shards beside its other lab
+# layers (TEST_LANES in the Makefile); `make e2e` runs them alone.
 E2E_SHARD ?= ^(TestForceNewCluster|TestReplaceNodes|TestRecoverMember|TestCleanup.*|TestRestore.*|TestMasterUnitsProbed)$$
-E2E_LOGS  := build/e2e-logs
-e2e: deps install labctl etcd36 etcd-old
+E2E_RUN   := cd tests/e2e && ../../build/e2e.test -test.count=1 -test.v -test.timeout 85m
+.PHONY: e2e e2e-build e2e-shard-a e2e-shard-b test-lab
+e2e-build: deps install labctl etcd36 etcd-old
+	$(GO) test -c -o build/e2e.test ./tests/e2e
+
+# The shards run the test binary e2e-build left (built once, not by each shard at the same time).
+e2e-shard-a:
+	$(E2E_RUN) -test.run '$(E2E_SHARD)'
+e2e-shard-b:
+	$(E2E_RUN) -test.skip '$(E2E_SHARD)'
+
+test-lab: labctl
 	$(GO) test -count=1 -timeout 20m ./lab/...
-	@mkdir -p $(E2E_LOGS) && $(GO) test -c -o build/e2e.test ./tests/e2e
-	@cd tests/e2e && \
-	  ../../build/e2e.test -test.count=1 -test.timeout 85m -test.run '$(E2E_SHARD)' > ../../$(E2E_LOGS)/a.log 2>&1 & a=$$!; \
-	  cd tests/e2e && \
-	  ../../build/e2e.test -test.count=1 -test.timeout 85m -test.skip '$(E2E_SHARD)' > ../../$(E2E_LOGS)/b.log 2>&1 & b=$$!; \
-	  wait $$a; ra=$$?; wait $$b; rb=$$?; \
-	  for s in a b; do echo "== e2e shard $$s ($(E2E_LOGS)/$$s.log)"; cat $(E2E_LOGS)/$$s.log; done; \
-	  echo "e2e shard a: exit $$ra, shard b: exit $$rb"; test $$ra = 0 && test $$rb = 0
+
+e2e: e2e-build test-lab
+	@MAKE=$(MAKE) mk/lanes.sh build/e2e-logs e2e-shard-a e2e-shard-b
 
 demo: deps install labctl
 	$(LABCTL) demo -name demo -keys $(DEMO_KEYS) -playbook $(DEMO_PLAYBOOK) $(if $(filter 1 yes true,$(KEEP)),-keep)
 
-EXTRA_TEST_TARGETS += e2e
+EXTRA_TEST_TARGETS += test-lab
 
 # Lab costs: 3-host up+down from the cached base, seeding 2000 v2 keys.
 .PHONY: bench-lab
