@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -76,29 +77,104 @@ func (fm faultMatrix) killAt(t *testing.T, k lab.Kill, then ...lab.Kill) {
 // every kind the checks cover (hidden keys, TTL keys and directories, empty directories).
 const matrixKeys = 300
 
-var migrateOfflineMatrix = faultMatrix{
-	playbook: "migrate_v2_to_v3.yml",
+var migrateOfflineMatrix = migrateMatrix("offline")
+
+// migrateMatrix is the migration's matrix in one mode: on a lab of matrixKeys seeded v2 keys, the
+// finished job is every key in v3, the consumers on etcd3, the state complete, the backups verifying.
+func migrateMatrix(mode string) faultMatrix {
+	return faultMatrix{
+		playbook: "migrate_v2_to_v3.yml",
+		extra:    map[string]any{"etcd_migration_mode": mode},
+		fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+			l, m := migrationLab(t, matrixKeys)
+			return l, func(t *testing.T, l *lab.Lab) {
+				t.Helper()
+				checkMigrated(t, l, m)
+				if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != mode {
+					t.Errorf("state file: %v", st)
+				}
+				checkNoLeftovers(t, l, "pre-migration-*")
+			}
+		},
+	}
+}
+
+// The rollback of a finished offline migration: the original v2 data served again, v3 pristine.
+var rollbackMatrix = faultMatrix{
+	playbook: "rollback_migration.yml",
 	fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
 		l, m := migrationLab(t, matrixKeys)
+		mustSucceed(t, playbook(t, l, "migrate_v2_to_v3.yml", nil))
 		return l, func(t *testing.T, l *lab.Lab) {
 			t.Helper()
-			checkMigrated(t, l, m)
-			if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != "offline" {
-				t.Errorf("state file: %v", st)
+			checkRolledBack(t, l, m)
+			checkNoLeftovers(t, l, "")
+		}
+	},
+}
+
+// recover_member.yml for etcd3, crash-looping on corrupt data: back as a healthy voter with every key.
+var recoverMemberMatrix = faultMatrix{
+	playbook: "recover_member.yml",
+	extra:    map[string]any{"etcd_recover_member": "etcd3"},
+	fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+		l := lab.Up(t, lab.Spec{Hosts: 3})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		keys := map[string]string{}
+		putKeys(ctx, t, l.V3Client(t, l.Members()[0]), keys, 200, "/recover/before")
+		etcd3 := l.Members()[2]
+		if _, err := l.CorruptDataDir(etcd3); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = l.Exec(etcd3, "systemctl", "start", "etcd") // fails on the corrupt data and loops
+		return l, func(t *testing.T, l *lab.Lab) {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			checkRecovered(ctx, t, l, keys)
+			if st := readState(t, l, "recover-member-state.json"); st != nil {
+				t.Errorf("the state file was not set aside: %v", st)
 			}
-			checkNoLeftovers(t, l, "pre-migration-*")
+			checkNoLeftovers(t, l, "")
+		}
+	},
+}
+
+// replace_nodes.yml from three members onto the three new_etcd hosts: every key on the new members,
+// the old ones stopped with their member dirs aside, the masters on the new client URLs.
+var replaceNodesMatrix = faultMatrix{
+	playbook: "replace_nodes.yml",
+	fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+		l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true, Groups: map[string]int{"new_etcd": 3}})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		old, fresh := l.Members(), freshHosts(l)
+		before := map[string]string{}
+		putKeys(ctx, t, l.V3Client(t, old...), before, 300, "/replace/before")
+		return l, func(t *testing.T, l *lab.Lab) {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cli := l.V3Client(t, fresh...)
+			checkKeys(ctx, t, cli, before, "pre-existing")
+			checkReplaced(ctx, t, l, cli, old, fresh)
 		}
 	},
 }
 
 // checkNoLeftovers asserts what any finished run leaves: on every member no temporary etcd unit
 // running and every backup named by the glob (under /var/lib/etcd-backup) verifying against its
-// manifest. (checkMigrated covers force-new-cluster drop-ins, runPlaybook the run lock.)
+// manifest (no backup check when backups is empty). (checkMigrated covers force-new-cluster drop-ins,
+// runPlaybook the run lock.)
 func checkNoLeftovers(t *testing.T, l *lab.Lab, backups string) {
 	t.Helper()
 	for _, h := range l.Members() {
 		if out, _ := l.Exec(h, "sh", "-c", "systemctl list-units --all --plain --no-legend 'etcd*' | grep -v '^etcd.service'"); strings.TrimSpace(string(out)) != "" {
 			t.Errorf("%s: a temporary etcd unit is left: %s", h.Name, out)
+		}
+		if backups == "" {
+			continue
 		}
 		dirs, err := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd-backup", backups))
 		if err != nil || len(dirs) == 0 {
@@ -112,8 +188,6 @@ func checkNoLeftovers(t *testing.T, l *lab.Lab, backups string) {
 	}
 }
 
-// The sample in make test: three boundaries of the offline migration spread over its phases (the
-// soak run lists them all), each on its own lab at once.
 // make test's sample: one boundary (a kill costs a whole lab and two runs, and make test must stay within
 // 60 minutes on 2 cores); make soak runs all of them. Near the end: the cluster rebuilt with leases, the
 // consumers switched but stopped. (migrate_resume_test.go already kills right after etcdctl migrate.)
@@ -135,6 +209,26 @@ func TestFaultMatrixMigrateOfflineSample(t *testing.T) {
 func TestSoakFaultMatrixMigrateOffline(t *testing.T) {
 	soak(t)
 	migrateOfflineMatrix.all(t)
+}
+
+func TestSoakFaultMatrixMigrateOnline(t *testing.T) {
+	soak(t)
+	migrateMatrix("online").all(t)
+}
+
+func TestSoakFaultMatrixRollback(t *testing.T) {
+	soak(t)
+	rollbackMatrix.all(t)
+}
+
+func TestSoakFaultMatrixRecoverMember(t *testing.T) {
+	soak(t)
+	recoverMemberMatrix.all(t)
+}
+
+func TestSoakFaultMatrixReplaceNodes(t *testing.T) {
+	soak(t)
+	replaceNodesMatrix.all(t)
 }
 
 // all runs the whole matrix: the uninterrupted run (its lab gone before the others start), then each

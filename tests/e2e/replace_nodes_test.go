@@ -85,7 +85,6 @@ func TestReplaceNodes(t *testing.T) {
 	}
 	step("1b. a new host with a member dir refused, nothing changed: %s", msg)
 
-	// 2. The move, with a writer outside Ansible through every old and new endpoint.
 	// 2. The move, with a writer outside Ansible through every old and new endpoint. etcd3's
 	// master-config.yaml is a directory for the first run: the run stops in phase consumers, after every
 	// new member was promoted and before any old one was removed; the second run resumes and completes.
