@@ -13,6 +13,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
+_PASSWORD_ENV = 'ETCDCTL_PASSWORD'
+
 # sha256 of the local executable by (path, size, mtime): hashed once per ansible-playbook process.
 _SHA256 = {}
 
@@ -43,16 +45,16 @@ class ActionModule(ActionBase):
 
         if self._task.async_val and not self._connection.has_native_async:
             # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
-            return merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=True))
+            return merge_hash(result, self._execute_module(module_args=self._module_args(), task_vars=task_vars, wrap_async=True))
         if not boolean(self._templar.template(self._host_var(task_vars, 'etcd_module_cache', True)), strict=False):
             # Set where there is no Python to run etcd_exec, this saves the failed attempt below on each task.
-            return merge_hash(result, self._execute_module(task_vars=task_vars))
+            return merge_hash(result, self._execute_module(module_args=self._module_args(), task_vars=task_vars))
         try:
             res = self._run_cached(task_vars)
             if res.get('failed') and res.get('rc') == 127 and 'etcdops_cache_miss' not in res:
                 # No Python on the host (CoreOS Container Linux, hosted etcd's pods) to run etcd_exec: the
                 # executable is copied for each task there, as a binary module needs no interpreter.
-                res = self._execute_module(task_vars=task_vars)
+                res = self._execute_module(module_args=self._module_args(), task_vars=task_vars)
             result = merge_hash(result, res)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -90,7 +92,37 @@ class ActionModule(ActionBase):
             raise AnsibleError('the cached executable for %s on this host changed while it was installed' % name)
         return res
 
-    def _exec(self, ctl, task_vars):
+    def _compute_environment_string(self, raw_environment_out=None):
+        # ETCDCTL_PASSWORD given through `environment:` would be written into the remote command line (ps,
+        # -vvv): it is taken out of it here and handed to the module as its password argument (_exec).
+        env = {}
+        super(ActionModule, self)._compute_environment_string(env)
+        self._env_password = env.pop(_PASSWORD_ENV, None)
+        if isinstance(raw_environment_out, dict):
+            raw_environment_out.clear()
+            raw_environment_out.update(env)
+        return self._connection._shell.env_prefix(**env)
+
+    def _module_args(self):
         args = dict(self._task.args)
+        self._compute_environment_string()
+        if self._env_password and not args.get('password'):
+            args['password'] = self._env_password
+        return args
+
+    def _exec(self, ctl, task_vars):
+        args = self._module_args()
         args['_etcdops'] = ctl
-        return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
+        if not args.get('password') or self._is_pipelining_enabled('new'):
+            return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
+        # Without pipelining Ansible writes the module with its arguments into the host's remote tmp, where
+        # a run killed meanwhile leaves it: a password goes through the pipe instead, for this task only.
+        self._connection.set_option('pipelining', True)
+        try:
+            if not self._is_pipelining_enabled('new'):
+                raise AnsibleError('the password would be written into a file on the host: this connection '
+                                   'cannot pipeline (become_method su?); use another become method or client '
+                                   'certificates instead of user and password')
+            return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
+        finally:
+            self._connection.set_option('pipelining', False)

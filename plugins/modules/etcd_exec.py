@@ -14,7 +14,7 @@ description:
   - The executable is kept in C(/var/cache/etcdops-etcd) (root) or C(~/.cache/etcdops-etcd) (other users),
     a directory only its owner can read, named by its sha256, and verified against that sha256 before every
     run; a missing or changed file is never run; the action plugin copies it again.
-  - The module's arguments are written to a mode 0600 file in that directory for the run and removed after.
+  - The module's arguments reach the executable through a pipe (its standard input), never a file.
 author: etcdops
 options: {}
 '''
@@ -120,17 +120,13 @@ def main():
         if st.st_uid != os.geteuid() or st.st_mode & 0o022 or sha256_fd(fd) != ctl['sha256']:
             os.unlink(path)
             emit({'changed': False, 'etcdops_cache_miss': 'changed'})
-        args_fd, args_path = tempfile.mkstemp(dir=directory, prefix='.args-')  # mode 0600
-        try:
-            with os.fdopen(args_fd, 'w') as f:
-                json.dump(params, f)
-            exe = '/proc/self/fd/%d' % fd
-            kw = {'pass_fds': (fd,)} if sys.version_info[0] >= 3 else {'close_fds': False}
-            proc = subprocess.Popen(['etcdops', ctl['module'], args_path], executable=exe,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-            out, err = proc.communicate()
-        finally:
-            os.unlink(args_path)
+        # The arguments (a password among them) reach the module through a pipe, never a file that a
+        # killed run could leave behind.
+        exe = '/proc/self/fd/%d' % fd
+        kw = {'pass_fds': (fd,)} if sys.version_info[0] >= 3 else {'close_fds': False}
+        proc = subprocess.Popen(['etcdops', ctl['module'], '/dev/stdin'], executable=exe, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+        out, err = proc.communicate(json.dumps(params).encode('utf-8'))
     finally:
         os.close(fd)
     if not isinstance(out, str):
