@@ -38,14 +38,15 @@ build:
 	@for d in bin/$(GOOS)_*; do \
 	  case " $(ARCHES) " in *" $${d#bin/$(GOOS)_} "*) ;; *) [ ! -d "$$d" ] || rm -r "$$d";; esac; \
 	done
-	@# make install runs concurrently from parallel go test packages: each run writes its own temporary digest.
+	@# make install runs concurrently from parallel go test packages: each run writes its own temporary
+	@# digest, under build/ (a temporary file in bin/ would make the tarball look stale: collection).
 	@set -e; for a in $(ARCHES); do \
 	  out=build/bin/$(GOOS)_$$a/etcdops exe=bin/$(GOOS)_$$a/etcdops; mkdir -p $$(dirname $$out) $$(dirname $$exe); \
 	  CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$$a $(GO) build -trimpath -ldflags='-s -w' -o $$out ./cmd/etcdops; \
 	  install -C -m 0755 $$out $$exe; \
 	  printf '{"sha256": "%s", "size": %s, "go_build_id": "%s"}\n' "$$(sha256sum $$exe | cut -d' ' -f1)" \
-	    "$$(stat -c %s $$exe)" "$$($(GO) tool buildid $$exe)" > $$exe.digest.$$$$; \
-	  if cmp -s $$exe.digest.$$$$ $$exe.digest; then rm $$exe.digest.$$$$; else mv $$exe.digest.$$$$ $$exe.digest; fi; \
+	    "$$(stat -c %s $$exe)" "$$($(GO) tool buildid $$exe)" > $$out.digest.$$$$; \
+	  if cmp -s $$out.digest.$$$$ $$exe.digest; then rm $$out.digest.$$$$; else mv $$out.digest.$$$$ $$exe.digest; fi; \
 	done
 	@for m in $(MODULES); do \
 	  if [ "$$(readlink plugins/modules/$$m)" != "../../$(MULTICALL)" ]; then rm -f plugins/modules/$$m; ln -s ../../$(MULTICALL) plugins/modules/$$m; fi; \
