@@ -77,16 +77,16 @@ func (fm faultMatrix) killAt(t *testing.T, k lab.Kill, then ...lab.Kill) {
 // every kind the checks cover (hidden keys, TTL keys and directories, empty directories).
 const matrixKeys = 300
 
-var migrateOfflineMatrix = migrateMatrix("offline")
+var migrateOfflineMatrix = migrateMatrix("offline", matrixKeys)
 
-// migrateMatrix is the migration's matrix in one mode: on a lab of matrixKeys seeded v2 keys, the
+// migrateMatrix is the migration's matrix in one mode: on a lab of n seeded v2 keys, the
 // finished job is every key in v3, the consumers on etcd3, the state complete, the backups verifying.
-func migrateMatrix(mode string) faultMatrix {
+func migrateMatrix(mode string, n int) faultMatrix {
 	return faultMatrix{
 		playbook: "migrate_v2_to_v3.yml",
 		extra:    map[string]any{"etcd_migration_mode": mode},
 		fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
-			l, m := migrationLab(t, matrixKeys)
+			l, m := migrationLab(t, n)
 			return l, func(t *testing.T, l *lab.Lab) {
 				t.Helper()
 				checkMigrated(t, l, m)
@@ -213,7 +213,7 @@ func TestSoakFaultMatrixMigrateOffline(t *testing.T) {
 
 func TestSoakFaultMatrixMigrateOnline(t *testing.T) {
 	soak(t)
-	migrateMatrix("online").all(t)
+	migrateMatrix("online", matrixKeys).all(t)
 }
 
 func TestSoakFaultMatrixRollback(t *testing.T) {
