@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -42,9 +43,7 @@ func (mk moduleKill) run(t *testing.T) {
 	again := runPlaybook(t, l, mk.fm.playbook, lab.Run{ExtraVars: mk.fm.extra})
 	mustSucceed(t, again)
 	check(t, l)
-	if mk.after != nil { // only the scenarios on a v3 keyspace have one
-		logIdleLeases(t, l)
-	}
+	logIdleLeases(t, l)
 	t.Logf("killed %s mid-task, re-run finished the job: lab ready in %s, re-run %s, %s in all", k.Module,
 		ready.Round(time.Second), again.Duration.Round(time.Second), time.Since(start).Round(time.Second))
 }
@@ -111,3 +110,83 @@ var onlineCopyKill = moduleKill{
 // make test's sample: the online migration's copy killed mid-copy (a partial v3 keyspace with leases
 // must not pass for a migrated one; the re-run copies and verifies it all).
 func TestModuleKillOnlineCopy(t *testing.T) { onlineCopyKill.run(t) }
+
+// The migration's backup (step 2) killed on the first member while it copies the member dir with etcd
+// stopped: the half-written backup must never pass for a complete one, and the member must serve again.
+var backupKill = moduleKill{
+	fm: migrateOfflineMatrix,
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		h := l.Members()[0]
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_backup : Back up this member (v3 snapshot and data dir copy, both verified)",
+			Host: h, Module: "etcd_backup",
+			Ready: func() bool { // the member dir copy has begun (etcd is stopped for it)
+				m, _ := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd-backup/*.partial-*/member"))
+				return len(m) > 0
+			},
+		}
+	},
+	after: func(t *testing.T, l *lab.Lab) {
+		m, _ := filepath.Glob(filepath.Join(l.Members()[0].Root(), "var/lib/etcd-backup/*.partial-*"))
+		if len(m) == 0 {
+			t.Fatal("no partial backup after the kill: the backup was not cut short")
+		}
+		t.Logf("left by the kill: %v", m)
+	},
+}
+
+// The offline migration's copy of the hidden v2 keys onto the one-member cluster.
+var offlineCopyKill = moduleKill{
+	fm: migrateOfflineMatrix,
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_v2v3_migrate : Copy what `etcdctl migrate` leaves out (hidden v2 keys) into v3",
+			Host: l.Members()[0], Module: "etcd_v2_copy",
+		}
+	},
+}
+
+// replace_nodes: etcd_member killed on the member it works through while it waits to promote the
+// first new member, a learner kept from catching up by a partition from every old member (healed
+// right after the kill).
+var promoteKill = moduleKill{
+	fm: replaceNodesMatrix,
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		learner := freshHosts(l)[0]
+		cut := false
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_member_join : Promote the member to a voter (a voter already is no change): " + learner.Name,
+			Host: l.Members()[0], Module: "etcd_member",
+			Ready: func() bool {
+				if !cut {
+					for _, h := range l.Members() {
+						if err := l.Partition(learner, h); err != nil {
+							t.Error(err)
+						}
+					}
+					cut = true
+					return false
+				}
+				time.Sleep(3 * time.Second) // a few election timeouts of waiting
+				return true
+			},
+		}
+	},
+	after: func(t *testing.T, l *lab.Lab) {
+		if err := l.Heal(); err != nil {
+			t.Fatal(err)
+		}
+	},
+}
+
+func TestSoakModuleKill(t *testing.T) {
+	soak(t)
+	for name, mk := range map[string]moduleKill{
+		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill, "promote": promoteKill,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			mk.run(t)
+		})
+	}
+}
