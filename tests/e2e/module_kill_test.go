@@ -146,43 +146,10 @@ var offlineCopyKill = moduleKill{
 	},
 }
 
-// replace_nodes: etcd_member killed on the member it works through while it waits to promote the
-// first new member, a learner kept from catching up by a partition from every old member (healed
-// right after the kill).
-var promoteKill = moduleKill{
-	fm: replaceNodesMatrix,
-	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
-		learner := freshHosts(l)[0]
-		cut := false
-		return lab.ModuleKill{
-			Task: "etcdops.etcd.etcd_member_join : Promote the member to a voter (a voter already is no change): " + learner.Name,
-			Host: l.Members()[0], Module: "etcd_member",
-			Ready: func() bool {
-				if !cut {
-					for _, h := range l.Members() {
-						if err := l.Partition(learner, h); err != nil {
-							t.Error(err)
-						}
-					}
-					cut = true
-					return false
-				}
-				time.Sleep(3 * time.Second) // a few election timeouts of waiting
-				return true
-			},
-		}
-	},
-	after: func(t *testing.T, l *lab.Lab) {
-		if err := l.Heal(); err != nil {
-			t.Fatal(err)
-		}
-	},
-}
-
 func TestSoakModuleKill(t *testing.T) {
 	soak(t)
 	for name, mk := range map[string]moduleKill{
-		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill, "promote": promoteKill,
+		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
