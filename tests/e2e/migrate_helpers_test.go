@@ -56,9 +56,7 @@ func runPlaybookWithin(t testing.TB, l *lab.Lab, name string, run lab.Run, limit
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	run.Playbook = filepath.Join(ansibletest.Root(t), "playbooks", name)
-	run.Env = lab.EnvMap(ansibletest.Install(t))
-	res, err := l.Playbook(ctx, run)
+	res, err := l.Playbook(ctx, collectionRun(t, name, run))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +65,14 @@ func runPlaybookWithin(t testing.TB, l *lab.Lab, name string, run lab.Run, limit
 		t.Errorf("%s ended well but left its run lock %s: %v", name, runLockPath(l), err)
 	}
 	return res
+}
+
+// collectionRun is run for playbooks/NAME with the collection installed.
+func collectionRun(t testing.TB, name string, run lab.Run) lab.Run {
+	t.Helper()
+	run.Playbook = filepath.Join(ansibletest.Root(t), "playbooks", name)
+	run.Env = lab.EnvMap(ansibletest.Install(t))
+	return run
 }
 
 // runLockPath is the run lock on the lab's first etcd host, as the machine sees it.

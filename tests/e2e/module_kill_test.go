@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/lab"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Kill-anywhere, mid-task (issue 19): the module process of a long task is SIGKILLed on its host while
+// it works (lab.ModuleKill), Ansible sees the task fail, and the same command run again unchanged
+// must finish the job, proven by the playbook's outcome checks (faultMatrix.fresh).
+
+// moduleKill is one scenario: a matrix (playbook, fresh lab, check) and the kill on its lab.
+type moduleKill struct {
+	fm   faultMatrix
+	kill func(t *testing.T, l *lab.Lab) lab.ModuleKill
+	// after, when set, checks the lab right after the killed run (the kill really was mid-work).
+	after func(t *testing.T, l *lab.Lab)
+}
+
+func (mk moduleKill) run(t *testing.T) {
+	start := time.Now()
+	l, check := mk.fm.fresh(t)
+	ready := time.Since(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	k := mk.kill(t, l)
+	res, err := l.PlaybookKillingModule(ctx, collectionRun(t, mk.fm.playbook, lab.Run{ExtraVars: mk.fm.extra}), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err == nil {
+		t.Fatalf("%s on %s was killed during %q, yet the run succeeded", k.Module, k.Host.Name, k.Task)
+	}
+	t.Logf("killed %s during %q; the run failed: %s", k.Module, k.Task, res.Failures())
+	if mk.after != nil {
+		mk.after(t, l)
+	}
+	again := runPlaybook(t, l, mk.fm.playbook, lab.Run{ExtraVars: mk.fm.extra})
+	mustSucceed(t, again)
+	check(t, l)
+	logIdleLeases(t, l)
+	t.Logf("killed %s mid-task, re-run finished the job: lab ready in %s, re-run %s, %s in all", k.Module,
+		ready.Round(time.Second), again.Duration.Round(time.Second), time.Since(start).Round(time.Second))
+}
+
+// v3Count is the number of keys in the v3 keyspace (-1: unreadable).
+func v3Count(cli *clientv3.Client) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly())
+	if err != nil {
+		return -1
+	}
+	return resp.Count
+}
+
+// logIdleLeases reports the leases no key uses: granted by a killed copy for puts that never landed,
+// they are left to expire at their TTL (a lease with no key cannot be told from another client's lease
+// about to be used, so nothing revokes it).
+func logIdleLeases(t *testing.T, l *lab.Lab) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli := l.V3Client(t)
+	resp, err := cli.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := 0
+	var longest int64
+	for _, ls := range resp.Leases {
+		ttl, err := cli.TimeToLive(ctx, ls.ID, clientv3.WithAttachedKeys())
+		if err == nil && len(ttl.Keys) == 0 {
+			idle++
+			longest = max(longest, ttl.TTL)
+		}
+	}
+	t.Logf("%d leases, %d idle (expiring within %ds)", len(resp.Leases), idle, longest)
+}
+
+// copyKeys is the size of the online copy scenario's dataset: enough transactions that a kill after
+// the first ones leaves most of the keyspace uncopied.
+const copyKeys = 2000
+
+// The online migration's etcd_v2_copy is killed as soon as its first keys are in v3.
+
+var onlineCopyKill = moduleKill{
+	fm: migrateMatrix("online", copyKeys),
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		cli := l.V3Client(t)
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_v2v3_migrate : Copy the v2 keyspace into v3 on the running cluster (with leases, verified)",
+			Host: l.Members()[0], Module: "etcd_v2_copy",
+			Ready: func() bool { return v3Count(cli) > 0 },
+		}
+	},
+	after: func(t *testing.T, l *lab.Lab) {
+		if n := v3Count(l.V3Client(t)); n >= copyKeys/2 {
+			t.Fatalf("%d keys in v3 after the kill: the copy was not cut short", n)
+		} else {
+			t.Logf("%d keys in v3 after the kill", n)
+		}
+	},
+}
+
+// make test's sample: the online migration's copy killed mid-copy (a partial v3 keyspace with leases
+// must not pass for a migrated one; the re-run copies and verifies it all).
+func TestModuleKillOnlineCopy(t *testing.T) { onlineCopyKill.run(t) }
+
+// The migration's backup (step 2) killed on the first member while it copies the member dir with etcd
+// stopped: the half-written backup must never pass for a complete one, and the member must serve again.
+var backupKill = moduleKill{
+	fm: migrateOfflineMatrix,
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		h := l.Members()[0]
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_backup : Back up this member (v3 snapshot and data dir copy, both verified)",
+			Host: h, Module: "etcd_backup",
+			Ready: func() bool { // the member dir copy has begun (etcd is stopped for it)
+				m, _ := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd-backup/*.partial-*/member"))
+				return len(m) > 0
+			},
+		}
+	},
+	after: func(t *testing.T, l *lab.Lab) {
+		m, _ := filepath.Glob(filepath.Join(l.Members()[0].Root(), "var/lib/etcd-backup/*.partial-*"))
+		if len(m) == 0 {
+			t.Fatal("no partial backup after the kill: the backup was not cut short")
+		}
+		t.Logf("left by the kill: %v", m)
+	},
+}
+
+// The offline migration's copy of the hidden v2 keys onto the one-member cluster.
+var offlineCopyKill = moduleKill{
+	fm: migrateOfflineMatrix,
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_v2v3_migrate : Copy what `etcdctl migrate` leaves out (hidden v2 keys) into v3",
+			Host: l.Members()[0], Module: "etcd_v2_copy",
+		}
+	},
+}
+
+func TestSoakModuleKill(t *testing.T) {
+	soak(t)
+	for name, mk := range map[string]moduleKill{
+		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			mk.run(t)
+		})
+	}
+}
