@@ -22,7 +22,7 @@ type ModuleKill struct {
 	Nth  int    // its occurrence (0 or 1: the first)
 	Host *Host  // the host whose module process dies
 	// Module is the module's name: its process on the host is the collection's executable started by
-	// etcd_exec.py as `etcdops <module> <args file>` (argv[0] etcdops, argv[1] the module).
+	// etcd_exec.py as `etcdops <module> /dev/stdin` (argv[0] etcdops, argv[1] the module).
 	Module string
 	// Ready, when set, is polled while the module process lives; the kill waits until it returns true
 	// (the module has made progress: keys copied, a file grown).
@@ -118,6 +118,7 @@ type taskWatch struct {
 	nth     int
 	next    io.Writer // the caller's own Run.Progress, if any
 	started chan int
+	onStart func() // called in its own goroutine at that start, if set
 
 	mu    sync.Mutex
 	buf   []byte
@@ -147,6 +148,9 @@ func (w *taskWatch) Write(p []byte) (int, error) {
 		if rest == w.task {
 			if w.seen++; w.seen == w.nth {
 				w.started <- w.tasks
+				if w.onStart != nil {
+					go w.onStart()
+				}
 			}
 		}
 	}
@@ -157,3 +161,18 @@ func (w *taskWatch) generation() int {
 	defer w.mu.Unlock()
 	return w.tasks
 }
+
+// TaskHook is a Run.Progress writer that runs a function once, in its own goroutine, as the playbook
+// starts a named task: a fault outside Ansible at a known point (a host crashed, its SSH dropped).
+type TaskHook struct{ w *taskWatch }
+
+// AtTask returns the hook that runs do as the nth start (0 or 1: the first) of task (as the report names
+// it) begins.
+func AtTask(task string, nth int, do func()) *TaskHook {
+	return &TaskHook{w: &taskWatch{task: task, nth: max(nth, 1), started: make(chan int, 1), onStart: do}}
+}
+
+func (h *TaskHook) Write(p []byte) (int, error) { return h.w.Write(p) }
+
+// Fired reports whether the task started (and do was called).
+func (h *TaskHook) Fired() bool { return len(h.w.started) > 0 }

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,28 +17,28 @@ func TestSoakMigrateOfflineHostFaults(t *testing.T) {
 	soak(t)
 	for _, c := range []struct {
 		name string
-		at   string // a task name (a substring of it) and its occurrence
+		at   string // a task, as the report names it, and its occurrence
 		nth  int
 		host int // index into the lab's members
 		// fault is what happens to the host; it returns once the host is reachable again.
 		fault func(t *testing.T, l *lab.Lab, h *lab.Host)
 	}{
-		{"power cut of the first member during the gap copy", "Copy what `etcdctl migrate` leaves out", 1, 0, powerCut},
-		{"reboot of a member as it starts to join", "Start etcd on the member", 1, 1, reboot},
-		{"SSH dropped to the first member during the gap copy", "Copy what `etcdctl migrate` leaves out", 1, 0, dropSSH},
-		{"SSH dropped to a member as it starts to join", "Start etcd on the member", 2, 2, dropSSH},
+		{"power cut of the first member during the gap copy", copyHidden, 1, 0, powerCut},
+		{"reboot of a member as it starts to join", startJoining, 1, 1, reboot},
+		{"SSH dropped to the first member during the gap copy", copyHidden, 1, 0, dropSSH},
+		{"SSH dropped to a member as it starts to join", startJoining, 2, 2, dropSSH},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			l, check := migrateOfflineMatrix.fresh(t)
 			h := l.Members()[c.host]
 			faulted := make(chan struct{})
-			at := &atTask{task: c.at, nth: c.nth, do: func() {
+			at := lab.AtTask(c.at, c.nth, func() {
 				defer close(faulted)
 				c.fault(t, l, h)
-			}}
+			})
 			first := runPlaybook(t, l, migrateOfflineMatrix.playbook, lab.Run{ExtraVars: migrateOfflineMatrix.extra, Progress: at})
-			if !at.fired() {
+			if !at.Fired() {
 				t.Fatalf("the run never reached %q #%d: %v", c.at, c.nth, first.Err)
 			}
 			select {
@@ -56,6 +54,11 @@ func TestSoakMigrateOfflineHostFaults(t *testing.T) {
 		})
 	}
 }
+
+const (
+	copyHidden   = "etcdops.etcd.etcd_v2v3_migrate : Copy what `etcdctl migrate` leaves out (hidden v2 keys) into v3"
+	startJoining = "etcdops.etcd.etcd_member_join : Start etcd on the member"
+)
 
 // powerCut crashes the host (every process at once, disk kept) and boots it again.
 func powerCut(t *testing.T, l *lab.Lab, h *lab.Host) {
@@ -81,44 +84,5 @@ func dropSSH(t *testing.T, _ *lab.Lab, h *lab.Host) {
 	out, err := exec.Command("pkill", "-KILL", "-f", `^ssh .*\b`+strings.ReplaceAll(h.Addr, ".", `\.`)+`\b`).CombinedOutput()
 	if err != nil {
 		t.Logf("pkill ssh to %s: %v %s (no connection open)", h.Addr, err, out)
-	}
-}
-
-// atTask is a Run.Progress writer that runs do once, in the background, when the playbook starts the
-// nth task whose name contains task.
-type atTask struct {
-	task string
-	nth  int
-	do   func()
-
-	mu      sync.Mutex
-	buf     []byte
-	seen    int
-	started bool
-}
-
-func (a *atTask) fired() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.started
-}
-
-func (a *atTask) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.buf = append(a.buf, p...)
-	for {
-		i := bytes.IndexByte(a.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		line := string(a.buf[:i])
-		a.buf = a.buf[i+1:]
-		if !a.started && strings.Contains(line, " TASK  ") && strings.Contains(line, a.task) {
-			if a.seen++; a.seen >= max(a.nth, 1) {
-				a.started = true
-				go a.do()
-			}
-		}
 	}
 }
