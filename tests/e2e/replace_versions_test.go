@@ -33,19 +33,8 @@ func replaceOn(t *testing.T, version string) {
 	res := playbook(t, l, "replace_nodes.yml", nil)
 	wr := w.stop()
 	mustSucceed(t, res)
-	joined := res.Find("etcdops.etcd.etcd_member_join : Add the member as a learner (a voter before etcd 3.4): " + fresh[0].Name)
-	var join struct {
-		Member struct {
-			IsLearner bool `json:"is_learner"`
-		} `json:"member"`
-	}
-	if len(joined) != 1 || joined[0].Decode(&join) != nil {
-		t.Fatalf("the add task's result for %s: %v", fresh[0].Name, joined)
-	}
-	if wantLearner := version != "3.2"; join.Member.IsLearner != wantLearner {
-		t.Errorf("etcd %s: %s added with is_learner %v, want %v", version, fresh[0].Name, join.Member.IsLearner, wantLearner)
-	}
+	learner := checkJoinedAs(t, res, fresh[0], version)
 	newCli := checkMoved(ctx, t, l, wr, before, old, fresh)
 	step("etcd %s: moved onto %d new hosts in %s (added as learners: %v); writer: %d writes acknowledged, %d failed, %s, longest write %s; members %s",
-		version, len(fresh), res.Duration.Round(time.Second), join.Member.IsLearner, len(wr.acked), len(wr.failed), wr.retries(), wr.longest, memberIDs(ctx, t, newCli))
+		version, len(fresh), res.Duration.Round(time.Second), learner, len(wr.acked), len(wr.failed), wr.retries(), wr.longest, memberIDs(ctx, t, newCli))
 }
