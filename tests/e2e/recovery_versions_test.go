@@ -48,25 +48,14 @@ func recoveryOn(t *testing.T, version string) {
 	res := playbook(t, l, "recover_member.yml", map[string]any{"etcd_recover_member": etcd3.Name})
 	mustSucceed(t, res)
 	checkRecovered(ctx, t, l, keys)
-	added := res.Find("etcdops.etcd.etcd_member_join : Add the member as a learner (a voter before etcd 3.4): " + etcd3.Name)
-	var join struct {
-		Member struct {
-			IsLearner bool `json:"is_learner"`
-		} `json:"member"`
-	}
-	if len(added) != 1 || added[0].Decode(&join) != nil {
-		t.Fatalf("the add task's result: %v", added)
-	}
-	if wantLearner := version != "3.2"; join.Member.IsLearner != wantLearner {
-		t.Errorf("etcd %s: etcd3 added with is_learner %v, want %v", version, join.Member.IsLearner, wantLearner)
-	}
+	learner := checkJoinedAs(t, res, etcd3, version)
 	if out, err := l.Exec(etcd3, "sh", "-c", "ls /var/lib/etcd/member.pre-recover-2*Z/snap/db"); err != nil {
 		t.Errorf("etcd3's corrupt member dir was not kept aside: %s %v", out, err)
 	}
 	if st := readState(t, l, "recover-member-state.json"); st != nil {
 		t.Errorf("the state file was not set aside after the recovery: %v", st)
 	}
-	step("etcd %s: corrupt etcd3 recovered (added as learner: %v) in %s", version, join.Member.IsLearner, res.Duration.Round(time.Second))
+	step("etcd %s: corrupt etcd3 recovered (added as learner: %v) in %s", version, learner, res.Duration.Round(time.Second))
 
 	// 2. Quorum lost: etcd2's and etcd3's data destroyed. etcd1, the only member that answers, is the survivor.
 	want, _ := v3Keys(ctx, t, cli)
@@ -111,4 +100,23 @@ func recoveryOn(t *testing.T, version string) {
 		}
 	}
 	step("etcd %s: new cluster from etcd1 in %s: %d v3 keys, v2 checked %v", version, res.Duration.Round(time.Second), len(got), m2 != nil)
+}
+
+// checkJoinedAs asserts the join of host in res added it as a learner on etcd 3.4 and later and as a
+// voter on 3.2 (no learners there), and returns whether it was a learner.
+func checkJoinedAs(t *testing.T, res *lab.Result, host *lab.Host, version string) bool {
+	t.Helper()
+	added := res.Find("etcdops.etcd.etcd_member_join : Add the member as a learner (a voter before etcd 3.4): " + host.Name)
+	var join struct {
+		Member struct {
+			IsLearner bool `json:"is_learner"`
+		} `json:"member"`
+	}
+	if len(added) != 1 || added[0].Decode(&join) != nil {
+		t.Fatalf("the add task's result for %s: %v", host.Name, added)
+	}
+	if wantLearner := version != "3.2"; join.Member.IsLearner != wantLearner {
+		t.Errorf("etcd %s: %s added with is_learner %v, want %v", version, host.Name, join.Member.IsLearner, wantLearner)
+	}
+	return join.Member.IsLearner
 }

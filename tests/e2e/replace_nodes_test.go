@@ -120,16 +120,7 @@ func TestReplaceNodes(t *testing.T) {
 	mustSucceed(t, res)
 	step("2b. resumed and moved onto %d new hosts, %s for both runs; writer: %d writes acknowledged, %d failed, %s, longest write %s",
 		len(fresh), took.Round(time.Second), len(wr.acked), len(wr.failed), wr.retries(), wr.longest)
-	if len(wr.failed) > 0 {
-		t.Errorf("%d writes failed during the move: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
-	}
-	if len(wr.acked) < 100 {
-		t.Errorf("the writer got only %d writes through", len(wr.acked))
-	}
-	newCli := l.V3Client(t, fresh...)
-	checkKeys(ctx, t, newCli, before, "pre-existing")
-	checkKeys(ctx, t, newCli, wr.acked, "written during the move")
-	checkReplaced(ctx, t, l, newCli, old, fresh)
+	newCli := checkMoved(ctx, t, l, wr, before, old, fresh)
 	step("every key intact, members %s", memberIDs(ctx, t, newCli))
 
 	// 3. Again: the members are the new hosts, all voting: nothing changes.
@@ -145,7 +136,9 @@ func TestReplaceNodes(t *testing.T) {
 // would. A put gets 10 s; one that fails is retried once, as applications with a timeout do, and counted
 // in retried with its first answer: "raft proposal dropped" (a leader handing its leadership over; never
 // applied), or no answer within 10 s (seen once, under load, while a leaving member stopped). A put that
-// fails its retry too is a failed write; every acknowledged key is read back by the tests.
+// fails its retry too is a failed write; every acknowledged key is read back by the tests. stalled is
+// the longest run of consecutive puts that each took over 1 s, from the first one's start to the last
+// one's end: how long an application would have seen the cluster hang.
 type writer struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -154,9 +147,10 @@ type writer struct {
 	failed  []string
 	retried []string
 	longest time.Duration
+	stalled time.Duration
 }
 
-func startWriter(t *testing.T, l *lab.Lab, hosts []*lab.Host) *writer {
+func startWriter(t testing.TB, l *lab.Lab, hosts []*lab.Host) *writer {
 	t.Helper()
 	cli := l.V3Client(t, hosts...)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -169,6 +163,7 @@ func startWriter(t *testing.T, l *lab.Lab, hosts []*lab.Host) *writer {
 	}
 	go func() {
 		defer close(w.done)
+		var slowSince time.Time // start of the current run of slow puts (zero: none)
 		for i := 0; ctx.Err() == nil; i++ {
 			k, v := fmt.Sprintf("/replace/during/%06d", i), fmt.Sprintf("w%d", i)
 			began := time.Now()
@@ -177,14 +172,24 @@ func startWriter(t *testing.T, l *lab.Lab, hosts []*lab.Host) *writer {
 			if err != nil && ctx.Err() == nil {
 				first, err = err, put(k, v)
 			}
+			took := time.Since(began)
 			w.mu.Lock()
+			switch {
+			case took <= time.Second:
+				slowSince = time.Time{}
+			case slowSince.IsZero():
+				slowSince = began
+				fallthrough
+			default:
+				w.stalled = max(w.stalled, time.Since(slowSince))
+			}
 			if first != nil {
 				w.retried = append(w.retried, fmt.Sprintf("%s: %v", k, first))
 			}
 			switch {
 			case err == nil:
 				w.acked[k] = v
-				w.longest = max(w.longest, time.Since(began))
+				w.longest = max(w.longest, took)
 			case ctx.Err() == nil:
 				w.failed = append(w.failed, fmt.Sprintf("%s: %v", k, err))
 			}
@@ -207,7 +212,7 @@ func (w *writer) stop() *writer {
 }
 
 // checkKeys reads every key back and compares its value.
-func checkKeys(ctx context.Context, t *testing.T, cli *clientv3.Client, want map[string]string, what string) {
+func checkKeys(ctx context.Context, t testing.TB, cli *clientv3.Client, want map[string]string, what string) {
 	t.Helper()
 	lost := 0
 	for k, v := range want {
@@ -225,6 +230,24 @@ func checkKeys(ctx context.Context, t *testing.T, cli *clientv3.Client, want map
 	if lost > 0 {
 		t.Errorf("%d of %d keys %s lost or changed", lost, len(want), what)
 	}
+}
+
+// checkMoved asserts a move onto the new hosts cost the writer nothing - no failed write, enough
+// acknowledged, every key written before and during it intact - and ended as checkReplaced says. It
+// returns a client of the new members.
+func checkMoved(ctx context.Context, t *testing.T, l *lab.Lab, wr *writer, before map[string]string, old, fresh []*lab.Host) *clientv3.Client {
+	t.Helper()
+	if len(wr.failed) > 0 {
+		t.Errorf("%d writes failed during the move: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
+	}
+	if len(wr.acked) < 100 {
+		t.Errorf("the writer got only %d writes through", len(wr.acked))
+	}
+	newCli := l.V3Client(t, fresh...)
+	checkKeys(ctx, t, newCli, before, "pre-existing")
+	checkKeys(ctx, t, newCli, wr.acked, "written during the move")
+	checkReplaced(ctx, t, l, newCli, old, fresh)
+	return newCli
 }
 
 // checkReplaced asserts the end state: the members are exactly the new hosts, all started, healthy
