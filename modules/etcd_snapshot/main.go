@@ -26,6 +26,7 @@ type params struct {
 	BumpRevision        int64         `arg:"bump_revision" default:"1000000000"`
 	MarkCompacted       bool          `arg:"mark_compacted" default:"true"`
 	MoveAside           bool          `arg:"move_aside" default:"false"`
+	SkipHashCheck       bool          `arg:"skip_hash_check" default:"false"`
 }
 
 func (p *params) Validate() error {
@@ -70,8 +71,9 @@ func Main() {
 		case "restored":
 			return snapshot.Restore(t, snapshot.RestoreSpec{Path: p.Path, DataDir: p.DataDir, Name: p.Name,
 				InitialCluster: p.InitialCluster, Token: p.InitialClusterToken, PeerURLs: p.PeerURLs,
-				BumpRevision: uint64(p.BumpRevision), MarkCompacted: p.MarkCompacted, MoveAside: p.MoveAside, Now: time.Now()})
+				BumpRevision: uint64(p.BumpRevision), MarkCompacted: p.MarkCompacted, MoveAside: p.MoveAside,
+				SkipHash: p.SkipHashCheck, Now: time.Now()})
 		}
-		return snapshot.Status(p.Path)
+		return snapshot.Status(p.Path, p.SkipHashCheck)
 	})
 }

@@ -34,7 +34,9 @@ type RestoreSpec struct {
 	// MoveAside renames an existing member dir to member.pre-restore-TIMESTAMP; without it a data dir
 	// holding a member is refused.
 	MoveAside bool
-	Now       time.Time
+	// SkipHash takes a snapshot without its trailing SHA-256 (a member's snap/db), as etcdutl's --skip-hash-check.
+	SkipHash bool
+	Now      time.Time
 }
 
 // RestoreResult is what etcd_snapshot state=restored returns.
@@ -89,7 +91,7 @@ func Restore(t *module.Task, s RestoreSpec) (RestoreResult, error) {
 		return r, err
 	}
 	r.MemberID, r.ClusterID = fmt.Sprintf("%x", uint64(m.ID)), fmt.Sprintf("%x", uint64(cl.ID()))
-	if r.Snapshot, err = Status(s.Path); err != nil {
+	if r.Snapshot, err = Status(s.Path, s.SkipHash); err != nil {
 		return r, err
 	}
 	r.Revision = r.Snapshot.Revision
@@ -130,7 +132,7 @@ func Restore(t *module.Task, s RestoreSpec) (RestoreResult, error) {
 	err = snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
 		SnapshotPath: s.Path, Name: s.Name, OutputDataDir: tmp, PeerURLs: s.PeerURLs,
 		InitialCluster: s.InitialCluster, InitialClusterToken: s.Token,
-		RevisionBump: s.BumpRevision, MarkCompacted: s.MarkCompacted,
+		RevisionBump: s.BumpRevision, MarkCompacted: s.MarkCompacted, SkipHashCheck: s.SkipHash,
 	})
 	if err != nil {
 		return r, fmt.Errorf("restore of %s into %s: %w", s.Path, tmp, err)

@@ -45,7 +45,7 @@ type SaveResult struct {
 func Save(ctx context.Context, t *module.Task, s SaveSpec) (SaveResult, error) {
 	r := SaveResult{Info: Info{Path: s.Path}, Removed: []string{}}
 	dir := filepath.Dir(s.Path)
-	switch info, err := Status(s.Path); {
+	switch info, err := Status(s.Path, false); {
 	case err == nil:
 		r.Info = info
 		r.Actions = append(r.Actions, "kept the verified snapshot "+s.Path)
@@ -124,7 +124,7 @@ func Fetch(ctx context.Context, conn etcdconn.Options, dst string, timeout time.
 	if err := snapshot.NewV3(zap.NewNop()).Save(ctx, cfg, tmp); err != nil {
 		return Info{}, conn.Explain(ep, err)
 	}
-	info, err := Status(tmp)
+	info, err := Status(tmp, false)
 	if err != nil {
 		os.Remove(tmp) // our own unverified download
 		return Info{}, fmt.Errorf("the snapshot of %s does not verify: %w", ep, err)

@@ -81,7 +81,7 @@ func TestSaveVerifiesReportsAndKeeps(t *testing.T) {
 	if leftovers, _ := filepath.Glob(path + tmpSuffix + "*"); len(leftovers) != 0 {
 		t.Fatalf("temporary files left: %v", leftovers)
 	}
-	st, err := Status(path)
+	st, err := Status(path, false)
 	if err != nil || st != r.Info {
 		t.Fatalf("status %+v %v, want %+v", st, err, r.Info)
 	}
@@ -135,7 +135,7 @@ func TestStatusFailsOnDamagedFilesNamingThem(t *testing.T) {
 	b[4096+100] ^= 0xff
 	os.WriteFile(flipped, b, 0o600)
 	for p, want := range map[string]string{truncated: "cut short", flipped: "SHA-256 mismatch", filepath.Join(dir, "absent.db"): "no such file"} {
-		if _, err := Status(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), want) {
+		if _, err := Status(p, false); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), want) {
 			t.Errorf("status of %s: %v, want an error naming it and %q", p, err, want)
 		}
 	}
@@ -234,5 +234,32 @@ func TestRestoreThreeMembers(t *testing.T) {
 	again := &module.Task{}
 	if r, err := Restore(again, spec(c.Members[1])); err != nil || again.IsChanged() {
 		t.Fatalf("re-run: %+v changed=%v %v", r, again.IsChanged(), err)
+	}
+}
+
+// A stopped member's member/snap/db (seed 002's source c) carries no SHA-256 trailer: refused by
+// default naming skip_hash_check, read and restored with it (etcdutl's --skip-hash-check), every live key kept.
+func TestMemberDBWithSkipHash(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	seed(t, c.Client(t), 7)
+	m := c.Members[0]
+	c.Stop(m)
+	db := filepath.Join(m.DataDir, "member", "snap", "db")
+	if _, err := Status(db, false); err == nil || !strings.Contains(err.Error(), "skip_hash_check") {
+		t.Fatalf("status of a member's db without skip: %v, want a refusal naming skip_hash_check", err)
+	}
+	st, err := Status(db, true)
+	if err != nil || st.Keys != 6 || st.Revision == 0 || len(st.SHA256) != 64 {
+		t.Fatalf("status of a member's db with skip: %+v %v, want 6 live keys", st, err)
+	}
+	spec := RestoreSpec{Path: db, DataDir: filepath.Join(t.TempDir(), "restored"), Name: "m0",
+		InitialCluster: "m0=https://127.0.0.1:2380", Token: "t", BumpRevision: 1000, MarkCompacted: true, Now: time.Now()}
+	if _, err := Restore(&module.Task{}, spec); err == nil {
+		t.Fatal("restore of a member's db without skip: want a refusal")
+	}
+	spec.SkipHash = true
+	r, err := Restore(&module.Task{}, spec)
+	if err != nil || r.Revision != st.Revision+1000 || r.Snapshot.Keys != 6 {
+		t.Fatalf("restore with skip: %+v %v", r, err)
 	}
 }

@@ -32,8 +32,9 @@ type Info struct {
 
 // Status verifies a snapshot file and reads its facts: the SHA-256 etcd appends to a snapshot
 // stream, bolt's integrity check (etcdutl's status), the revision and the live keys. Every error
-// names the file.
-func Status(path string) (info Info, err error) {
+// names the file. With skipHash the trailing SHA-256 is neither required nor checked, as etcdutl's
+// --skip-hash-check: a member's snap/db copied from its data dir has none, bolt's check remains.
+func Status(path string, skipHash bool) (info Info, err error) {
 	info.Path = path
 	defer func() {
 		// bolt panics on some corrupt pages instead of returning an error.
@@ -41,7 +42,7 @@ func Status(path string) (info Info, err error) {
 			err = fmt.Errorf("%s is not a readable etcd snapshot: %v", path, r)
 		}
 	}()
-	if info.SHA256, info.Size, err = checkSum(path); err != nil {
+	if info.SHA256, info.Size, err = checkSum(path, skipHash); err != nil {
 		return info, err
 	}
 	st, err := snapshot.NewV3(zap.NewNop()).Status(path)
@@ -57,8 +58,8 @@ func Status(path string) (info Info, err error) {
 
 // checkSum verifies the SHA-256 etcd appends to a snapshot stream (the bolt file is a multiple of
 // 512 bytes; the 32 bytes after it are the hash of what precedes them) and returns the SHA-256 of
-// the whole file and its size.
-func checkSum(path string) (string, int64, error) {
+// the whole file and its size; with skipHash only the latter two.
+func checkSum(path string, skipHash bool) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, err
@@ -68,9 +69,14 @@ func checkSum(path string) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
+	if skipHash {
+		whole := sha256.New()
+		_, err := io.Copy(whole, f)
+		return hex.EncodeToString(whole.Sum(nil)), st.Size(), err
+	}
 	if st.Size()%512 != sha256.Size {
 		return "", 0, fmt.Errorf("%s carries no trailing SHA-256 (size %d): the snapshot was cut short or is not "+
-			"an etcd v3 snapshot (a member's snap/db copy is not one)", path, st.Size())
+			"an etcd v3 snapshot (a member's snap/db copy is not one: skip_hash_check)", path, st.Size())
 	}
 	body, whole := sha256.New(), sha256.New()
 	if _, err := io.CopyN(io.MultiWriter(body, whole), f, st.Size()-sha256.Size); err != nil {
