@@ -188,56 +188,52 @@ func TestHostedRestorePlaybook(t *testing.T) {
 	step("re-run changed nothing")
 }
 
-// hosted_etcd_restore.yml, seed 002's snapshot source (c): quorum lost and no member's etcd running (all
-// three crash-loop on corrupt WALs), no snapshot file given. A hosted_etcd_snapshot_claim that is no
-// member's claim is refused naming it, nothing changed; the restore then copies the member/snap/db of
-// the claim with the highest revision (no SHA-256 trailer: verified with skip_hash_check) and brings
-// every key back at a bumped revision, the API servers and reconciliation back.
+// hosted_etcd_restore.yml, seed 002's snapshot source (c), and the run lock's Lease. Quorum lost and no
+// member's etcd running (all three crash-loop on corrupt WALs), no snapshot file given. While another
+// controller's Lease is held the restore is refused naming its holder, nothing changed; once that Lease
+// is stale it is taken over, and a hosted_etcd_snapshot_claim that is no member's claim is refused
+// naming it, nothing changed; the re-run takes its own failed run's Lease over, copies the member/snap/db
+// of the claim with the highest revision (no SHA-256 trailer: verified with skip_hash_check) and brings
+// every key back at a bumped revision, the API servers and reconciliation back, the Lease released.
 func TestHostedRestoreFromClaimPlaybook(t *testing.T) {
-	l, h, cli, _, first, step := hostedLab(t)
+	_, h, cli, _, first, step := hostedLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	h.corrupt("etcd-0", "etcd-1", "etcd-2")
 	step("no member's etcd runs (all three crash-loop)")
 
-	uids := h.podUIDs()
-	res := h.run(ctx, "hosted_etcd_restore.yml", map[string]any{"hosted_etcd_snapshot_claim": "data-etcd-7"}, playbook.Kill{})
+	// Another controller's run holds the Lease (renewed now, for 1 h).
+	const other = "bastion pid 4242 run m:4242:1"
+	h.setLease(other, time.Now())
+	uids, lease := h.podUIDs(), h.leaseVersion()
+	res := h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
+	for _, w := range []string{"Another run holds the run lock Lease " + k8s.ControlPlaneNamespace + "/etcdops-run-lock", "holder " + other, "This run changed nothing"} {
+		if res.Err == nil || !strings.Contains(res.Failures(), w) {
+			t.Fatalf("restore beside another controller's Lease: err %v, want a refusal naming %q:\n%s", res.Err, w, res.Failures())
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(h.stateDir, "*")); changed(res) != 0 || h.leaseVersion() != lease || h.podUIDs() != uids || len(left) != 0 {
+		t.Fatalf("the refused run changed something: changed %d, Lease %s → %s, state dir %v", changed(res), lease, h.leaseVersion(), left)
+	}
+	step("refused beside another controller's Lease, nothing changed")
+
+	// That Lease stale (renewed 7 h ago for 1 h): taken over; an unknown claim refused, nothing changed.
+	h.setLease(other, time.Now().Add(-7*time.Hour))
+	res = h.run(ctx, "hosted_etcd_restore.yml", map[string]any{"hosted_etcd_snapshot_claim": "data-etcd-7"}, playbook.Kill{})
 	if res.Err == nil || !strings.Contains(res.Failures(), "hosted_etcd_snapshot_claim=data-etcd-7 is no claim") ||
 		!strings.Contains(res.Failures(), "data-etcd-0, data-etcd-1, data-etcd-2") || changed(res) != 0 || h.podUIDs() != uids {
 		t.Fatalf("restore from data-etcd-7: err %v, changed %d; want a refusal naming the option and the claims, nothing changed:\n%s",
 			res.Err, changed(res), res.Failures())
 	}
+	if why := leaseWhy(res); why != "stale" {
+		t.Errorf("the stale Lease was taken as %q, want stale", why)
+	}
 	if _, err := os.Stat(filepath.Join(h.stateDir, k8s.ControlPlaneNamespace+"-restore.json")); err == nil {
 		t.Fatal("the refused restore left a state file")
 	}
-	step("unknown claim refused, nothing changed")
+	step("stale Lease taken over, unknown claim refused, nothing changed")
 
-	// The restore killed after the db's copy: its Lease (and file lock) left behind, held by a dead run.
-	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{Task: "etcdops.etcd.hosted_etcd_restore : Step 3: verify the snapshot on the controller"})
-	if !res.Killed {
-		t.Fatalf("the restore was not killed after the copy: %v\n%s", res.Err, res.Failures())
-	}
-	holder := h.lease()
-	if !strings.Contains(holder, " pid ") || !strings.Contains(holder, " run ") {
-		t.Fatalf("the killed run's Lease: holder %q", holder)
-	}
-	step("restore killed after copying the db (Lease held by %q)", holder)
-
-	// Another controller (its own state dir) is refused while the Lease is held, nothing changed.
-	other := newHosted(t, l)
-	lease := h.leaseVersion()
-	res = other.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
-	for _, w := range []string{"Another run holds the run lock Lease " + k8s.ControlPlaneNamespace + "/etcdops-run-lock", "holder " + holder, "This run changed nothing"} {
-		if res.Err == nil || !strings.Contains(res.Failures(), w) {
-			t.Fatalf("restore from another controller: err %v, want a refusal naming %q:\n%s", res.Err, w, res.Failures())
-		}
-	}
-	if left, _ := filepath.Glob(filepath.Join(other.stateDir, "*")); changed(res) != 0 || h.leaseVersion() != lease || len(left) != 0 {
-		t.Fatalf("the refused run changed something: changed %d, Lease %s → %s, its state dir %v", changed(res), lease, h.leaseVersion(), left)
-	}
-	step("another controller refused by the Lease, nothing changed")
-
-	// The re-run from the first controller takes its file lock and the Lease over and finishes.
+	// The re-run takes its failed run's locks over and restores from a claim's db.
 	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
 	h.ok(res)
 	if why := leaseWhy(res); why != "takeover" {
@@ -252,22 +248,8 @@ func TestHostedRestoreFromClaimPlaybook(t *testing.T) {
 	if copied == "" {
 		t.Errorf("the restore did not copy a claim's db: %s", summary(res))
 	}
-	step("re-run took the Lease over, restored in %s (%s)", res.Duration.Round(time.Second), copied)
+	step("restored from a claim's db in %s (%s)", res.Duration.Round(time.Second), copied)
 	h.assertRestored(ctx, cli, first)
-
-	// A stale Lease of another controller (renewed 7 h ago for 1 h) is taken over, and released.
-	stale := time.Now().UTC().Add(-7 * time.Hour).Format("2006-01-02T15:04:05.000000Z")
-	if _, err := l.Apply(fmt.Sprintf(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"etcdops-run-lock","namespace":%q},
-"spec":{"holderIdentity":"bastion pid 4242 run m:4242:1","acquireTime":%q,"renewTime":%q,"leaseDurationSeconds":3600}}`,
-		k8s.ControlPlaneNamespace, stale, stale)); err != nil {
-		t.Fatal(err)
-	}
-	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
-	h.ok(res)
-	if why := leaseWhy(res); why != "stale" || !strings.Contains(summary(res), "nothing changed") {
-		t.Errorf("run beside a stale Lease: took it as %q (want stale), summary %q", why, summary(res))
-	}
-	step("a stale Lease taken over and released")
 }
 
 type hosted struct {
@@ -403,6 +385,16 @@ func (h *hosted) assertRestored(ctx context.Context, old *clientv3.Client, first
 func (h *hosted) lease() string {
 	out, _ := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "lease", "etcdops-run-lock", "--ignore-not-found", "-o", "jsonpath={.spec.holderIdentity}")
 	return string(out)
+}
+
+// setLease writes the run lock Lease as another controller's run would, renewed at renewed for 1 h.
+func (h *hosted) setLease(holder string, renewed time.Time) {
+	h.t.Helper()
+	at := renewed.UTC().Format("2006-01-02T15:04:05.000000Z")
+	if _, err := h.l.Apply(fmt.Sprintf(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"etcdops-run-lock","namespace":%q},
+"spec":{"holderIdentity":%q,"acquireTime":%q,"renewTime":%q,"leaseDurationSeconds":3600}}`, k8s.ControlPlaneNamespace, holder, at, at)); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func (h *hosted) leaseVersion() string {
