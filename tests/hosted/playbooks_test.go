@@ -197,7 +197,7 @@ func TestHostedRestorePlaybook(t *testing.T) {
 // every key back at a bumped revision, the API servers and reconciliation back, the Lease released.
 func TestHostedRestoreFromClaimPlaybook(t *testing.T) {
 	_, h, cli, _, first, step := hostedLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	h.corrupt("etcd-0", "etcd-1", "etcd-2")
 	step("no member's etcd runs (all three crash-loop)")
