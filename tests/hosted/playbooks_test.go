@@ -212,8 +212,12 @@ func TestHostedRestoreFromClaimPlaybook(t *testing.T) {
 			t.Fatalf("restore beside another controller's Lease: err %v, want a refusal naming %q:\n%s", res.Err, w, res.Failures())
 		}
 	}
-	if left, _ := filepath.Glob(filepath.Join(h.stateDir, "*")); changed(res) != 0 || h.leaseVersion() != lease || h.podUIDs() != uids || len(left) != 0 {
+	// Its file lock released (the lock's .flock guard file stays), no state file.
+	if left, _ := filepath.Glob(filepath.Join(h.stateDir, "*.json")); changed(res) != 0 || h.leaseVersion() != lease || h.podUIDs() != uids || len(left) != 0 {
 		t.Fatalf("the refused run changed something: changed %d, Lease %s → %s, state dir %v", changed(res), lease, h.leaseVersion(), left)
+	}
+	if locks, _ := filepath.Glob(filepath.Join(h.stateDir, "*-run.lock")); len(locks) != 0 {
+		t.Fatalf("the run refused by the Lease kept its file lock: %v", locks)
 	}
 	step("refused beside another controller's Lease, nothing changed")
 
