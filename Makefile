@@ -5,9 +5,6 @@ GO         ?= go
 GOOS       ?= linux
 GOARCH     ?= amd64
 MODULES    := $(notdir $(wildcard modules/*))
-# Binaries are built per platform under build/bin/<os>_<arch>/; the platform the collection ships is
-# copied to plugins/modules/<module> (Ansible finds a module by its file name, so names never change).
-BINDIR     := build/bin/$(GOOS)_$(GOARCH)
 COLLROOT   := $(CURDIR)/build/collections
 # Where `make install` installs etcdops.etcd: by default the checkout's own build/collections (read by
 # its ansible.cfg and by ANSIBLE_COLLECTIONS_PATH below); COLLECTIONS_PATH=~/.ansible/collections for
@@ -27,17 +24,34 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLROOT):$(HOME)/.ansible/collections:/usr
 all: build
 
 # All modules are one multi-call executable (cmd/etcdops: one transfer per host instead of one binary per
-# module, see docs/speed.md), shipped as bin/<os>_<arch>/etcdops; plugins/modules/<module> links to it
-# (Ansible finds a module by its file name; the link keeps ansible-doc and the module's name working).
+# module, see docs/speed.md), shipped as bin/<os>_<arch>/etcdops for every arch in BUILD_ARCHES (each host
+# runs its own architecture's, chosen by the action plugin); plugins/modules/<module> links to the local
+# arch's (Ansible finds a module by its file name; the link keeps ansible-doc and the module's name working).
+# Beside each executable, etcdops.digest records its sha256, size and Go build ID: the controller reads it
+# instead of hashing the executable on every task. Architectures no longer built are removed from bin/ so
+# that a stale executable never ships.
+BUILD_ARCHES ?= amd64 arm64 ppc64le s390x
+ARCHES     := $(sort $(GOARCH) $(BUILD_ARCHES))
 MULTICALL  := bin/$(GOOS)_$(GOARCH)/etcdops
 build:
-	@mkdir -p $(BINDIR) $(dir $(MULTICALL)) plugins/modules
-	@CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(BINDIR)/etcdops ./cmd/etcdops
-	@install -C -m 0755 $(BINDIR)/etcdops $(MULTICALL)
+	@mkdir -p plugins/modules
+	@for d in bin/$(GOOS)_*; do \
+	  case " $(ARCHES) " in *" $${d#bin/$(GOOS)_} "*) ;; *) [ ! -d "$$d" ] || rm -r "$$d";; esac; \
+	done
+	@# make install runs concurrently from parallel go test packages: each run writes its own temporary
+	@# digest, under build/ (a temporary file in bin/ would make the tarball look stale: collection).
+	@set -e; for a in $(ARCHES); do \
+	  out=build/bin/$(GOOS)_$$a/etcdops exe=bin/$(GOOS)_$$a/etcdops; mkdir -p $$(dirname $$out) $$(dirname $$exe); \
+	  CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$$a $(GO) build -trimpath -ldflags='-s -w' -o $$out ./cmd/etcdops; \
+	  install -C -m 0755 $$out $$exe; \
+	  printf '{"sha256": "%s", "size": %s, "go_build_id": "%s"}\n' "$$(sha256sum $$exe | cut -d' ' -f1)" \
+	    "$$(stat -c %s $$exe)" "$$($(GO) tool buildid $$exe)" > $$out.digest.$$$$; \
+	  if cmp -s $$out.digest.$$$$ $$exe.digest; then rm $$out.digest.$$$$; else mv $$out.digest.$$$$ $$exe.digest; fi; \
+	done
 	@for m in $(MODULES); do \
 	  if [ "$$(readlink plugins/modules/$$m)" != "../../$(MULTICALL)" ]; then rm -f plugins/modules/$$m; ln -s ../../$(MULTICALL) plugins/modules/$$m; fi; \
 	done
-	@echo "built $(words $(MODULES)) modules for $(GOOS)/$(GOARCH) as $(MULTICALL), linked from plugins/modules/"
+	@echo "built $(words $(MODULES)) modules as bin/$(GOOS)_<arch>/etcdops for $(ARCHES), linked from plugins/modules/ ($(GOARCH))"
 
 # Installed the way users install it: the release tarball through ansible-galaxy, replacing an earlier
 # install of etcdops.etcd in COLLECTIONS_PATH (and only there). A link that an older `make install` left

@@ -33,7 +33,7 @@ lab-status: labctl
 # The e2e tests run as two shards at once (mk/lanes.sh), each with its own labs (lab names carry the PID).
 # E2E_SHARD picks shard a's tests (the rest is shard b). `make test` runs both shards beside its other lab
 # layers (TEST_LANES in the Makefile); `make e2e` runs them alone.
-E2E_SHARD ?= ^(TestForceNewCluster|TestReplaceNodes|TestRecoverMember|TestCleanup.*|TestRestore.*|TestMasterUnitsProbed)$$
+E2E_SHARD ?= ^(TestForceNewCluster|TestReplaceNodes|TestScaleCluster|TestRecoverMember|TestCleanup.*|TestRestore.*|TestMasterUnitsProbed)$$
 E2E_RUN   := cd tests/e2e && ../../build/e2e.test -test.count=1 -test.v -test.timeout 85m
 .PHONY: e2e e2e-build e2e-shard-a e2e-shard-b test-lab
 e2e-build: deps install labctl etcd36 etcd-old

@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import json
 import os
 
 from ansible.errors import AnsibleError
@@ -13,20 +14,65 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-# sha256 of the local executable by (path, size, mtime): hashed once per ansible-playbook process.
-_SHA256 = {}
+_PASSWORD_ENV = 'ETCDCTL_PASSWORD'
+
+# A host's `uname -m` -> the Go architecture of the executable it runs (bin/linux_<arch>/etcdops).
+GOARCH = {'x86_64': 'amd64', 'aarch64': 'arm64', 'ppc64le': 'ppc64le', 's390x': 's390x'}
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''):
+            h.update(b)
+    return h.hexdigest()
 
 
 def _sha256(path):
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime)
-    if key not in _SHA256:
-        h = hashlib.sha256()
+    """The executable's sha256, from the digest `make build` wrote beside it (PATH.digest).
+
+    Ansible runs every task in a freshly forked worker, so nothing computed here outlives the task:
+    hashing the ~20 MB executable cost every task 20-100 ms. The digest file is trusted only if it
+    describes this file: same size, and its Go build ID (a hash of the linked output, in the first
+    page) at the head of the file; else the file is hashed and a digest that disagrees is an error.
+    The host verifies the copy it runs against this digest in any case.
+    """
+    try:
+        with open(path + '.digest') as f:
+            recorded = json.load(f)
+    except (IOError, OSError, ValueError):
+        recorded = None
+    if recorded:
         with open(path, 'rb') as f:
-            for b in iter(lambda: f.read(1 << 20), b''):
-                h.update(b)
-        _SHA256[key] = h.hexdigest()
-    return _SHA256[key]
+            head = f.read(1 << 16)
+            size = os.fstat(f.fileno()).st_size
+        if size == recorded.get('size') and recorded.get('go_build_id', '').encode('ascii') in head:
+            return recorded['sha256']
+    got = _sha256_file(path)
+    if recorded and got != recorded.get('sha256'):
+        raise AnsibleError('%s.digest does not describe %s (rebuilt without make build?): run make build, '
+                           'or install the collection again' % (path, path))
+    return got
+
+
+def executables(bindir):
+    """{uname -m: (path, sha256)} for every bin/linux_<arch>/etcdops the collection holds."""
+    found = {}
+    for machine, goarch in GOARCH.items():
+        path = os.path.join(bindir, 'linux_' + goarch, 'etcdops')
+        if os.path.isfile(path):
+            found[machine] = (path, _sha256(path))
+    return found
+
+
+def no_executable_msg(machine, found):
+    goarch = GOARCH.get(machine)
+    shipped = ', '.join(sorted('linux/' + GOARCH[m] for m in found)) or 'none'
+    if goarch is None:
+        return ('this host\'s architecture %s (uname -m) is not one the collection builds for (%s); '
+                'the collection holds executables for %s' % (machine, ', '.join(sorted(GOARCH)), shipped))
+    return ('this host\'s architecture is %s (linux/%s): the collection has no executable for it (it holds %s); '
+            'build it with make collection BUILD_ARCHES="... %s"' % (machine, goarch, shipped, goarch))
 
 
 class ActionModule(ActionBase):
@@ -43,16 +89,16 @@ class ActionModule(ActionBase):
 
         if self._task.async_val and not self._connection.has_native_async:
             # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
-            return merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=True))
+            return merge_hash(result, self._execute_module(module_args=self._module_args(), task_vars=task_vars, wrap_async=True))
         if not boolean(self._templar.template(self._host_var(task_vars, 'etcd_module_cache', True)), strict=False):
             # Set where there is no Python to run etcd_exec, this saves the failed attempt below on each task.
-            return merge_hash(result, self._execute_module(task_vars=task_vars))
+            return merge_hash(result, self._execute_module(module_args=self._module_args(), task_vars=task_vars))
         try:
             res = self._run_cached(task_vars)
             if res.get('failed') and res.get('rc') == 127 and 'etcdops_cache_miss' not in res:
                 # No Python on the host (CoreOS Container Linux, hosted etcd's pods) to run etcd_exec: the
                 # executable is copied for each task there, as a binary module needs no interpreter.
-                res = self._execute_module(task_vars=task_vars)
+                res = self._execute_module(module_args=self._module_args(), task_vars=task_vars)
             result = merge_hash(result, res)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -73,16 +119,22 @@ class ActionModule(ActionBase):
         if not found.resolved:
             raise AnsibleError('module %s not found' % self._task.action)
         name = found.resolved_fqcn
-        local = os.path.realpath(found.plugin_resolved_path)
-        ctl = {'name': self._task.action, 'module': name.split('.')[-1], 'sha256': _sha256(local)}
+        # plugins/modules/NAME links to bin/linux_<arch>/etcdops; its siblings are the other architectures'.
+        exes = executables(os.path.dirname(os.path.dirname(os.path.realpath(found.plugin_resolved_path))))
+        # The host picks its architecture's digest itself: no round trip to learn it.
+        ctl = {'name': self._task.action, 'module': name.split('.')[-1],
+               'sha256': dict((machine, exe[1]) for machine, exe in exes.items())}
         res = self._exec(ctl, task_vars)
         if 'etcdops_cache_miss' not in res:
             return res
+        machine = res.get('etcdops_machine')
+        if res['etcdops_cache_miss'] == 'no_executable':
+            return {'failed': True, 'changed': False, 'msg': no_executable_msg(machine, exes)}
         # First run of this version on the host (or its cached copy changed): copy it, then run.
         if self._connection._shell.tmpdir is None:
             self._make_tmp_path()
         remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'etcdops')
-        self._transfer_file(local, remote)
+        self._transfer_file(exes[machine][0], remote)
         self._fixup_perms2((self._connection._shell.tmpdir, remote), execute=False)
         ctl['src'] = remote
         res = self._exec(ctl, task_vars)
@@ -90,7 +142,37 @@ class ActionModule(ActionBase):
             raise AnsibleError('the cached executable for %s on this host changed while it was installed' % name)
         return res
 
-    def _exec(self, ctl, task_vars):
+    def _compute_environment_string(self, raw_environment_out=None):
+        # ETCDCTL_PASSWORD given through `environment:` would be written into the remote command line (ps,
+        # -vvv): it is taken out of it here and handed to the module as its password argument (_exec).
+        env = {}
+        super(ActionModule, self)._compute_environment_string(env)
+        self._env_password = env.pop(_PASSWORD_ENV, None)
+        if isinstance(raw_environment_out, dict):
+            raw_environment_out.clear()
+            raw_environment_out.update(env)
+        return self._connection._shell.env_prefix(**env)
+
+    def _module_args(self):
         args = dict(self._task.args)
+        self._compute_environment_string()
+        if self._env_password and not args.get('password'):
+            args['password'] = self._env_password
+        return args
+
+    def _exec(self, ctl, task_vars):
+        args = self._module_args()
         args['_etcdops'] = ctl
-        return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
+        if not args.get('password') or self._is_pipelining_enabled('new'):
+            return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
+        # Without pipelining Ansible writes the module with its arguments into the host's remote tmp, where
+        # a run killed meanwhile leaves it: a password goes through the pipe instead, for this task only.
+        self._connection.set_option('pipelining', True)
+        try:
+            if not self._is_pipelining_enabled('new'):
+                raise AnsibleError('the password would be written into a file on the host: this connection '
+                                   'cannot pipeline (become_method su?); use another become method or client '
+                                   'certificates instead of user and password')
+            return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
+        finally:
+            self._connection.set_option('pipelining', False)

@@ -14,7 +14,9 @@ description:
   - The executable is kept in C(/var/cache/etcdops-etcd) (root) or C(~/.cache/etcdops-etcd) (other users),
     a directory only its owner can read, named by its sha256, and verified against that sha256 before every
     run; a missing or changed file is never run; the action plugin copies it again.
-  - The module's arguments are written to a mode 0600 file in that directory for the run and removed after.
+  - The action plugin sends the sha256 of the executable for every architecture the collection holds; the
+    host's own (by C(uname -m)) is used, and a miss names it so that the action plugin copies that one.
+  - The module's arguments reach the executable through a pipe (its standard input), never a file.
 author: etcdops
 options: {}
 '''
@@ -103,34 +105,36 @@ def main():
         fail('etcd_exec is run by the etcdops.etcd modules, not by playbooks')
     # The module sees its own name, as when Ansible ran its executable directly.
     params['_ansible_module_name'] = ctl['name']
+    # The action plugin sends the digest of each architecture's executable: this host's is chosen here,
+    # and a miss names the architecture so that the right one is copied.
+    machine = os.uname()[4]
+    want = ctl['sha256'].get(machine)
+    if want is None:
+        emit({'changed': False, 'etcdops_cache_miss': 'no_executable', 'etcdops_machine': machine})
     directory = cache_dir()
-    path = os.path.join(directory, PREFIX + ctl['sha256'])
+    path = os.path.join(directory, PREFIX + want)
     if ctl.get('src'):
-        install(ctl['src'], path, ctl['sha256'], directory)
+        install(ctl['src'], path, want, directory)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         if e.errno == errno.ENOENT:
-            emit({'changed': False, 'etcdops_cache_miss': 'absent'})
+            emit({'changed': False, 'etcdops_cache_miss': 'absent', 'etcdops_machine': machine})
         raise
     try:
         # Verified from the open file that then runs (through /proc/self/fd): a file changed since it was
         # cached never runs; it is removed and the action plugin copies the executable again.
         st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or sha256_fd(fd) != ctl['sha256']:
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or sha256_fd(fd) != want:
             os.unlink(path)
-            emit({'changed': False, 'etcdops_cache_miss': 'changed'})
-        args_fd, args_path = tempfile.mkstemp(dir=directory, prefix='.args-')  # mode 0600
-        try:
-            with os.fdopen(args_fd, 'w') as f:
-                json.dump(params, f)
-            exe = '/proc/self/fd/%d' % fd
-            kw = {'pass_fds': (fd,)} if sys.version_info[0] >= 3 else {'close_fds': False}
-            proc = subprocess.Popen(['etcdops', ctl['module'], args_path], executable=exe,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-            out, err = proc.communicate()
-        finally:
-            os.unlink(args_path)
+            emit({'changed': False, 'etcdops_cache_miss': 'changed', 'etcdops_machine': machine})
+        # The arguments (a password among them) reach the module through a pipe, never a file that a
+        # killed run could leave behind.
+        exe = '/proc/self/fd/%d' % fd
+        kw = {'pass_fds': (fd,)} if sys.version_info[0] >= 3 else {'close_fds': False}
+        proc = subprocess.Popen(['etcdops', ctl['module'], '/dev/stdin'], executable=exe, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+        out, err = proc.communicate(json.dumps(params).encode('utf-8'))
     finally:
         os.close(fd)
     if not isinstance(out, str):

@@ -24,6 +24,10 @@ type faultMatrix struct {
 	// fresh brings up a lab in the state the playbook starts from and returns it with the check of
 	// the finished job (keys, members, consumers, leftovers), which also checks an uninterrupted run.
 	fresh func(t *testing.T) (*lab.Lab, func(t *testing.T, l *lab.Lab))
+	// writeThrough, for a playbook that keeps quorum, names the hosts through which a writer puts keys
+	// during all the runs on a lab, outside Ansible as an application would: no write may fail, and
+	// every acknowledged one is read back at the end.
+	writeThrough func(l *lab.Lab) []*lab.Host
 }
 
 // boundaries runs the playbook once uninterrupted on a fresh lab, checks its outcome, and returns
@@ -31,9 +35,11 @@ type faultMatrix struct {
 // killat callback counts them.
 func (fm faultMatrix) boundaries(t *testing.T) []lab.Kill {
 	l, check := fm.fresh(t)
+	w := fm.startWriter(t, l)
 	res := runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra})
 	mustSucceed(t, res)
 	check(t, l)
+	fm.checkWrites(t, l, w)
 	var out []lab.Kill
 	seen, last := map[string]int{}, -1
 	for _, tr := range res.Tasks {
@@ -57,20 +63,53 @@ func (fm faultMatrix) killAt(t *testing.T, k lab.Kill, then ...lab.Kill) {
 	start := time.Now()
 	l, check := fm.fresh(t)
 	ready := time.Since(start)
+	w := fm.startWriter(t, l)
 	killedRun(t, l, fm.playbook, fm.extra, k)
-	for _, k2 := range then {
-		if res := runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra, KillAt: k2}); !res.Killed {
-			t.Logf("the re-run ended before %s #%d", k2.Task, k2.Nth)
-			mustSucceed(t, res)
-			check(t, l)
-			return
-		}
-	}
-	res := runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra})
+	res := fm.rerun(t, l, then)
 	mustSucceed(t, res)
 	check(t, l)
+	fm.checkWrites(t, l, w)
 	t.Logf("killed at %s #%d, re-run finished the job: lab ready in %s, %s in all", k.Task, k.Nth,
 		ready.Round(time.Second), time.Since(start).Round(time.Second))
+}
+
+// rerun re-runs the playbook, killed again at each of then that a run reaches, and returns the run that
+// ended.
+func (fm faultMatrix) rerun(t *testing.T, l *lab.Lab, then []lab.Kill) *lab.Result {
+	for _, k := range then {
+		res := runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra, KillAt: k})
+		if !res.Killed {
+			t.Logf("the re-run ended before %s #%d", k.Task, k.Nth)
+			return res
+		}
+	}
+	return runPlaybook(t, l, fm.playbook, lab.Run{ExtraVars: fm.extra})
+}
+
+// startWriter starts the matrix's writer on the lab (nil when the playbook does not keep quorum).
+func (fm faultMatrix) startWriter(t *testing.T, l *lab.Lab) *writer {
+	if fm.writeThrough == nil {
+		return nil
+	}
+	return startWriter(t, l, fm.writeThrough(l))
+}
+
+// checkWrites stops the writer and asserts that no write failed and that every acknowledged one is
+// held by the cluster (read through every host of the lab: the client finds the live members).
+func (fm faultMatrix) checkWrites(t *testing.T, l *lab.Lab, w *writer) {
+	t.Helper()
+	if w == nil {
+		return
+	}
+	w.stop()
+	if len(w.failed) > 0 {
+		t.Errorf("%d writes failed: %v", len(w.failed), w.failed[:min(len(w.failed), 5)])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	checkKeys(ctx, t, l.V3Client(t, l.Hosts...), w.acked, "written during the runs")
+	t.Logf("writer: %d writes acknowledged and read back, %d failed, %s, longest %s", len(w.acked), len(w.failed),
+		w.retries(), w.longest.Round(time.Millisecond))
 }
 
 // matrixKeys is the v2 dataset of the matrix's migration labs: small (a lab per boundary) but with
@@ -115,8 +154,9 @@ var rollbackMatrix = faultMatrix{
 
 // recover_member.yml for etcd3, crash-looping on corrupt data: back as a healthy voter with every key.
 var recoverMemberMatrix = faultMatrix{
-	playbook: "recover_member.yml",
-	extra:    map[string]any{"etcd_recover_member": "etcd3"},
+	playbook:     "recover_member.yml",
+	extra:        map[string]any{"etcd_recover_member": "etcd3"},
+	writeThrough: (*lab.Lab).Members,
 	fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
 		l := lab.Up(t, lab.Spec{Hosts: 3})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -144,7 +184,8 @@ var recoverMemberMatrix = faultMatrix{
 // replace_nodes.yml from three members onto the three new_etcd hosts: every key on the new members,
 // the old ones stopped with their member dirs aside, the masters on the new client URLs.
 var replaceNodesMatrix = faultMatrix{
-	playbook: "replace_nodes.yml",
+	playbook:     "replace_nodes.yml",
+	writeThrough: func(l *lab.Lab) []*lab.Host { return l.Hosts },
 	fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
 		l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true, Groups: map[string]int{"new_etcd": 3}})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

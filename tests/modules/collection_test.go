@@ -3,7 +3,9 @@ package modules
 import (
 	"archive/tar"
 	"compress/gzip"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -221,7 +223,8 @@ func TestCollectionBuild(t *testing.T) {
 			t.Errorf("tarball lacks %s", w)
 		}
 	}
-	// Every module is a link to the one multi-call executable, which is static and executable.
+	// Every module is a link to the one multi-call executable (linux/amd64's), which is static and
+	// executable; every architecture's is shipped with the digest the action plugin reads.
 	const exe = "bin/linux_amd64/etcdops"
 	for _, m := range modules {
 		hdr := entries["plugins/modules/"+m.Name()]
@@ -232,21 +235,29 @@ func TestCollectionBuild(t *testing.T) {
 			t.Errorf("%s is not a link to %s (type %c, link %q)", hdr.Name, exe, hdr.Typeflag, hdr.Linkname)
 		}
 	}
-	if hdr := entries[exe]; hdr == nil {
-		t.Errorf("tarball lacks %s", exe)
-	} else {
-		if hdr.Mode&0o111 == 0 {
-			t.Errorf("%s is not executable (mode %o)", hdr.Name, hdr.Mode)
+	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390} {
+		exe := "bin/linux_" + arch + "/etcdops"
+		if hdr := entries[exe]; hdr == nil {
+			t.Errorf("tarball lacks %s", exe)
+		} else {
+			if hdr.Mode&0o111 == 0 {
+				t.Errorf("%s is not executable (mode %o)", hdr.Name, hdr.Mode)
+			}
+			assertStaticELF(t, filepath.Join(outDir, "x", exe), machine)
+			assertDigest(t, filepath.Join(outDir, "x", exe))
 		}
-		assertStaticELF(t, filepath.Join(outDir, "x", exe))
 	}
 	for _, w := range []string{"plugins/action/etcd_module.py", "plugins/modules/etcd_exec.py"} {
 		if _, ok := entries[w]; !ok {
 			t.Errorf("tarball lacks %s", w)
 		}
 	}
-	for name := range entries {
+	for name, hdr := range entries {
 		top := strings.SplitN(name, "/", 2)[0]
+		if hdr.Typeflag == tar.TypeReg && hdr.Mode&0o111 != 0 && top != "bin" {
+			// e.g. what `go build ./modules/NAME` leaves in the checkout (25 MB shipped that way once).
+			t.Errorf("tarball holds an executable outside bin/: %s (%d bytes)", name, hdr.Size)
+		}
 		if strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" || name == "Makefile" {
 			t.Errorf("tarball holds a build input: %s", name)
 		}
@@ -286,6 +297,7 @@ func tarEntries(t *testing.T, path, dir string) map[string]*tar.Header {
 		name := strings.TrimPrefix(hdr.Name, "./")
 		entries[name] = hdr
 		if hdr.Typeflag == tar.TypeReg && strings.HasPrefix(name, "bin/") {
+			// The executables and their digests, for inspection.
 			dst := filepath.Join(dir, "x", name)
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				t.Fatal(err)
@@ -302,9 +314,9 @@ func tarEntries(t *testing.T, path, dir string) map[string]*tar.Header {
 	return entries
 }
 
-// assertStaticELF checks a module binary runs on a target whatever its libc: linux/amd64, no
-// dynamic interpreter, and stripped as make build promises.
-func assertStaticELF(t *testing.T, path string) {
+// assertStaticELF checks a module binary runs on a target whatever its libc: the machine its
+// directory names, no dynamic interpreter, and stripped as make build promises.
+func assertStaticELF(t *testing.T, path string, machine elf.Machine) {
 	t.Helper()
 	f, err := elf.Open(path)
 	if err != nil {
@@ -312,8 +324,8 @@ func assertStaticELF(t *testing.T, path string) {
 		return
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 {
-		t.Errorf("%s is built for %v, want x86-64", path, f.Machine)
+	if f.Machine != machine {
+		t.Errorf("%s is built for %v, want %v", path, f.Machine, machine)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
@@ -322,5 +334,41 @@ func assertStaticELF(t *testing.T, path string) {
 	}
 	if f.Section(".symtab") != nil {
 		t.Errorf("%s is not stripped (has .symtab)", path)
+	}
+}
+
+// assertDigest checks the digest make build wrote beside an executable, which the action plugin trusts
+// instead of hashing: its sha256 and size, and its Go build ID in the first 64 KiB where the plugin
+// looks for it.
+func assertDigest(t *testing.T, path string) {
+	t.Helper()
+	exe, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		SHA256    string `json:"sha256"`
+		Size      int    `json:"size"`
+		GoBuildID string `json:"go_build_id"`
+	}
+	raw, err := os.ReadFile(path + ".digest")
+	if err != nil {
+		t.Errorf("no digest beside %s: %v", path, err)
+		return
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("%s.digest: %v", path, err)
+	}
+	sum := sha256.Sum256(exe)
+	out, err := exec.Command("go", "tool", "buildid", path).Output()
+	if err != nil {
+		t.Fatalf("go tool buildid %s: %v", path, err)
+	}
+	id := strings.TrimSpace(string(out))
+	if d.SHA256 != hex.EncodeToString(sum[:]) || d.Size != len(exe) || d.GoBuildID != id {
+		t.Errorf("%s.digest %s does not describe it (sha256 %x, size %d, build ID %s)", path, raw, sum, len(exe), id)
+	}
+	if head := exe[:min(len(exe), 1<<16)]; !strings.Contains(string(head), id) {
+		t.Errorf("%s: build ID %s not in the first 64 KiB", path, id)
 	}
 }
