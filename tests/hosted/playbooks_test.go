@@ -143,7 +143,6 @@ func TestHostedRestorePlaybook(t *testing.T) {
 	l, h, cli, _, first, step := hostedLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	conn := l.EtcdConn()
 	// Quorum loss: etcd-1 and etcd-2 crash-loop on corrupt data, etcd-0 is alone.
 	h.corrupt("etcd-1", "etcd-2")
 	if err := k8s.WaitUntil(2*time.Minute, "etcd-0 not ready (quorum lost)", func() error {
@@ -176,33 +175,7 @@ func TestHostedRestorePlaybook(t *testing.T) {
 	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
 	h.ok(res)
 	step("restore resumed and finished in %s", res.Duration.Round(time.Second))
-	cli.Close()
-	cli, err := conn.V3()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	members(t, ctx, cli)
-	assertHealthy(t, l, "etcd-1")
-	for _, m := range []string{"etcd-0", "etcd-1", "etcd-2"} {
-		h.assertKeys(m)
-	}
-	get, err := cli.Get(ctx, "/lab/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if get.Count != keys || get.Header.Revision < 1_000_000_000 || get.Header.ClusterId == first.Header.ClusterId {
-		t.Errorf("after the restore: %d keys at revision %d in cluster %x (before: %x); want %d at a revision bumped past 1e9 in a new cluster",
-			get.Count, get.Header.Revision, get.Header.ClusterId, first.Header.ClusterId, keys)
-	}
-	for _, d := range []string{"kube-apiserver", "openshift-apiserver", "openshift-oauth-apiserver"} {
-		if out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "deployment", d, "-o", "jsonpath={.spec.replicas}"); err != nil || string(out) != "1" {
-			t.Errorf("%s replicas %q %v after the restore; want 1", d, out, err)
-		}
-	}
-	if out, err := l.Kubectl("-n", k8s.ClusterNamespace, "get", "hostedcluster/"+k8s.ClusterName, "-o", "jsonpath={.spec.pausedUntil}"); err != nil || string(out) != "" {
-		t.Errorf("HostedCluster spec.pausedUntil %q %v after the restore; want empty", out, err)
-	}
+	h.assertRestored(ctx, cli, first)
 	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-1", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data/member.pre-restore-*/wal")
 	if err != nil || !strings.Contains(string(out), "member.pre-restore-") {
 		t.Errorf("etcd-1's old member dir not kept: %q %v", out, err)
@@ -213,6 +186,74 @@ func TestHostedRestorePlaybook(t *testing.T) {
 		t.Errorf("re-run of the restore: changed %d, summary %q; want nothing changed", changed(res), summary(res))
 	}
 	step("re-run changed nothing")
+}
+
+// hosted_etcd_restore.yml, seed 002's snapshot source (c), and the run lock's Lease. Quorum lost and no
+// member's etcd running (all three crash-loop on corrupt WALs), no snapshot file given. While another
+// controller's Lease is held the restore is refused naming its holder, nothing changed; once that Lease
+// is stale it is taken over, and a hosted_etcd_snapshot_claim that is no member's claim is refused
+// naming it, nothing changed; the re-run takes its own failed run's Lease over, copies the member/snap/db
+// of the claim with the highest revision (no SHA-256 trailer: verified with skip_hash_check) and brings
+// every key back at a bumped revision, the API servers and reconciliation back, the Lease released.
+func TestHostedRestoreFromClaimPlaybook(t *testing.T) {
+	_, h, cli, _, first, step := hostedLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	h.corrupt("etcd-0", "etcd-1", "etcd-2")
+	step("no member's etcd runs (all three crash-loop)")
+
+	// Another controller's run holds the Lease (renewed now, for 1 h).
+	const other = "bastion pid 4242 run m:4242:1"
+	h.setLease(other, time.Now())
+	uids, lease := h.podUIDs(), h.leaseVersion()
+	res := h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
+	for _, w := range []string{"Another run holds the run lock Lease " + k8s.ControlPlaneNamespace + "/etcdops-run-lock", "holder " + other, "This run changed nothing"} {
+		if res.Err == nil || !strings.Contains(res.Failures(), w) {
+			t.Fatalf("restore beside another controller's Lease: err %v, want a refusal naming %q:\n%s", res.Err, w, res.Failures())
+		}
+	}
+	// Its file lock released (the lock's .flock guard file stays), no state file.
+	if left, _ := filepath.Glob(filepath.Join(h.stateDir, "*.json")); changed(res) != 0 || h.leaseVersion() != lease || h.podUIDs() != uids || len(left) != 0 {
+		t.Fatalf("the refused run changed something: changed %d, Lease %s → %s, state dir %v", changed(res), lease, h.leaseVersion(), left)
+	}
+	if locks, _ := filepath.Glob(filepath.Join(h.stateDir, "*-run.lock")); len(locks) != 0 {
+		t.Fatalf("the run refused by the Lease kept its file lock: %v", locks)
+	}
+	step("refused beside another controller's Lease, nothing changed")
+
+	// That Lease stale (renewed 7 h ago for 1 h): taken over; an unknown claim refused, nothing changed.
+	h.setLease(other, time.Now().Add(-7*time.Hour))
+	res = h.run(ctx, "hosted_etcd_restore.yml", map[string]any{"hosted_etcd_snapshot_claim": "data-etcd-7"}, playbook.Kill{})
+	if res.Err == nil || !strings.Contains(res.Failures(), "hosted_etcd_snapshot_claim=data-etcd-7 is no claim") ||
+		!strings.Contains(res.Failures(), "data-etcd-0, data-etcd-1, data-etcd-2") || changed(res) != 0 || h.podUIDs() != uids {
+		t.Fatalf("restore from data-etcd-7: err %v, changed %d; want a refusal naming the option and the claims, nothing changed:\n%s",
+			res.Err, changed(res), res.Failures())
+	}
+	if why := leaseWhy(res); why != "stale" {
+		t.Errorf("the stale Lease was taken as %q, want stale", why)
+	}
+	if _, err := os.Stat(filepath.Join(h.stateDir, k8s.ControlPlaneNamespace+"-restore.json")); err == nil {
+		t.Fatal("the refused restore left a state file")
+	}
+	step("stale Lease taken over, unknown claim refused, nothing changed")
+
+	// The re-run takes its failed run's locks over and restores from a claim's db.
+	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
+	h.ok(res)
+	if why := leaseWhy(res); why != "takeover" {
+		t.Errorf("the re-run took the Lease as %q, want takeover", why)
+	}
+	copied := ""
+	for _, r := range res.Tasks {
+		if strings.Contains(r.Task, "Step 3 (c): copy the db to the controller") && r.Changed() {
+			copied = r.Task
+		}
+	}
+	if copied == "" {
+		t.Errorf("the restore did not copy a claim's db: %s", summary(res))
+	}
+	step("restored from a claim's db in %s (%s)", res.Duration.Round(time.Second), copied)
+	h.assertRestored(ctx, cli, first)
 }
 
 type hosted struct {
@@ -266,6 +307,9 @@ func (h *hosted) ok(res *playbook.Result) {
 	if locks, _ := filepath.Glob(filepath.Join(h.stateDir, "*-run.lock")); len(locks) > 0 {
 		h.t.Fatalf("run lock left after a run that ended well: %v", locks)
 	}
+	if holder := h.lease(); holder != "" {
+		h.t.Fatalf("run lock Lease left after a run that ended well, held by %q", holder)
+	}
 }
 
 // corrupt overwrites the start of each member's WAL (the running etcd only appends past it) and
@@ -304,6 +348,74 @@ func (h *hosted) assertKeys(pod string) {
 	if got := strings.Fields(string(out)); len(got) != keys || got[0] != "value-0" {
 		h.t.Fatalf("%s holds %d of %d keys", pod, len(got), keys)
 	}
+}
+
+// assertRestored checks a finished restore: three healthy voters in a new cluster, every key on each
+// member, the revision bumped past 1e9, the API-server stand-ins back to 1 replica, reconciliation resumed.
+func (h *hosted) assertRestored(ctx context.Context, old *clientv3.Client, first *clientv3.GetResponse) {
+	t, l := h.t, h.l
+	t.Helper()
+	old.Close()
+	conn := l.EtcdConn()
+	cli, err := conn.V3()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	members(t, ctx, cli)
+	assertHealthy(t, l, "etcd-1")
+	for _, m := range []string{"etcd-0", "etcd-1", "etcd-2"} {
+		h.assertKeys(m)
+	}
+	get, err := cli.Get(ctx, "/lab/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if get.Count != keys || get.Header.Revision < 1_000_000_000 || get.Header.ClusterId == first.Header.ClusterId {
+		t.Errorf("after the restore: %d keys at revision %d in cluster %x (before: %x); want %d at a revision bumped past 1e9 in a new cluster",
+			get.Count, get.Header.Revision, get.Header.ClusterId, first.Header.ClusterId, keys)
+	}
+	for _, d := range []string{"kube-apiserver", "openshift-apiserver", "openshift-oauth-apiserver"} {
+		if out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "deployment", d, "-o", "jsonpath={.spec.replicas}"); err != nil || string(out) != "1" {
+			t.Errorf("%s replicas %q %v after the restore; want 1", d, out, err)
+		}
+	}
+	if out, err := l.Kubectl("-n", k8s.ClusterNamespace, "get", "hostedcluster/"+k8s.ClusterName, "-o", "jsonpath={.spec.pausedUntil}"); err != nil || string(out) != "" {
+		t.Errorf("HostedCluster spec.pausedUntil %q %v after the restore; want empty", out, err)
+	}
+}
+
+// lease returns the run lock Lease's holder ("" when there is none); leaseVersion its resourceVersion.
+func (h *hosted) lease() string {
+	out, _ := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "lease", "etcdops-run-lock", "--ignore-not-found", "-o", "jsonpath={.spec.holderIdentity}")
+	return string(out)
+}
+
+// setLease writes the run lock Lease as another controller's run would, renewed at renewed for 1 h.
+func (h *hosted) setLease(holder string, renewed time.Time) {
+	h.t.Helper()
+	at := renewed.UTC().Format("2006-01-02T15:04:05.000000Z")
+	if _, err := h.l.Apply(fmt.Sprintf(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"etcdops-run-lock","namespace":%q},
+"spec":{"holderIdentity":%q,"acquireTime":%q,"renewTime":%q,"leaseDurationSeconds":3600}}`, k8s.ControlPlaneNamespace, holder, at, at)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *hosted) leaseVersion() string {
+	out, _ := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "lease", "etcdops-run-lock", "--ignore-not-found", "-o", "jsonpath={.metadata.resourceVersion}")
+	return string(out)
+}
+
+// leaseWhy is how the run took the Lease: free, stale, takeover or break.
+func leaseWhy(res *playbook.Result) string {
+	for _, r := range res.Find("etcdops.etcd.hosted_etcd_facts : Decide whether the Lease is free for this run") {
+		if f, ok := r.Values["ansible_facts"].(map[string]any); ok {
+			if run, ok := f["_hosted_etcd_lease_run"].(map[string]any); ok {
+				return strings.TrimSpace(fmt.Sprint(run["why"]))
+			}
+		}
+	}
+	return ""
 }
 
 func (h *hosted) podUIDs() string {
