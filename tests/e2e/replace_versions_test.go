@@ -23,14 +23,14 @@ func TestSoakReplaceVersions(t *testing.T) {
 func replaceOn(t *testing.T, version string) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true, Etcd: version, Groups: map[string]int{"new_etcd": 3}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
 	old, fresh := l.Members(), freshHosts(l)
 	before := map[string]string{}
 	putKeys(ctx, t, l.V3Client(t, old...), before, 300, "/replace/before")
 
 	w := startWriter(t, l, append(append([]*lab.Host{}, old...), fresh...))
-	res := playbook(t, l, "replace_nodes.yml", nil)
+	res := runPlaybookWithin(t, l, "replace_nodes.yml", lab.Run{}, time.Hour) // 20 min was not enough at load 40
 	wr := w.stop()
 	mustSucceed(t, res)
 	learner := checkJoinedAs(t, res, fresh[0], version)
