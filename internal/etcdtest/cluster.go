@@ -11,8 +11,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -288,8 +290,9 @@ func (c *Cluster) WaitReady(t testing.TB) {
 // Ports come from below Linux's ephemeral range (32768+): a port the kernel hands to a ":0" listener is
 // also handed out as the source port of outgoing connections, and tests dial a lot, so such a port is
 // often taken again before etcd binds it. Each port is used once per test process. `go test` runs
-// packages as parallel processes, which cannot see each other's choices: each draws from its own
-// stripe of the range (by process id), so two only meet when their ids fall in the same stripe.
+// packages as parallel processes: each draws from its own stripe of the range (by process id), and a
+// port is also claimed for the process's life by a lock file (portLockDir), so two processes whose ids
+// fall in the same stripe never hand out the same port (CI once lost a member's start to that).
 const portLow, portHigh, portStripes = 20000, 32000, 8
 
 var (
@@ -317,10 +320,37 @@ func freePorts(t testing.TB, n int) []int {
 		}
 		l.Close()
 		portsUsed[p] = true
+		if !claimPort(p) {
+			continue
+		}
 		ports = append(ports, p)
 	}
 	return ports
 }
+
+// portLockDir holds one lock file per port claimed by a running test process.
+var portLockDir = filepath.Join(os.TempDir(), "etcdtest-ports")
+
+// claimPort takes the port's lock for the rest of this process (its descriptor is never closed, so the
+// kernel releases it when the process ends, however it ends); false: another process holds it.
+func claimPort(p int) bool {
+	if err := os.MkdirAll(portLockDir, 0o777); err != nil {
+		return true // no lock dir: the stripes alone
+	}
+	f, err := os.OpenFile(filepath.Join(portLockDir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	claimedPorts = append(claimedPorts, f)
+	return true
+}
+
+// claimedPorts keeps the lock files open (and their locks held) for the life of the process.
+var claimedPorts []*os.File
 
 // AddUnstarted puts a member with peerURL into the member list without starting it (what a failed
 // scale-up leaves behind) and returns its id. etcd refuses reconfiguration for about 5 s after its
