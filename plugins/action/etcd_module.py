@@ -142,12 +142,16 @@ class ActionModule(ActionBase):
             raise AnsibleError('the cached executable for %s on this host changed while it was installed' % name)
         return res
 
-    def _compute_environment_string(self, raw_environment_out=None):
-        # ETCDCTL_PASSWORD given through `environment:` would be written into the remote command line (ps,
-        # -vvv): it is taken out of it here and handed to the module as its password argument (_exec).
+    def _task_environment(self):
         env = {}
         super(ActionModule, self)._compute_environment_string(env)
-        self._env_password = env.pop(_PASSWORD_ENV, None)
+        return env
+
+    def _compute_environment_string(self, raw_environment_out=None):
+        # ETCDCTL_PASSWORD given through `environment:` would be written into the remote command line (ps,
+        # -vvv): it is left out of it here and handed to the module as its password argument (_module_args).
+        env = self._task_environment()
+        env.pop(_PASSWORD_ENV, None)
         if isinstance(raw_environment_out, dict):
             raw_environment_out.clear()
             raw_environment_out.update(env)
@@ -155,24 +159,29 @@ class ActionModule(ActionBase):
 
     def _module_args(self):
         args = dict(self._task.args)
-        self._compute_environment_string()
-        if self._env_password and not args.get('password'):
-            args['password'] = self._env_password
+        env_password = self._task_environment().get(_PASSWORD_ENV)
+        if env_password and not args.get('password'):
+            args['password'] = env_password
         return args
 
     def _exec(self, ctl, task_vars):
         args = self._module_args()
         args['_etcdops'] = ctl
-        if not args.get('password') or self._is_pipelining_enabled('new'):
-            return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
         # Without pipelining Ansible writes the module with its arguments into the host's remote tmp, where
         # a run killed meanwhile leaves it: a password goes through the pipe instead, for this task only.
-        self._connection.set_option('pipelining', True)
+        forced = bool(args.get('password')) and not self._is_pipelining_enabled('new')
+        if forced:
+            try:
+                previous = self._connection.get_option('pipelining')
+            except (KeyError, AttributeError, ValueError):  # as in ActionBase._is_pipelining_enabled
+                previous = self._play_context.pipelining
+            self._connection.set_option('pipelining', True)
         try:
-            if not self._is_pipelining_enabled('new'):
+            if forced and not self._is_pipelining_enabled('new'):
                 raise AnsibleError('the password would be written into a file on the host: this connection '
                                    'cannot pipeline (become_method su?); use another become method or client '
                                    'certificates instead of user and password')
             return self._execute_module(module_name='etcdops.etcd.etcd_exec', module_args=args, task_vars=task_vars)
         finally:
-            self._connection.set_option('pipelining', False)
+            if forced:
+                self._connection.set_option('pipelining', previous)
