@@ -61,7 +61,7 @@ func (l *Lab) killModuleDuring(ctx context.Context, w *taskWatch, k ModuleKill, 
 	pid := 0
 	for {
 		if pid == 0 {
-			pid = moduleProcess(k.Host, k.Module)
+			pid = ModuleProcess(k.Host, k.Module)
 		}
 		if pid > 0 && (k.Ready == nil || k.Ready()) {
 			// Checked again right before the signal: the PID must still be that module (PIDs are reused).
@@ -86,9 +86,9 @@ func (l *Lab) killModuleDuring(ctx context.Context, w *taskWatch, k ModuleKill, 
 	}
 }
 
-// moduleProcess finds the PID (as the machine sees it) of the module's process inside the host: argv
+// ModuleProcess finds the PID (as the machine sees it) of the module's process inside the host: argv
 // `etcdops <module> …`, a descendant of the host's PID 1. 0: none.
-func moduleProcess(h *Host, module string) int {
+func ModuleProcess(h *Host, module string) int {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))

@@ -33,12 +33,12 @@ func TestTaskWatch(t *testing.T) {
 	}
 }
 
-// moduleProcess finds only the collection's executable running the named module.
+// ModuleProcess finds only the collection's executable running the named module.
 func TestIsModule(t *testing.T) {
 	if isModule(1, "etcd_v2_copy") {
 		t.Error("PID 1 taken for a module")
 	}
-	if moduleProcess(&Host{InitPID: 1}, "etcd_no_such_module") != 0 {
+	if ModuleProcess(&Host{InitPID: 1}, "etcd_no_such_module") != 0 {
 		t.Error("a module that does not run was found")
 	}
 }

@@ -55,7 +55,7 @@ func TestNoPasswordRestsOnTheHost(t *testing.T) {
 				defer close(done)
 				_, _ = l.Playbook(ctx, lab.Run{Playbook: pb, Env: e})
 			}()
-			if !waitModuleProcess(t, "etcd_cluster_info", 2*time.Minute) {
+			if !waitModuleProcess(h, "etcd_cluster_info", 2*time.Minute) {
 				cancel()
 				<-done
 				t.Fatalf("%s: the module never started on the host", what)
@@ -83,15 +83,11 @@ func TestNoPasswordRestsOnTheHost(t *testing.T) {
 	}
 }
 
-// waitModuleProcess waits until a module process runs (argv "etcdops MODULE …", as etcd_exec starts it).
-func waitModuleProcess(t *testing.T, module string, limit time.Duration) bool {
-	t.Helper()
+// waitModuleProcess waits until the module's process runs on the host.
+func waitModuleProcess(h *lab.Host, module string, limit time.Duration) bool {
 	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, c := range cmdlines {
-			if b, err := os.ReadFile(c); err == nil && bytes.HasPrefix(b, []byte("etcdops\x00"+module+"\x00")) {
-				return true
-			}
+		if lab.ModuleProcess(h, module) > 0 {
+			return true
 		}
 	}
 	return false
