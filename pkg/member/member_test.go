@@ -12,6 +12,8 @@ import (
 	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/pkg/module"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ensure runs one task against the cluster (through the endpoints of the given members, or all).
@@ -492,7 +494,8 @@ func TestReAddRightAfterRemove(t *testing.T) {
 	if live := liveMembers(t, c, c.Members[:2]...); len(live) != 3 {
 		t.Fatalf("members: %+v", live)
 	}
-	for _, err := range []error{rpctypes.ErrMemberNotFound, rpctypes.ErrStopped, rpctypes.ErrUnhealthy, errors.New("rpc error: code = Unknown desc = raft: stopped")} {
+	for _, err := range []error{rpctypes.ErrMemberNotFound, rpctypes.ErrStopped, rpctypes.ErrUnhealthy, errors.New("rpc error: code = Unknown desc = raft: stopped"),
+		status.Error(codes.Unavailable, "error reading from server: read: connection reset by peer")} {
 		if !addRetryable(err) {
 			t.Errorf("%v is not retried", err)
 		}

@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // present adds the member, fixes its peer URLs, or finds it already there.
@@ -81,22 +83,29 @@ func (c *cluster) add(ctx context.Context) (*Result, error) {
 	}
 	var resp *clientv3.MemberAddResponse
 	// Right after a removal, the member that answers may still be the removed one, or learn of the
-	// removal late ("member not found", "server stopped"): retried like the transient refusals.
+	// removal late ("member not found", "server stopped"), or drop the connection as it stops
+	// (Unavailable): retried like the transient refusals.
+	unanswered := false
 	err := c.retry(ctx, addRetryable, func(cctx context.Context) (err error) {
 		if learner {
 			resp, err = c.cli.MemberAddAsLearner(cctx, s.PeerURLs)
 		} else {
 			resp, err = c.cli.MemberAdd(cctx, s.PeerURLs)
 		}
+		unanswered = unanswered || status.Code(err) == codes.Unavailable
 		return err
 	})
 	if err != nil {
 		// A timeout may hide an add that was applied, and "peer URLs exist" means the list read
 		// first was stale (etcd 3.4 serves it from the answering member's own state, which can
-		// trail a change made through another member by milliseconds): the member list decides.
+		// trail a change made through another member by milliseconds) or that an unanswered
+		// attempt was applied after all: the member list decides.
 		op, reads := "added", 1
 		if errors.Is(err, rpctypes.ErrPeerURLExist) {
-			op, reads = "none", 10
+			reads = 10
+			if !unanswered {
+				op = "none"
+			}
 		}
 		for i := 0; i < reads; i++ {
 			if rerr := c.refresh(ctx); rerr == nil {
@@ -280,9 +289,10 @@ func stopping(err error) bool {
 }
 
 // addRetryable: besides the transient refusals, "member not found" from a member that has not yet
-// applied a removal it answers for; the add was not applied.
+// applied a removal it answers for (the add was not applied), and a connection dropped by a member
+// as it stops (the add may have been applied: a retry then finds the peer URL taken).
 func addRetryable(err error) bool {
-	return transient(err) || errors.Is(err, rpctypes.ErrMemberNotFound)
+	return transient(err) || errors.Is(err, rpctypes.ErrMemberNotFound) || status.Code(err) == codes.Unavailable
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
