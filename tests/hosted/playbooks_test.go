@@ -37,12 +37,34 @@ func TestHostedRecoverMemberPlaybook(t *testing.T) {
 	}
 	step("bad input refused, healthy member left alone (nothing changed)")
 
-	// Seed 002, single node recovery: etcd-2 crash-loops on corrupt data.
+	// Seed 002, single node recovery: etcd-2 crash-loops on corrupt data. The first run meets a
+	// broken reset-member init container: it stops at step 4 naming the container and its log, with
+	// the two other members serving every key; once the script is fixed, the re-run recovers etcd-2.
 	h.corrupt("etcd-2")
 	step("etcd-2 crash-loops on a corrupt WAL")
+	fix := h.breakResetMember("lab: the way back is broken")
+	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2", "hosted_etcd_recover_timeout": 60}, playbook.Kill{})
+	if why := res.Failures(); res.Err == nil || !strings.Contains(why, "etcd-2 is not Ready") ||
+		!strings.Contains(why, "reset-member") || !strings.Contains(why, "lab: the way back is broken") {
+		t.Fatalf("recovery with a broken init container: err %v; want step 4 to name the init container and its log:\n%s", res.Err, why)
+	}
+	ml, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[uint64]bool{}
+	for _, m := range ml.Members {
+		left[m.ID] = true
+	}
+	if len(left) != 2 || !left[before["etcd-0"]] || !left[before["etcd-1"]] {
+		t.Fatalf("members after the failed recovery: %v, want etcd-0 and etcd-1 unchanged (etcd-2 removed by step 1)", ml.Members)
+	}
+	h.assertKeys("etcd-0")
+	step("a broken init container named by step 4 (%s), every key still served", res.Duration.Round(time.Second))
+	fix()
 	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"}, playbook.Kill{})
 	h.ok(res)
-	step("recovered by the playbook in %s", res.Duration.Round(time.Second))
+	step("recovered by the re-run in %s", res.Duration.Round(time.Second))
 	after := members(t, ctx, cli)
 	if after["etcd-2"] == before["etcd-2"] || after["etcd-0"] != before["etcd-0"] || after["etcd-1"] != before["etcd-1"] {
 		t.Errorf("members %x → %x: want etcd-2 re-added with a new ID, the others unchanged", before, after)
@@ -336,6 +358,25 @@ func (h *hosted) corrupt(pods ...string) {
 			h.t.Fatal(err)
 		}
 	}
+}
+
+// breakResetMember makes the StatefulSet's reset-member init container fail with msg in its log
+// (a new pod mounts the ConfigMap as it is); the returned func puts the script back.
+func (h *hosted) breakResetMember(msg string) func() {
+	h.t.Helper()
+	const key = "reset-member.sh"
+	orig, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "configmap", "etcd-scripts", "-o", "jsonpath={.data.reset-member\\.sh}")
+	if err != nil || len(orig) == 0 {
+		h.t.Fatalf("read %s: %q %v", key, orig, err)
+	}
+	patch := func(script string) {
+		p, _ := json.Marshal(map[string]any{"data": map[string]string{key: script}})
+		if _, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "patch", "configmap", "etcd-scripts", "--type", "merge", "-p", string(p)); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	patch(fmt.Sprintf("echo %q; exit 3\n", msg))
+	return func() { patch(string(orig)) }
 }
 
 // assertKeys reads every key serializably from the member itself: its own copy of the data.
