@@ -85,7 +85,7 @@ func TestModuleCache(t *testing.T) {
 		if ents, _ := os.ReadDir(filepath.Join(h.Root(), "root/.ansible/tmp")); len(ents) != 0 {
 			t.Errorf("pipelining=%s: %d entries left in the host's remote tmp", pipelining, len(ents))
 		}
-		if out, _ := l.Exec(h, "pgrep", "-f", "etcdops"); len(strings.TrimSpace(string(out))) != 0 {
+		if out, _ := l.Exec(h, "pgrep", "-f", "etcdops|/proc/self/fd/"); len(strings.TrimSpace(string(out))) != 0 {
 			t.Errorf("pipelining=%s: left running: %s", pipelining, out)
 		}
 		if _, err := os.Stat(filepath.Join(h.Root(), marker)); err == nil {
