@@ -86,8 +86,8 @@ func (l *Lab) killModuleDuring(ctx context.Context, w *taskWatch, k ModuleKill, 
 	}
 }
 
-// ModuleProcess finds the PID (as the machine sees it) of the module's process inside the host: argv
-// `etcdops <module> …`, a descendant of the host's PID 1. 0: none.
+// ModuleProcess finds the PID (as the machine sees it) of the module's process inside the host (argv
+// as isModule reads it), a descendant of the host's PID 1. 0: none.
 func ModuleProcess(h *Host, module string) int {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -104,11 +104,13 @@ func ModuleProcess(h *Host, module string) int {
 	return 0
 }
 
-// isModule reports whether pid runs the module (argv `etcdops <module> …`).
+// isModule reports whether pid runs the module: argv `etcdops <module> …` (run by etcd_exec) or
+// `/proc/self/fd/N <module> /dev/stdin` (run from the cache by the action plugin's shell command).
 func isModule(pid int, module string) bool {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	args := strings.Split(string(b), "\x00")
-	return len(args) > 2 && args[0] == "etcdops" && args[1] == module
+	return len(args) > 2 && args[1] == module &&
+		(args[0] == "etcdops" || strings.HasPrefix(args[0], "/proc/self/fd/") && args[2] == "/dev/stdin")
 }
 
 // taskWatch reads the progress callback's lines ("HH:MM:SS TASK  name"): it counts task starts and

@@ -24,7 +24,7 @@ func TestActionPluginPicksTheHostArch(t *testing.T) {
 
 // Through Ansible: a host runs the executable for its own architecture, whichever the module's link
 // names (here another architecture's, which cannot run on this host), and a host whose architecture
-// the collection has no executable for (i686, through setarch) fails naming it.
+// the collection has no executable for (i686, through setarch for Python and the shell) fails naming it.
 func TestModuleRunsItsHostsArchExecutable(t *testing.T) {
 	env := ansibletest.Install(t)
 	root := ansibletest.Root(t)
@@ -58,7 +58,7 @@ func TestModuleRunsItsHostsArchExecutable(t *testing.T) {
 	env = append(env, "ANSIBLE_COLLECTIONS_PATH="+colls)
 	state := filepath.Join(t.TempDir(), "state.json")
 	inv, book := playFiles(t, `native ansible_connection=local
-i686 ansible_connection=local ansible_python_interpreter="/usr/bin/setarch i686 /usr/bin/python3"
+i686 ansible_connection=local ansible_python_interpreter="/usr/bin/setarch i686 /usr/bin/python3" ansible_shell_executable="/usr/bin/setarch i686 /bin/sh"
 `, `- hosts: all
   gather_facts: false
   tasks:

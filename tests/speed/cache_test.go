@@ -16,7 +16,7 @@ import (
 // The collection's executable is copied to a host once and run from its root-only cache, verified
 // before every run: a file changed on the host never runs (it is replaced), nothing is left in
 // Ansible's remote tmp or the cache besides the executable, and check mode and the module's own
-// name reach the module as before; with pipelining off and on.
+// name reach the module as before; with pipelining off and on. A cached run needs no Python on the host.
 func TestModuleCache(t *testing.T) {
 	env := ansibletest.Install(t)
 	root := ansibletest.Root(t)
@@ -48,10 +48,14 @@ func TestModuleCache(t *testing.T) {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	var extraEnv map[string]string
 	run := func(pipelining string) {
 		t.Helper()
 		e := lab.EnvMap(env)
 		e["ANSIBLE_PIPELINING"] = pipelining
+		for k, v := range extraEnv {
+			e[k] = v
+		}
 		res, err := l.Playbook(context.Background(), lab.Run{Playbook: pb, Env: e})
 		if err != nil {
 			t.Fatal(err)
@@ -81,7 +85,7 @@ func TestModuleCache(t *testing.T) {
 		if ents, _ := os.ReadDir(filepath.Join(h.Root(), "root/.ansible/tmp")); len(ents) != 0 {
 			t.Errorf("pipelining=%s: %d entries left in the host's remote tmp", pipelining, len(ents))
 		}
-		if out, _ := l.Exec(h, "pgrep", "-f", "etcdops"); len(strings.TrimSpace(string(out))) != 0 {
+		if out, _ := l.Exec(h, "pgrep", "-f", "etcdops|/proc/self/fd/"); len(strings.TrimSpace(string(out))) != 0 {
 			t.Errorf("pipelining=%s: left running: %s", pipelining, out)
 		}
 		if _, err := os.Stat(filepath.Join(h.Root(), marker)); err == nil {
@@ -91,9 +95,22 @@ func TestModuleCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	hostExec := func(args ...string) {
+		t.Helper()
+		if out, err := l.Exec(h, args...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
 	for _, pipelining := range []string{"False", "True"} {
 		run(pipelining) // first run: copies it; then from the cache
 		run(pipelining)
+		// From the cache, a module task starts no Python on the host and writes no file: it runs with no
+		// python3 there and a remote tmp that cannot be made (the fallbacks would need one or the other).
+		hostExec("mv", "/usr/bin/python3", "/usr/bin/python3.hidden")
+		extraEnv = map[string]string{"ANSIBLE_REMOTE_TMP": "/etc/hostname/no-tmp"}
+		run(pipelining)
+		extraEnv = nil
+		hostExec("mv", "/usr/bin/python3.hidden", "/usr/bin/python3")
 		// Tampered: an executable of the same size that would leave a marker must never run.
 		tampered := append([]byte("#!/bin/sh\ntouch "+marker+"\nexit 0\n"), make([]byte, len(exe))...)[:len(exe)]
 		if err := os.WriteFile(cached, tampered, 0o700); err != nil {
