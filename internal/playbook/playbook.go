@@ -70,6 +70,7 @@ type TaskResult struct {
 	Play, Task, Host string
 	Index            int // the task's position in the run (0-based), the same for each of its hosts
 	Values           map[string]any
+	Start, End       time.Time // the task's run on all its hosts (the callback's task duration)
 }
 
 // Changed and Failed read the standard flags.
@@ -174,7 +175,11 @@ func (r *Result) parse() error {
 			} `json:"play"`
 			Tasks []struct {
 				Task struct {
-					Name string `json:"name"`
+					Name     string `json:"name"`
+					Duration struct {
+						Start time.Time `json:"start"`
+						End   time.Time `json:"end"`
+					} `json:"duration"`
 				} `json:"task"`
 				Hosts map[string]map[string]any `json:"hosts"`
 			} `json:"tasks"`
@@ -189,7 +194,8 @@ func (r *Result) parse() error {
 	for _, p := range report.Plays {
 		for _, t := range p.Tasks {
 			for h, v := range t.Hosts {
-				r.Tasks = append(r.Tasks, TaskResult{Play: p.Play.Name, Task: t.Task.Name, Host: h, Index: n, Values: v})
+				r.Tasks = append(r.Tasks, TaskResult{Play: p.Play.Name, Task: t.Task.Name, Host: h, Index: n, Values: v,
+					Start: t.Task.Duration.Start, End: t.Task.Duration.End})
 			}
 			n++
 		}

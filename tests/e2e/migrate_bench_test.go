@@ -2,8 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/lab"
 )
 
 // BenchmarkMigrationOutage measures the consumer outage (steps 1-11, as the playbook records it in
@@ -29,9 +34,39 @@ func BenchmarkMigrationOutage(b *testing.B) {
 					}
 					b.ReportMetric(outage, "outage-s")
 					b.ReportMetric(res.Duration.Seconds(), "playbook-s")
-					b.Logf("%s, %d keys: consumer outage %.1f s, whole playbook %.1f s", mode, keys, outage, res.Duration.Seconds())
+					b.Logf("%s, %d keys: consumer outage %.1f s, whole playbook %.1f s; the outage's slowest tasks: %s",
+						mode, keys, outage, res.Duration.Seconds(), slowestTasks(res, "Note when the outage starts", "Note when the outage ended", 8))
 				}
 			})
 		}
 	}
+}
+
+// slowestTasks lists the n longest tasks (wall time over all their hosts) run between the tasks named
+// from and to, and how many tasks ran there: where a step's seconds go.
+func slowestTasks(res *lab.Result, from, to string, n int) string {
+	type took struct {
+		name string
+		d    time.Duration
+	}
+	var all []took
+	in, seen := false, map[int]bool{}
+	for _, t := range res.Tasks {
+		if strings.HasSuffix(t.Task, from) {
+			in = true
+		}
+		if in && !seen[t.Index] {
+			seen[t.Index] = true
+			all = append(all, took{t.Task, t.End.Sub(t.Start)})
+		}
+		if strings.HasSuffix(t.Task, to) {
+			break
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].d > all[j].d })
+	parts := []string{fmt.Sprintf("%d tasks", len(all))}
+	for i := 0; i < n && i < len(all); i++ {
+		parts = append(parts, fmt.Sprintf("%s %.1f s", all[i].name, all[i].d.Seconds()))
+	}
+	return strings.Join(parts, "; ")
 }
