@@ -31,6 +31,9 @@ all: build
 # instead of hashing the executable on every task. Architectures no longer built are removed from bin/ so
 # that a stale executable never ships.
 BUILD_ARCHES ?= amd64 arm64 ppc64le s390x
+# grpcnotrace: grpc links golang.org/x/net/trace (and through it html/template) only for its /debug/requests
+# page, which no module serves; without it each executable is 0.68 MB (3.3 %) smaller (docs/speed.md).
+GO_TAGS    := grpcnotrace
 ARCHES     := $(sort $(GOARCH) $(BUILD_ARCHES))
 MULTICALL  := bin/$(GOOS)_$(GOARCH)/etcdops
 build:
@@ -42,7 +45,7 @@ build:
 	@# digest, under build/ (a temporary file in bin/ would make the tarball look stale: collection).
 	@set -e; for a in $(ARCHES); do \
 	  out=build/bin/$(GOOS)_$$a/etcdops exe=bin/$(GOOS)_$$a/etcdops; mkdir -p $$(dirname $$out) $$(dirname $$exe); \
-	  CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$$a $(GO) build -trimpath -ldflags='-s -w' -o $$out ./cmd/etcdops; \
+	  CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$$a $(GO) build -trimpath -ldflags='-s -w' -tags '$(GO_TAGS)' -o $$out ./cmd/etcdops; \
 	  install -C -m 0755 $$out $$exe; \
 	  printf '{"sha256": "%s", "size": %s, "go_build_id": "%s"}\n' "$$(sha256sum $$exe | cut -d' ' -f1)" \
 	    "$$(stat -c %s $$exe)" "$$($(GO) tool buildid $$exe)" > $$out.digest.$$$$; \

@@ -2,6 +2,7 @@ package modules
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
@@ -334,6 +335,17 @@ func assertStaticELF(t *testing.T, path string, machine elf.Machine) {
 	}
 	if f.Section(".symtab") != nil {
 		t.Errorf("%s is not stripped (has .symtab)", path)
+	}
+	// Size (issue 18, Galaxy's 20 MB): grpc's request tracing (golang.org/x/net/trace, which brings
+	// html/template) serves no module; built with grpcnotrace, its function names are not in the pclntab.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range []string{"golang.org/x/net/trace.", "html/template."} {
+		if bytes.Contains(data, []byte(pkg)) {
+			t.Errorf("%s links %s (built without -tags grpcnotrace?): %d bytes", path, strings.TrimSuffix(pkg, "."), len(data))
+		}
 	}
 }
 
