@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +24,8 @@ type moduleKill struct {
 	kill func(t *testing.T, l *lab.Lab) lab.ModuleKill
 	// after, when set, checks the lab right after the killed run (the kill really was mid-work).
 	after func(t *testing.T, l *lab.Lab)
+	// at, when set, is a hook on the killed run (a fault set up as the task starts, so the module waits).
+	at func(t *testing.T, l *lab.Lab) *lab.TaskHook
 }
 
 func (mk moduleKill) run(t *testing.T) {
@@ -29,7 +35,11 @@ func (mk moduleKill) run(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	k := mk.kill(t, l)
-	res, err := l.PlaybookKillingModule(ctx, collectionRun(t, mk.fm.playbook, lab.Run{ExtraVars: mk.fm.extra}), k)
+	run := lab.Run{ExtraVars: mk.fm.extra}
+	if mk.at != nil {
+		run.Progress = mk.at(t, l)
+	}
+	res, err := l.PlaybookKillingModule(ctx, collectionRun(t, mk.fm.playbook, run), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +158,87 @@ var offlineCopyKill = moduleKill{
 	},
 }
 
+// replace_nodes.yml's promotion of the first new member killed while etcd_member waits for the learner to
+// catch up: the learner's etcd is paused (SIGSTOP) as the promotion starts and keys are written past it, so
+// the leader refuses to promote it until it resumes. The re-run must promote it (no learner left behind)
+// and finish the replacement with every key, those written during the pause too.
+var promoteKill = func() moduleKill {
+	keys := map[string]string{}
+	var written atomic.Bool
+	return moduleKill{
+		fm: faultMatrix{
+			playbook: replaceNodesMatrix.playbook,
+			fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+				l, check := replaceNodesMatrix.fresh(t)
+				return l, func(t *testing.T, l *lab.Lab) {
+					t.Helper()
+					check(t, l)
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+					defer cancel()
+					checkKeys(ctx, t, l.V3Client(t, freshHosts(l)...), keys, "written while the learner lagged")
+				}
+			},
+		},
+		at: func(t *testing.T, l *lab.Lab) *lab.TaskHook {
+			learner := freshHosts(l)[0]
+			return lab.AtTask(promoteTask(l), 1, func() {
+				if out, err := l.Exec(learner, "systemctl", "kill", "-s", "STOP", "etcd"); err != nil {
+					t.Errorf("%s: pausing etcd: %s %v", learner.Name, out, err)
+				}
+				// etcd promotes a learner only within 10% of the leader's commit index: writers in
+				// parallel get it that far behind before the module's request lands.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				cli := l.V3Client(t, l.Members()...)
+				parts := make([]map[string]string, 8)
+				var wg sync.WaitGroup
+				for i := range parts {
+					parts[i] = map[string]string{}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for j := 0; j < 100; j++ {
+							k := fmt.Sprintf("/replace/lagging/%d/%03d", i, j)
+							if _, err := cli.Put(ctx, k, k); err != nil {
+								t.Errorf("put %s: %v", k, err)
+								return
+							}
+							parts[i][k] = k
+						}
+					}()
+				}
+				wg.Wait()
+				for _, p := range parts {
+					maps.Copy(keys, p)
+				}
+				written.Store(true)
+			})
+		},
+		kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+			return lab.ModuleKill{
+				Task: promoteTask(l), Host: l.Members()[0], Module: "etcd_member",
+				Ready: written.Load, // the learner lags: the promotion is refused until it catches up
+			}
+		},
+		after: func(t *testing.T, l *lab.Lab) {
+			learner := freshHosts(l)[0]
+			if out, err := l.Exec(learner, "systemctl", "kill", "-s", "CONT", "etcd"); err != nil {
+				t.Fatalf("%s: resuming etcd: %s %v", learner.Name, out, err)
+			}
+		},
+	}
+}()
+
+// promoteTask is the promotion of the first new member, as the report names it.
+func promoteTask(l *lab.Lab) string {
+	return "etcdops.etcd.etcd_member_join : Promote the member to a voter (a voter already is no change): " + freshHosts(l)[0].Name
+}
+
 func TestSoakModuleKill(t *testing.T) {
 	soak(t)
 	for name, mk := range map[string]moduleKill{
 		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill,
+		"promote": promoteKill,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
