@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -75,7 +76,7 @@ func v3Count(cli *clientv3.Client) int64 {
 func logIdleLeases(t *testing.T, l *lab.Lab) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cli := l.V3Client(t)
+	cli := l.V3Client(t, l.Hosts...) // every etcd host: a replacement leaves the old members stopped
 	resp, err := cli.Leases(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +148,29 @@ var backupKill = moduleKill{
 	},
 }
 
+// The clean-up's backup (step 1, seed 000) killed as backupKill is: its preflight must start the member
+// again (etcd_backup tasks_from: lingering) and the re-run clean up with every v2 key kept.
+var cleanupBackupKill = moduleKill{
+	fm: faultMatrix{
+		playbook: "cleanup_failed_migration.yml",
+		fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+			l, m := migrationLab(t, matrixKeys)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+			defer cancel()
+			want, kapi := failedMigration(ctx, t, l, m)
+			return l, func(t *testing.T, l *lab.Lab) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				checkCleanedUp(ctx, t, l, kapi, want)
+				checkNoLeftovers(t, l, "pre-cleanup-*")
+			}
+		},
+	},
+	kill:  backupKill.kill,
+	after: backupKill.after,
+}
+
 // The offline migration's copy of the hidden v2 keys onto the one-member cluster.
 var offlineCopyKill = moduleKill{
 	fm: migrateOfflineMatrix,
@@ -182,7 +206,7 @@ var promoteKill = func() moduleKill {
 		at: func(t *testing.T, l *lab.Lab) *lab.TaskHook {
 			learner := freshHosts(l)[0]
 			return lab.AtTask(promoteTask(l), 1, func() {
-				if out, err := l.Exec(learner, "systemctl", "kill", "-s", "STOP", "etcd"); err != nil {
+				if out, err := l.Exec(learner, "systemctl", "kill", "--kill-whom=main", "-s", "STOP", "etcd"); err != nil {
 					t.Errorf("%s: pausing etcd: %s %v", learner.Name, out, err)
 				}
 				// etcd promotes a learner only within 10% of the leader's commit index: writers in
@@ -222,12 +246,80 @@ var promoteKill = func() moduleKill {
 		},
 		after: func(t *testing.T, l *lab.Lab) {
 			learner := freshHosts(l)[0]
-			if out, err := l.Exec(learner, "systemctl", "kill", "-s", "CONT", "etcd"); err != nil {
+			// Still a learner: the kill landed while etcd_member waited for it.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			list, err := l.V3Client(t, l.Members()...).MemberList(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			learners := 0
+			for _, m := range list.Members {
+				if m.IsLearner {
+					learners++
+				}
+			}
+			if learners != 1 {
+				t.Fatalf("%d learners after the kill, want %s still one: the promotion did not wait", learners, learner.Name)
+			}
+			if out, err := l.Exec(learner, "systemctl", "kill", "--kill-whom=main", "-s", "CONT", "etcd"); err != nil {
 				t.Fatalf("%s: resuming etcd: %s %v", learner.Name, out, err)
 			}
 		},
 	}
 }()
+
+// restore_from_snapshot.yml's etcd_snapshot killed on the first member while it restores the snapshot into
+// its temporary dir (the others' member dirs corrupt, as in TestRestoreFromSnapshot): the re-run must
+// restore every member from the recorded snapshot, every key with its value, three healthy voters.
+var restoreKill = moduleKill{
+	fm: faultMatrix{
+		playbook: "restore_from_snapshot.yml",
+		fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+			l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if _, err := l.SeedV3(ctx, 5000, 1); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := v3Keys(ctx, t, l.V3Client(t))
+			for _, h := range l.Members()[1:] {
+				if _, err := l.CorruptDataDir(h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return l, func(t *testing.T, l *lab.Lab) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				cli := l.V3Client(t)
+				got, _ := v3Keys(ctx, t, cli)
+				checkSameKeys(t, want, got)
+				if st := readState(t, l, "restore-state.json"); st["status"] != "complete" {
+					t.Errorf("state file: %v", st)
+				}
+				checkRebuilt(ctx, t, l, cli, "/var/lib/etcd/member.pre-restore-*", l.Members())
+				checkNoLeftovers(t, l, "")
+				for _, h := range l.Members() {
+					if m, _ := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd/.etcd-snapshot-restore*")); len(m) > 0 {
+						t.Errorf("%s: a partial restore is left: %v", h.Name, m)
+					}
+				}
+			}
+		},
+	},
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		h := l.Members()[0]
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_restore : Restore every member from the snapshot (the old member dir moved aside, timestamped)",
+			Host: h, Module: "etcd_snapshot",
+			Ready: func() bool { // the restore into the temporary dir has begun
+				_, err := os.Stat(filepath.Join(h.Root(), "var/lib/etcd/.etcd-snapshot-restore"))
+				return err == nil
+			},
+		}
+	},
+}
 
 // promoteTask is the promotion of the first new member, as the report names it.
 func promoteTask(l *lab.Lab) string {
@@ -238,7 +330,8 @@ func TestSoakModuleKill(t *testing.T) {
 	soak(t)
 	for name, mk := range map[string]moduleKill{
 		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill,
-		"promote": promoteKill,
+		"promote": promoteKill, "restore": restoreKill,
+		"cleanup-backup": cleanupBackupKill,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
