@@ -2,7 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +25,8 @@ type moduleKill struct {
 	kill func(t *testing.T, l *lab.Lab) lab.ModuleKill
 	// after, when set, checks the lab right after the killed run (the kill really was mid-work).
 	after func(t *testing.T, l *lab.Lab)
+	// at, when set, is a hook on the killed run (a fault set up as the task starts, so the module waits).
+	at func(t *testing.T, l *lab.Lab) *lab.TaskHook
 }
 
 func (mk moduleKill) run(t *testing.T) {
@@ -29,7 +36,11 @@ func (mk moduleKill) run(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	k := mk.kill(t, l)
-	res, err := l.PlaybookKillingModule(ctx, collectionRun(t, mk.fm.playbook, lab.Run{ExtraVars: mk.fm.extra}), k)
+	run := lab.Run{ExtraVars: mk.fm.extra}
+	if mk.at != nil {
+		run.Progress = mk.at(t, l)
+	}
+	res, err := l.PlaybookKillingModule(ctx, collectionRun(t, mk.fm.playbook, run), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +76,7 @@ func v3Count(cli *clientv3.Client) int64 {
 func logIdleLeases(t *testing.T, l *lab.Lab) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cli := l.V3Client(t)
+	cli := l.V3Client(t, l.Hosts...) // every etcd host: a replacement leaves the old members stopped
 	resp, err := cli.Leases(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +148,29 @@ var backupKill = moduleKill{
 	},
 }
 
+// The clean-up's backup (step 1, seed 000) killed as backupKill is: its preflight must start the member
+// again (etcd_backup tasks_from: lingering) and the re-run clean up with every v2 key kept.
+var cleanupBackupKill = moduleKill{
+	fm: faultMatrix{
+		playbook: "cleanup_failed_migration.yml",
+		fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+			l, m := migrationLab(t, matrixKeys)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+			defer cancel()
+			want, kapi := failedMigration(ctx, t, l, m)
+			return l, func(t *testing.T, l *lab.Lab) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				checkCleanedUp(ctx, t, l, kapi, want)
+				checkNoLeftovers(t, l, "pre-cleanup-*")
+			}
+		},
+	},
+	kill:  backupKill.kill,
+	after: backupKill.after,
+}
+
 // The offline migration's copy of the hidden v2 keys onto the one-member cluster.
 var offlineCopyKill = moduleKill{
 	fm: migrateOfflineMatrix,
@@ -148,10 +182,156 @@ var offlineCopyKill = moduleKill{
 	},
 }
 
+// replace_nodes.yml's promotion of the first new member killed while etcd_member waits for the learner to
+// catch up: the learner's etcd is paused (SIGSTOP) as the promotion starts and keys are written past it, so
+// the leader refuses to promote it until it resumes. The re-run must promote it (no learner left behind)
+// and finish the replacement with every key, those written during the pause too.
+var promoteKill = func() moduleKill {
+	keys := map[string]string{}
+	var written atomic.Bool
+	return moduleKill{
+		fm: faultMatrix{
+			playbook: replaceNodesMatrix.playbook,
+			fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+				l, check := replaceNodesMatrix.fresh(t)
+				return l, func(t *testing.T, l *lab.Lab) {
+					t.Helper()
+					check(t, l)
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+					defer cancel()
+					checkKeys(ctx, t, l.V3Client(t, freshHosts(l)...), keys, "written while the learner lagged")
+				}
+			},
+		},
+		at: func(t *testing.T, l *lab.Lab) *lab.TaskHook {
+			learner := freshHosts(l)[0]
+			return lab.AtTask(promoteTask(l), 1, func() {
+				if out, err := l.Exec(learner, "systemctl", "kill", "--kill-whom=main", "-s", "STOP", "etcd"); err != nil {
+					t.Errorf("%s: pausing etcd: %s %v", learner.Name, out, err)
+				}
+				// etcd promotes a learner only within 10% of the leader's commit index: writers in
+				// parallel get it that far behind before the module's request lands.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				cli := l.V3Client(t, l.Members()...)
+				parts := make([]map[string]string, 8)
+				var wg sync.WaitGroup
+				for i := range parts {
+					parts[i] = map[string]string{}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for j := 0; j < 100; j++ {
+							k := fmt.Sprintf("/replace/lagging/%d/%03d", i, j)
+							if _, err := cli.Put(ctx, k, k); err != nil {
+								t.Errorf("put %s: %v", k, err)
+								return
+							}
+							parts[i][k] = k
+						}
+					}()
+				}
+				wg.Wait()
+				for _, p := range parts {
+					maps.Copy(keys, p)
+				}
+				written.Store(true)
+			})
+		},
+		kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+			return lab.ModuleKill{
+				Task: promoteTask(l), Host: l.Members()[0], Module: "etcd_member",
+				Ready: written.Load, // the learner lags: the promotion is refused until it catches up
+			}
+		},
+		after: func(t *testing.T, l *lab.Lab) {
+			learner := freshHosts(l)[0]
+			// Still a learner: the kill landed while etcd_member waited for it.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			list, err := l.V3Client(t, l.Members()...).MemberList(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			learners := 0
+			for _, m := range list.Members {
+				if m.IsLearner {
+					learners++
+				}
+			}
+			if learners != 1 {
+				t.Fatalf("%d learners after the kill, want %s still one: the promotion did not wait", learners, learner.Name)
+			}
+			if out, err := l.Exec(learner, "systemctl", "kill", "--kill-whom=main", "-s", "CONT", "etcd"); err != nil {
+				t.Fatalf("%s: resuming etcd: %s %v", learner.Name, out, err)
+			}
+		},
+	}
+}()
+
+// restore_from_snapshot.yml's etcd_snapshot killed on the first member while it restores the snapshot into
+// its temporary dir (the others' member dirs corrupt, as in TestRestoreFromSnapshot): the re-run must
+// restore every member from the recorded snapshot, every key with its value, three healthy voters.
+var restoreKill = moduleKill{
+	fm: faultMatrix{
+		playbook: "restore_from_snapshot.yml",
+		fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+			l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if _, err := l.SeedV3(ctx, 5000, 1); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := v3Keys(ctx, t, l.V3Client(t))
+			for _, h := range l.Members()[1:] {
+				if _, err := l.CorruptDataDir(h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return l, func(t *testing.T, l *lab.Lab) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				cli := l.V3Client(t)
+				got, _ := v3Keys(ctx, t, cli)
+				checkSameKeys(t, want, got)
+				if st := readState(t, l, "restore-state.json"); st["status"] != "complete" {
+					t.Errorf("state file: %v", st)
+				}
+				checkRebuilt(ctx, t, l, cli, "/var/lib/etcd/member.pre-restore-*", l.Members())
+				checkNoLeftovers(t, l, "")
+				for _, h := range l.Members() {
+					if m, _ := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd/.etcd-snapshot-restore*")); len(m) > 0 {
+						t.Errorf("%s: a partial restore is left: %v", h.Name, m)
+					}
+				}
+			}
+		},
+	},
+	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+		h := l.Members()[0]
+		return lab.ModuleKill{
+			Task: "etcdops.etcd.etcd_restore : Restore every member from the snapshot (the old member dir moved aside, timestamped)",
+			Host: h, Module: "etcd_snapshot",
+			Ready: func() bool { // the restore into the temporary dir has begun
+				_, err := os.Stat(filepath.Join(h.Root(), "var/lib/etcd/.etcd-snapshot-restore"))
+				return err == nil
+			},
+		}
+	},
+}
+
+// promoteTask is the promotion of the first new member, as the report names it.
+func promoteTask(l *lab.Lab) string {
+	return "etcdops.etcd.etcd_member_join : Promote the member to a voter (a voter already is no change): " + freshHosts(l)[0].Name
+}
+
 func TestSoakModuleKill(t *testing.T) {
 	soak(t)
 	for name, mk := range map[string]moduleKill{
 		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill,
+		"promote": promoteKill, "restore": restoreKill,
+		"cleanup-backup": cleanupBackupKill,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
