@@ -81,13 +81,15 @@ def no_executable_msg(machine, found):
 # Runs the cached executable with no Python on the host, in one shell command: the digest of the host's
 # architecture, the cache directory as etcd_exec makes it (owned by this user, mode 0700), the cached file
 # opened once and verified through that open file, which then runs. Anything unusual prints the miss
-# marker and etcd_exec takes over (it installs, verifies again and names problems).
+# marker and etcd_exec takes over (it installs, verifies again and names problems). The open is a
+# `command exec` in braces: a plain `exec` whose redirection fails (no file of this version yet, as after
+# an upgrade) ends a non-interactive shell before `|| miss`, and its `2>/dev/null` would outlast the open.
 _MISS = 'etcdops-cache-miss'
 _FAST = r'''miss() { echo %(miss)s; exit 0; }
 case $(uname -m) in %(cases)s *) miss;; esac
 if [ "$(id -u)" = 0 ]; then d=/var/cache/etcdops-etcd; else d="$HOME/.cache/etcdops-etcd"; fi
 [ -d "$d" ] && [ ! -h "$d" ] && [ "$(stat -c %%u:%%a "$d" 2>/dev/null)" = "$(id -u):700" ] || miss
-exec 3<"$d/etcdops-$s" 2>/dev/null || miss
+{ command exec 3<"$d/etcdops-$s"; } 2>/dev/null || miss
 echo "$s  /proc/self/fd/3" | sha256sum -c --status 2>/dev/null || miss
 %(env)sexec /proc/self/fd/3 %(module)s /dev/stdin'''
 

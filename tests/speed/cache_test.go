@@ -15,8 +15,8 @@ import (
 
 // The collection's executable is copied to a host once and run from its root-only cache, verified
 // before every run: a file changed on the host never runs (it is replaced), nothing is left in
-// Ansible's remote tmp or the cache besides the executable, and check mode and the module's own
-// name reach the module as before; with pipelining off and on. A cached run needs no Python on the host.
+// Ansible's remote tmp or the cache besides the executable, an upgrade's first task copies the new
+// version, and check mode and the module's own name reach the module as before; with pipelining off and on. A cached run needs no Python on the host.
 func TestModuleCache(t *testing.T) {
 	env := ansibletest.Install(t)
 	root := ansibletest.Root(t)
@@ -114,6 +114,12 @@ func TestModuleCache(t *testing.T) {
 		// Tampered: an executable of the same size that would leave a marker must never run.
 		tampered := append([]byte("#!/bin/sh\ntouch "+marker+"\nexit 0\n"), make([]byte, len(exe))...)[:len(exe)]
 		if err := os.WriteFile(cached, tampered, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		run(pipelining)
+		// Upgraded: the cache holds only another version's executable; the first task copies this one (the
+		// earlier version goes) instead of failing while it opens a file that is not there yet.
+		if err := os.Rename(cached, filepath.Join(cacheDir, "etcdops-"+strings.Repeat("0", 64))); err != nil {
 			t.Fatal(err)
 		}
 		run(pipelining)
