@@ -157,16 +157,17 @@ func TestHostedRecoverRemovedMemberKilledPlaybook(t *testing.T) {
 	h.assertKeys("etcd-2")
 }
 
-// hosted_etcd_restore.yml: two of three members' data destroyed (quorum lost): the recovery refuses
-// changing nothing; the restore, killed mid-way and re-run, brings back every key at a bumped revision
-// under a new cluster ID with three healthy voters, the API servers and reconciliation back; a re-run
-// changes nothing.
+// hosted_etcd_restore.yml: two of three members' claims destroyed (quorum lost; the StatefulSet gives
+// them new empty claims, on which etcd refuses to bootstrap as the member etcd-0 still lists): the
+// recovery refuses changing nothing; the restore, killed mid-way and re-run, takes its snapshot from
+// etcd-0, the one member with data, and brings back every key at a bumped revision under a new cluster
+// ID with three healthy voters, the API servers and reconciliation back; a re-run changes nothing.
 func TestHostedRestorePlaybook(t *testing.T) {
 	l, h, cli, _, first, step := hostedLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	// Quorum loss: etcd-1 and etcd-2 crash-loop on corrupt data, etcd-0 is alone.
-	h.corrupt("etcd-1", "etcd-2")
+	// Quorum loss: the claims of etcd-1 and etcd-2 destroyed, etcd-0 is alone.
+	h.destroyClaims("etcd-1", "etcd-2")
 	if err := k8s.WaitUntil(2*time.Minute, "etcd-0 not ready (quorum lost)", func() error {
 		out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "statefulset", "etcd", "-o", "jsonpath={.status.readyReplicas}")
 		if err == nil && strings.Trim(string(out), "0") != "" {
@@ -193,14 +194,19 @@ func TestHostedRestorePlaybook(t *testing.T) {
 	if len(states) != 1 {
 		t.Fatalf("state files after the kill: %v; want the restore's", states)
 	}
+	// The snapshot's source: etcd-0, the one running member that holds the data.
+	var st map[string]any
+	if b, err := os.ReadFile(states[0]); err != nil || json.Unmarshal(b, &st) != nil || st["source"] != "etcd-0" {
+		t.Fatalf("state file %s: source %v (%v); want etcd-0", states[0], st["source"], err)
+	}
 	step("restore killed mid-way (%s recorded)", states[0])
 	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
 	h.ok(res)
 	step("restore resumed and finished in %s", res.Duration.Round(time.Second))
 	h.assertRestored(ctx, cli, first)
-	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-1", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data/member.pre-restore-*/wal")
+	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-0", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data/member.pre-restore-*/wal")
 	if err != nil || !strings.Contains(string(out), "member.pre-restore-") {
-		t.Errorf("etcd-1's old member dir not kept: %q %v", out, err)
+		t.Errorf("etcd-0's old member dir not kept: %q %v", out, err)
 	}
 	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
 	h.ok(res)
@@ -347,11 +353,34 @@ func (h *hosted) corrupt(pods ...string) {
 	if _, err := h.l.Kubectl(append([]string{"-n", k8s.ControlPlaneNamespace, "delete", "pod", "--wait=true"}, pods...)...); err != nil {
 		h.t.Fatal(err)
 	}
+	h.waitCrashLooping(pods...)
+}
+
+// destroyClaims deletes each member's claim with its pod, as a lost volume: the StatefulSet creates a
+// new empty claim and pod, whose etcd crash-loops ("member … has already been bootstrapped") while no
+// quorum can add it back.
+func (h *hosted) destroyClaims(pods ...string) {
+	h.t.Helper()
+	args := []string{"-n", k8s.ControlPlaneNamespace, "delete", "--wait=false"}
 	for _, p := range pods {
-		if err := k8s.WaitUntil(2*time.Minute, p+" crash-looping", func() error {
-			out, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "pod", p, "-o", `jsonpath={.status.containerStatuses[?(@.name=="etcd")].restartCount}`)
-			if n, _ := strconv.Atoi(string(out)); err == nil && n < 1 {
-				err = fmt.Errorf("restarts %q", out)
+		args = append(args, "pvc/data-"+p, "pod/"+p)
+	}
+	if _, err := h.l.Kubectl(args...); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitCrashLooping(pods...)
+}
+
+// waitCrashLooping waits until each pod's etcd container has restarted.
+func (h *hosted) waitCrashLooping(pods ...string) {
+	h.t.Helper()
+	for _, p := range pods {
+		// A new pod waits for its new claim, which the StatefulSet creates only once the old one is gone.
+		if err := k8s.WaitUntil(5*time.Minute, p+" crash-looping", func() error {
+			out, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "pod", p, "-o",
+				`jsonpath={.status.containerStatuses[?(@.name=="etcd")].restartCount} {.status.phase} {.status.conditions[*].message}`)
+			if n, _ := strconv.Atoi(strings.Fields(string(out) + " x")[0]); err == nil && n < 1 {
+				err = fmt.Errorf("restarts, phase and conditions %q", out)
 			}
 			return err
 		}); err != nil {
