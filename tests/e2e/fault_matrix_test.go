@@ -280,6 +280,49 @@ func TestSoakFaultMatrixReplaceNodes(t *testing.T) {
 	replaceNodesMatrix.all(t)
 }
 
+// scale_cluster.yml from three members to five (group etcd = the three and both spares, one learner at a
+// time): every key on five healthy voters, the state file set aside.
+var scaleClusterMatrix = faultMatrix{
+	playbook:     "scale_cluster.yml",
+	writeThrough: (*lab.Lab).Members,
+	fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
+		l := lab.Up(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}})
+		l.Inventory = etcdInventory(t, l, l.Hosts)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		before := map[string]string{}
+		putKeys(ctx, t, l.V3Client(t, l.Members()...), before, 300, "/scale/before")
+		return l, func(t *testing.T, l *lab.Lab) {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cli := l.V3Client(t, l.Hosts...)
+			checkKeys(ctx, t, cli, before, "pre-existing")
+			checkMembers(ctx, t, l, cli, l.Hosts)
+			if st := readStateOn(t, l.Hosts[0], "scale-cluster-state.json"); st != nil {
+				t.Errorf("the state file was not set aside: %v", st)
+			}
+		}
+	},
+}
+
+func TestSoakFaultMatrixScaleCluster(t *testing.T) {
+	soak(t)
+	scaleClusterMatrix.all(t)
+}
+
+// The clean-up of a failed migration (seed 000) and the restore from one snapshot, at every boundary: their
+// labs and checks are those of their module-kill cases.
+func TestSoakFaultMatrixCleanup(t *testing.T) {
+	soak(t)
+	cleanupBackupKill.fm.all(t)
+}
+
+func TestSoakFaultMatrixRestore(t *testing.T) {
+	soak(t)
+	restoreKill.fm.all(t)
+}
+
 // all runs the whole matrix: the uninterrupted run (its lab gone before the others start), then each
 // boundary, two labs at once on two cores (-parallel), its re-run killed again half-way to the end.
 func (fm faultMatrix) all(t *testing.T) {
