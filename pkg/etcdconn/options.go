@@ -144,7 +144,8 @@ func (o *Options) Explain(endpoint string, err error) error {
 		hint = "no answer in time; check " + o.Prefix + "endpoints, firewalls and that the member is up (or raise " + o.Prefix + "dial_timeout/" + o.Prefix + "command_timeout)"
 	case strings.Contains(msg, "response is invalid json") || strings.Contains(msg, "404 page not found"):
 		hint = o.Prefix + "endpoints " + NoV2
-	case strings.Contains(msg, "authentication failed") || strings.Contains(msg, "invalid auth token") || strings.Contains(msg, "user name is empty"):
+	case strings.Contains(msg, "authentication failed") || strings.Contains(msg, "invalid auth token") || strings.Contains(msg, "user name is empty") ||
+		strings.Contains(msg, "requires user authentication"): // the last: v2 auth (error 110)
 		hint = "check " + o.Prefix + "user and " + o.Prefix + "password"
 	}
 	if hint == "" {
