@@ -130,21 +130,22 @@ func (o *Options) Explain(endpoint string, err error) error {
 	case strings.Contains(msg, "bad certificate") || strings.Contains(msg, "certificate required"):
 		hint = "the server rejected the client certificate; set " + o.Prefix + "client_cert/" + o.Prefix + "client_key to a pair signed by the etcd client CA"
 	case strings.Contains(msg, "certificate is valid for") || strings.Contains(msg, "doesn't contain any IP SANs"):
-		hint = "the server certificate does not name this endpoint; connect by a name or IP listed in its SANs"
+		hint = "the server certificate does not name this endpoint; set " + o.Prefix + "endpoints to a name or IP listed in its SANs"
 	case strings.Contains(msg, "first record does not look like a TLS handshake") || strings.Contains(msg, "server gave HTTP response"):
-		hint = "the endpoint speaks plain http; use http:// without TLS parameters, or enable TLS on etcd"
+		hint = "the endpoint speaks plain http; set " + o.Prefix + "endpoints to http:// without TLS parameters, or enable TLS on etcd"
 	case strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "broken pipe"):
 		// TLS 1.3 finishes the client's handshake before the server checks the client certificate;
 		// a rejection then often arrives as a reset rather than as the "certificate required" alert.
 		hint = "the server closed the connection; usually it rejected the client certificate: set " + o.Prefix +
 			"client_cert/" + o.Prefix + "client_key to a pair signed by the etcd client CA (or etcd was restarting)"
 	case strings.Contains(msg, "connection refused"):
-		hint = "nothing listens there; check that etcd runs and the endpoint's host and port"
+		hint = "nothing listens there; check that etcd runs, and the host and port in " + o.Prefix + "endpoints"
 	case isTimeout(err) || strings.Contains(msg, "context deadline exceeded"):
-		hint = "no answer in time; check the endpoint, firewalls and that the member is up (or raise " + o.Prefix + "dial_timeout/" + o.Prefix + "command_timeout)"
+		hint = "no answer in time; check " + o.Prefix + "endpoints, firewalls and that the member is up (or raise " + o.Prefix + "dial_timeout/" + o.Prefix + "command_timeout)"
 	case strings.Contains(msg, "response is invalid json") || strings.Contains(msg, "404 page not found"):
 		hint = o.Prefix + "endpoints " + NoV2
-	case strings.Contains(msg, "authentication failed") || strings.Contains(msg, "invalid auth token") || strings.Contains(msg, "user name is empty"):
+	case strings.Contains(msg, "authentication failed") || strings.Contains(msg, "invalid auth token") || strings.Contains(msg, "user name is empty") ||
+		strings.Contains(msg, "requires user authentication"): // the last: v2 auth (error 110)
 		hint = "check " + o.Prefix + "user and " + o.Prefix + "password"
 	}
 	if hint == "" {

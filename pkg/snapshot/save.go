@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
@@ -18,8 +19,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// tmpSuffix names a snapshot being written; etcdutl adds ".part" while it downloads.
-const tmpSuffix = ".tmp"
+// tmpSuffix names a snapshot being saved: etcdutl downloads into NAME+tmpSuffix+".part" and renames it to
+// NAME+tmpSuffix, which becomes NAME once it verifies. A save holds a lock on that file throughout, so a
+// temporary file nobody locks is what a killed save left: the next save in the directory removes it.
+const tmpSuffix = ".etcd-snapshot-partial"
+
+// isTemp reports whether a file name is a save's temporary file.
+func isTemp(name string) bool {
+	return strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, tmpSuffix+".part")
+}
 
 // SaveSpec is one snapshot save.
 type SaveSpec struct {
@@ -45,6 +53,14 @@ type SaveResult struct {
 func Save(ctx context.Context, t *module.Task, s SaveSpec) (SaveResult, error) {
 	r := SaveResult{Info: Info{Path: s.Path}, Removed: []string{}}
 	dir := filepath.Dir(s.Path)
+	stale, err := removeStale(dir, t.CheckMode)
+	if err != nil {
+		return r, err
+	}
+	for _, p := range stale {
+		t.Changed()
+		r.Actions = append(r.Actions, "removed "+p+", the partial download of an interrupted save (never a snapshot)")
+	}
 	switch info, err := Status(s.Path, false); {
 	case err == nil:
 		r.Info = info
@@ -121,6 +137,11 @@ func Fetch(ctx context.Context, conn etcdconn.Options, dst string, timeout time.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tmp := dst + tmpSuffix
+	lock, err := lockTemp(tmp + ".part")
+	if err != nil {
+		return Info{}, err
+	}
+	defer lock.Close() // held through etcdutl's rename to tmp and ours to dst: the same file
 	if err := snapshot.NewV3(zap.NewNop()).Save(ctx, cfg, tmp); err != nil {
 		return Info{}, conn.Explain(ep, err)
 	}
@@ -134,6 +155,94 @@ func Fetch(ctx context.Context, conn etcdconn.Options, dst string, timeout time.
 	}
 	info.Path = dst
 	return info, syncDir(filepath.Dir(dst))
+}
+
+// fOFDSetLK is F_OFD_SETLK: a lock of the open file description, dropped when the process dies; not
+// flock(2), which bolt takes on the same file to verify it.
+const fOFDSetLK = 37
+
+// errLocked: a save under way holds the file.
+var errLocked = errors.New("locked")
+
+// tryLock write-locks f (opened for writing) without waiting.
+func tryLock(f *os.File) error {
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	err := syscall.FcntlFlock(f.Fd(), fOFDSetLK, &lk)
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+		return errLocked
+	}
+	return err
+}
+
+// lockTemp creates (or takes over from a killed save) the download file etcdutl writes and holds a
+// lock on it, which tells removeStale that a save is under way.
+func lockTemp(path string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := tryLock(f); err != nil {
+			f.Close()
+			if err == errLocked {
+				return nil, fmt.Errorf("%s: another save to this path is under way; wait for it to end, or save under another path", path)
+			}
+			return nil, err
+		}
+		// removeStale may have removed the file between the open and the lock: lock the one at path.
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return f, nil
+		}
+		f.Close()
+		if err1 != nil {
+			return nil, err1
+		}
+		if err2 != nil && !errors.Is(err2, fs.ErrNotExist) {
+			return nil, err2
+		}
+	}
+}
+
+// removeStale removes (in check mode only lists) the temporary files in dir that no save holds: what
+// killed saves left. They are never snapshots (only a verified file gets its final name).
+func removeStale(dir string, check bool) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isTemp(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // its save just ended
+		}
+		if err != nil {
+			return removed, err
+		}
+		err = tryLock(f)
+		if err == nil && !check {
+			err = os.Remove(p)
+		}
+		f.Close()
+		switch {
+		case err == errLocked || errors.Is(err, fs.ErrNotExist):
+			// a save under way holds it, or it just ended
+		case err != nil:
+			return removed, err
+		default:
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
 }
 
 func syncDir(dir string) error {
@@ -162,8 +271,7 @@ func expired(dir, prefix, current string, keep int) ([]string, error) {
 	var snaps []snap
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() || !strings.HasPrefix(name, prefix) || strings.HasSuffix(name, tmpSuffix) ||
-			strings.HasSuffix(name, tmpSuffix+".part") {
+		if !e.Type().IsRegular() || !strings.HasPrefix(name, prefix) || isTemp(name) {
 			continue
 		}
 		fi, err := e.Info()

@@ -263,3 +263,70 @@ func TestMemberDBWithSkipHash(t *testing.T) {
 		t.Fatalf("restore with skip: %+v %v", r, err)
 	}
 }
+
+// A killed save leaves its download (PATH.etcd-snapshot-partial.part) or its unverified file
+// (PATH.etcd-snapshot-partial), never a file at PATH. The next save in the directory (to another path,
+// as restore_from_snapshot.yml's re-run names a new one, or to the same) removes them, keeps the
+// temporary file a save under way holds, and saves a complete snapshot; check mode only reports them.
+func TestSaveRemovesWhatAKilledSaveLeft(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	seed(t, c.Client(t), 20)
+	dir := t.TempDir()
+	good := save(t, c, filepath.Join(dir, "good.db"))
+	b, err := os.ReadFile(good.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "restore-2.db")
+	stale := []string{
+		filepath.Join(dir, "restore-1.db"+tmpSuffix+".part"), // killed mid-download
+		filepath.Join(dir, "restore-0.db"+tmpSuffix),         // killed while it verified
+		path + tmpSuffix + ".part",                           // the same path's killed download
+	}
+	for i, p := range stale {
+		if err := os.WriteFile(p, b[:len(b)/(i+2)], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := lockTemp(filepath.Join(dir, "live.db"+tmpSuffix+".part")) // a save under way
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	spec := SaveSpec{Conn: c.ConnOptions(c.Members[0]), Path: path, Timeout: time.Minute}
+
+	check := &module.Task{CheckMode: true}
+	if r, err := Save(context.Background(), check, spec); err != nil || !check.IsChanged() || len(r.Actions) != 4 {
+		t.Fatalf("check mode: changed=%v %v %v, want the 3 partial files and the save reported", check.IsChanged(), r.Actions, err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("check mode removed %s: %v", p, err)
+		}
+	}
+
+	r := save(t, c, path)
+	if st, err := Status(path, false); err != nil || st != r.Info {
+		t.Fatalf("%s: %+v %v, want the complete snapshot %+v", path, st, err, r.Info)
+	} else if st.Keys != good.Keys {
+		t.Fatalf("%s holds %d keys, want %d", path, st.Keys, good.Keys)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left: %v", p, err)
+		}
+		if !strings.Contains(strings.Join(r.Actions, "\n"), p) {
+			t.Errorf("actions %v do not name %s", r.Actions, p)
+		}
+	}
+	if _, err := os.Stat(live.Name()); err != nil {
+		t.Fatalf("the temporary file of a save under way was removed: %v", err)
+	}
+	_, err = Save(context.Background(), &module.Task{}, SaveSpec{Conn: spec.Conn, Path: filepath.Join(dir, "live.db"), Timeout: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), "another save") {
+		t.Fatalf("a second save to a path being saved: %v, want a refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "live.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused save wrote live.db: %v", err)
+	}
+}

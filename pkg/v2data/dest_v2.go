@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,8 +42,8 @@ func (d *v2Dest) Empty(ctx context.Context, scope Scope) (bool, error) {
 		if clientv2.IsKeyNotFound(err) {
 			continue
 		}
-		if err != nil {
-			return false, err
+		if err != nil { // the destination's first request: a wrong endpoint, CA or certificate shows here
+			return false, d.reader.explain(strings.Join(d.reader.conn.Endpoints, ","), err)
 		}
 		if p != "/" {
 			return false, nil

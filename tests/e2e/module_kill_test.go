@@ -269,17 +269,17 @@ var promoteKill = func() moduleKill {
 	}
 }()
 
-// restore_from_snapshot.yml's etcd_snapshot killed on the first member while it restores the snapshot into
-// its temporary dir (the others' member dirs corrupt, as in TestRestoreFromSnapshot): the re-run must
-// restore every member from the recorded snapshot, every key with its value, three healthy voters.
-var restoreKill = moduleKill{
-	fm: faultMatrix{
+// restoreMatrix is restore_from_snapshot.yml on a lab of n v3 keys whose other members' data dirs are
+// corrupt (as in TestRestoreFromSnapshot), so the first member alone answers. Its check: every key with its
+// value, three healthy voters, the state file complete, no temporary unit or partial restore left, then more.
+func restoreMatrix(n int, more func(t *testing.T, l *lab.Lab)) faultMatrix {
+	return faultMatrix{
 		playbook: "restore_from_snapshot.yml",
 		fresh: func(t *testing.T) (*lab.Lab, func(*testing.T, *lab.Lab)) {
 			l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			if _, err := l.SeedV3(ctx, 5000, 1); err != nil {
+			if _, err := l.SeedV3(ctx, n, 1); err != nil {
 				t.Fatal(err)
 			}
 			want, _ := v3Keys(ctx, t, l.V3Client(t))
@@ -305,9 +305,18 @@ var restoreKill = moduleKill{
 						t.Errorf("%s: a partial restore is left: %v", h.Name, m)
 					}
 				}
+				if more != nil {
+					more(t, l)
+				}
 			}
 		},
-	},
+	}
+}
+
+// restore_from_snapshot.yml's etcd_snapshot killed on the first member while it restores the snapshot into
+// its temporary dir: the re-run must restore every member from the recorded snapshot.
+var restoreKill = moduleKill{
+	fm: restoreMatrix(5000, nil),
 	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
 		h := l.Members()[0]
 		return lab.ModuleKill{
@@ -321,6 +330,73 @@ var restoreKill = moduleKill{
 	},
 }
 
+// saveKeys is the size of the snapshot-save scenario's dataset: about 60 MB of snapshot, so the download is
+// well under way, not over, when the kill lands.
+const saveKeys = 15000
+
+// snapshotDownloads lists the temporary files of etcd_snapshot's saves in a host's snapshot directory.
+func snapshotDownloads(h *lab.Host) []string {
+	m, _ := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd-restore/*.etcd-snapshot-partial*"))
+	return m
+}
+
+// restore_from_snapshot.yml's save of a fresh snapshot of the member that answers (no file given), killed
+// mid-download: the killed run leaves a partial download and no snapshot; the re-run (a new snapshot name)
+// must never restore from the partial file, remove it, and restore from a complete snapshot.
+var snapshotSaveKill = func() moduleKill {
+	var partial atomic.Int64 // the killed download's size
+	return moduleKill{
+		fm: restoreMatrix(saveKeys, func(t *testing.T, l *lab.Lab) {
+			for _, h := range l.Members() {
+				if m := snapshotDownloads(h); len(m) > 0 {
+					t.Errorf("%s: a partial snapshot download is left: %v", h.Name, m)
+				}
+			}
+			st := readState(t, l, "restore-state.json")
+			snap, _ := st["snapshot"].(map[string]any)
+			size, _ := snap["size"].(float64)
+			if int64(size) <= partial.Load() {
+				t.Errorf("restored from %v (%v bytes): not larger than the killed download (%d bytes)", snap["name"], size, partial.Load())
+			}
+			t.Logf("killed download %d bytes; restored from %v, %.0f bytes", partial.Load(), snap["name"], size)
+		}),
+		kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
+			h := l.Members()[0]
+			return lab.ModuleKill{
+				Task: "etcdops.etcd.etcd_restore : Save a fresh snapshot of the member that answers",
+				Host: h, Module: "etcd_snapshot",
+				Ready: func() bool { // the download has its first MiB
+					for _, p := range snapshotDownloads(h) {
+						if st, err := os.Stat(p); err == nil && st.Size() >= 1<<20 {
+							return true
+						}
+					}
+					return false
+				},
+			}
+		},
+		after: func(t *testing.T, l *lab.Lab) {
+			h := l.Members()[0]
+			m := snapshotDownloads(h)
+			if len(m) != 1 {
+				t.Fatalf("%s: downloads after the kill: %v, want the one cut short", h.Name, m)
+			}
+			st, err := os.Stat(m[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			partial.Store(st.Size())
+			if snaps, _ := filepath.Glob(filepath.Join(h.Root(), "var/lib/etcd-restore/*.db")); len(snaps) > 0 {
+				t.Fatalf("a snapshot under its final name after the kill: %v", snaps)
+			}
+			if st := readState(t, l, "restore-state.json"); st != nil {
+				t.Fatalf("the killed run recorded a snapshot: %v", st)
+			}
+			t.Logf("left by the kill: %s (%d bytes)", m[0], st.Size())
+		},
+	}
+}()
+
 // promoteTask is the promotion of the first new member, as the report names it.
 func promoteTask(l *lab.Lab) string {
 	return "etcdops.etcd.etcd_member_join : Promote the member to a voter (a voter already is no change): " + freshHosts(l)[0].Name
@@ -331,7 +407,7 @@ func TestSoakModuleKill(t *testing.T) {
 	for name, mk := range map[string]moduleKill{
 		"online-copy": onlineCopyKill, "offline-copy": offlineCopyKill, "backup": backupKill,
 		"promote": promoteKill, "restore": restoreKill,
-		"cleanup-backup": cleanupBackupKill,
+		"cleanup-backup": cleanupBackupKill, "snapshot-save": snapshotSaveKill,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

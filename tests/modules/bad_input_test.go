@@ -85,6 +85,7 @@ func TestBadInputTable(t *testing.T) {
 	runDir := filepath.Join(work, "run-units")
 
 	ep := c.Members[0].ClientURL
+	localhostEP := strings.Replace(ep, "127.0.0.1", "localhost", 1)
 	conn := c.Args()
 	auth := withArgs(conn, map[string]any{"user": "root", "password": password, "dial_timeout": "2s", "command_timeout": "5s"})
 	// Generous timeouts where the password is checked: bcrypt is slow on a loaded machine, and a
@@ -270,6 +271,19 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"parameter max_txn_ops"}, nil},
 		{"copy source_data_dir without a member", "etcd_v2_copy", copyArgs(map[string]any{"source_data_dir": emptyDataDir}),
 			[]string{"source_data_dir", emptyDataDir}, nil},
+		{"copy source unreachable", "etcd_v2_copy", copyArgs(map[string]any{"source": connDict(map[string]any{"endpoints": "https://127.0.0.1:1"})}),
+			[]string{"source: https://127.0.0.1:1", "nothing listens there", "source.endpoints"}, nil},
+		// A v2 destination is the same member by another name its certificate lists (localhost): reachable, and
+		// not the source's endpoint string, so only the option under test is wrong.
+		{"copy v2 destination unreachable", "etcd_v2_copy", copyArgs(map[string]any{"target_api": "v2",
+			"destination": connDict(map[string]any{"endpoints": "https://127.0.0.1:1"})}),
+			[]string{"destination: https://127.0.0.1:1", "nothing listens there", "destination.endpoints"}, nil},
+		{"copy v2 destination wrong CA", "etcd_v2_copy", copyArgs(map[string]any{"target_api": "v2",
+			"destination": connDict(map[string]any{"endpoints": localhostEP, "ca_cert": filepath.Join(pkiDir, "ca.crt")})}),
+			[]string{"destination: " + localhostEP, "destination.ca_cert does not sign the server's certificate"}, nil},
+		{"copy v2 destination client cert from another CA", "etcd_v2_copy", copyArgs(map[string]any{"target_api": "v2",
+			"destination": connDict(map[string]any{"endpoints": localhostEP, "client_cert": strangerCert, "client_key": strangerKey})}),
+			[]string{"destination: " + localhostEP, "destination.client_cert/destination.client_key"}, nil},
 
 		// etcd_convergence_wait
 		{"convergence stable_polls 0", "etcd_convergence_wait", withArgs(auth, map[string]any{"stable_polls": 0}),
