@@ -22,11 +22,10 @@ import (
 // it decides the promotion from how far the learner's log matches its own (etcd refuses a learner below
 // 90% of the leader's index); a cut from a follower would change neither. Keys are written past the
 // learner until it is provably behind.
-//   - cut as the promotion starts (the control node's SSH to the voters blocked until the learner is
-//     behind, or etcd_member's first request could land on the leader's last, stale view of the learner
-//     and succeed),
-//     healed during the run: etcd_member keeps asking until the healed learner has caught up; the run
-//     finishes.
+//   - cut as the promotion starts, healed during the run: etcd_member keeps asking until the healed
+//     learner has caught up; the run finishes. The control node's SSH to the voters is blocked until the
+//     learner is behind, or etcd_member's first request could land on the leader's last, stale view of
+//     the learner and succeed.
 //   - the same, healed after the run: the promotion gives up after etcd_scale_timeout with a message
 //     naming the learner and the leader and saying the learner's applied index did not move (it hears
 //     nothing from the leader: check the network); the learner stays.
@@ -35,7 +34,7 @@ import (
 //     the wait gives up naming spare1 unhealthy.
 //
 // A failed run is re-run unchanged after the heal and must finish. Asserted by data: every key written
-// before, in the burst and by the writer (0 failed: quorum held throughout) read back; the members
+// before, in the burst and by the writer (none failed: a quorum held throughout) read back; the members
 // exactly the four hosts, all started, voting and answering a linearizable read; no learner; the state
 // file archived. The writer stands in for a quorum sampler: a put needs a quorum, one every ~20 ms for
 // the whole test, each given 10 s and one retry.
