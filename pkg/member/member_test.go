@@ -411,6 +411,40 @@ func TestPromoteWaitsForLaggingLearner(t *testing.T) {
 	}
 }
 
+// The promotion's timeout message tells a learner cut off from the leader (applied index unchanged:
+// check the network, a longer wait would not help) from one catching up (raise timeout), and says
+// why when the indexes could not be read.
+func TestNotInSync(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	at := func(learner, leader uint64, after time.Duration) *syncProgress {
+		return &syncProgress{at: t0.Add(after), learner: learner, leader: leader, leaderName: "etcd1"}
+	}
+	for _, c := range []struct {
+		name        string
+		first, last *syncProgress
+		want        []string
+	}{
+		{"cut off", at(2030, 2800, 0), at(2030, 4445, 40*time.Second), []string{
+			"learner applied index 2030, unchanged in 40s, while leader etcd1 went from 2800 to 4445",
+			"does not hear from the leader", "it and etcd1 reach each other's peer URL (a network partition, a firewall"}},
+		{"catching up", at(2030, 9000, 0), at(5000, 9100, 2*time.Minute), []string{
+			"learner applied index from 2030 to 5000 in 2m0s, leader etcd1 from 9000 to 9100: it is catching up; raise timeout"}},
+		{"learner stopped at the end", at(2030, 2800, 0), &syncProgress{unknown: "learner status unavailable: context deadline exceeded"},
+			[]string{"learner status unavailable: context deadline exceeded; check that etcd runs on it"}},
+		{"learner stopped from the start", &syncProgress{unknown: "learner status unavailable: refused"}, at(2030, 2800, time.Minute),
+			[]string{"learner status unavailable: refused; check that etcd runs on it"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := notInSync(c.first, c.last)
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("notInSync: %q\nwant it to contain %q", got, w)
+				}
+			}
+		})
+	}
+}
+
 // learner: auto adds a learner where the cluster has them (etcd ≥ 3.4) and a voter before that,
 // where a plain learner add is refused with the parameter named (3.2 would silently add a voter).
 func TestLearnerIfSupported(t *testing.T) {

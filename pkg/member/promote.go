@@ -41,6 +41,7 @@ func (c *cluster) promoted(ctx context.Context) (*Result, error) {
 		m.IsLearner = false
 		return c.promotedResult("promoted", m), nil
 	}
+	var first *syncProgress // at the first refusal: the timeout message tells a stuck learner from a slow one
 	for {
 		cctx, cancel := c.conn.Ctx(ctx)
 		resp, err := c.cli.MemberPromote(cctx, m.ID)
@@ -58,10 +59,12 @@ func (c *cluster) promoted(ctx context.Context) (*Result, error) {
 		case !transient(err):
 			return nil, c.conn.Explain(strings.Join(c.conn.Endpoints, ","), fmt.Errorf("member promote %s (%x): %w", displayName(m), m.ID, err))
 		}
+		if first == nil {
+			first = c.syncProgress(ctx, m)
+		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("learner %s (%x) is still not in sync with the leader after %s: %w (%s); check that "+
-				"etcd runs on it and reaches its peers (its log), or raise timeout for a large data set",
-				displayName(m), m.ID, c.spec.Timeout, err, c.syncProgress(ctx, m))
+			return nil, fmt.Errorf("learner %s (%x) is still not in sync with the leader after %s: %w (%s)",
+				displayName(m), m.ID, c.spec.Timeout, err, notInSync(first, c.syncProgress(ctx, m)))
 		}
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
 			return nil, err
@@ -69,21 +72,59 @@ func (c *cluster) promoted(ctx context.Context) (*Result, error) {
 	}
 }
 
-// syncProgress compares the learner's applied raft index with the leader's, for the timeout message.
-func (c *cluster) syncProgress(ctx context.Context, learner *etcdserverpb.Member) string {
+// syncProgress is the learner's and its leader's applied raft index at one moment.
+type syncProgress struct {
+	at              time.Time
+	learner, leader uint64
+	leaderName      string
+	unknown         string // why the indexes could not be read ("": read)
+}
+
+// syncProgress reads the learner's applied raft index and the leader's, for the timeout message.
+func (c *cluster) syncProgress(ctx context.Context, learner *etcdserverpb.Member) *syncProgress {
+	p := &syncProgress{at: time.Now()}
 	learnerSt, err := c.status(ctx, learner)
 	if err != nil {
-		return fmt.Sprintf("learner status unavailable: %v", err)
+		p.unknown = fmt.Sprintf("learner status unavailable: %v", err)
+		return p
 	}
+	p.learner = learnerSt.RaftAppliedIndex
 	leader := c.byID(learnerSt.Leader, nil)
 	if leader == nil {
-		return fmt.Sprintf("learner applied index %d, no leader known to it", learnerSt.RaftAppliedIndex)
+		p.unknown = fmt.Sprintf("learner applied index %d, no leader known to it", p.learner)
+		return p
 	}
+	p.leaderName = leader.Name
 	leaderSt, err := c.status(ctx, leader)
 	if err != nil {
-		return fmt.Sprintf("learner applied index %d, leader %s status unavailable: %v", learnerSt.RaftAppliedIndex, leader.Name, err)
+		p.unknown = fmt.Sprintf("learner applied index %d, leader %s status unavailable: %v", p.learner, leader.Name, err)
+		return p
 	}
-	return fmt.Sprintf("learner applied index %d, leader %s applied index %d", learnerSt.RaftAppliedIndex, leader.Name, leaderSt.RaftAppliedIndex)
+	p.leader = leaderSt.RaftAppliedIndex
+	return p
+}
+
+// notInSync says, from the progress at the first refusal and at the deadline, why the learner is not
+// in sync and what to do: a learner that applied nothing meanwhile hears nothing from the leader (a
+// partition, a firewall on the peer port: waiting longer would not help) unless a snapshot is still on
+// its way; one that applied entries is catching up (a large data set: a longer timeout, or a re-run).
+func notInSync(first, last *syncProgress) string {
+	switch {
+	case first.unknown != "" || last.unknown != "":
+		what := last.unknown
+		if what == "" {
+			what = first.unknown
+		}
+		return what + "; check that etcd runs on it and reaches its peers (its log), or raise timeout for a large data set"
+	case last.learner == first.learner:
+		return fmt.Sprintf("learner applied index %d, unchanged in %s, while leader %s went from %d to %d: the learner "+
+			"does not hear from the leader, or is still receiving a snapshot; check that etcd runs on it and that it and %s "+
+			"reach each other's peer URL (a network partition, a firewall; its log says), then run again",
+			last.learner, last.at.Sub(first.at).Round(time.Second), last.leaderName, first.leader, last.leader, last.leaderName)
+	}
+	return fmt.Sprintf("learner applied index from %d to %d in %s, leader %s from %d to %d: it is catching up; raise "+
+		"timeout for a large data set, or run again", first.learner, last.learner, last.at.Sub(first.at).Round(time.Second),
+		last.leaderName, first.leader, last.leader)
 }
 
 func (c *cluster) promotedResult(op string, m *etcdserverpb.Member) *Result {

@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -214,27 +211,7 @@ var promoteKill = func() moduleKill {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 				defer cancel()
 				cli := l.V3Client(t, l.Members()...)
-				parts := make([]map[string]string, 8)
-				var wg sync.WaitGroup
-				for i := range parts {
-					parts[i] = map[string]string{}
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for j := 0; j < 100; j++ {
-							k := fmt.Sprintf("/replace/lagging/%d/%03d", i, j)
-							if _, err := cli.Put(ctx, k, k); err != nil {
-								t.Errorf("put %s: %v", k, err)
-								return
-							}
-							parts[i][k] = k
-						}
-					}()
-				}
-				wg.Wait()
-				for _, p := range parts {
-					maps.Copy(keys, p)
-				}
+				putParallel(ctx, t, cli, keys, 8, 100, "/replace/lagging")
 				written.Store(true)
 			})
 		},

@@ -243,26 +243,32 @@ func hostLines(hosts []*lab.Host) []string {
 // moveLeader makes the member of host to the leader, through the current leader's endpoint.
 func moveLeader(ctx context.Context, t *testing.T, l *lab.Lab, hosts []*lab.Host, to *lab.Host) {
 	t.Helper()
-	var target uint64
+	leader, ids := leaderHost(ctx, t, l, hosts)
+	if leader == nil || leader == to {
+		return
+	}
+	if _, err := l.V3Client(t, leader).MoveLeader(ctx, ids[to]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leaderHost returns which of the hosts leads (nil: none of them) and each host's member ID, read from
+// each host's own status.
+func leaderHost(ctx context.Context, t testing.TB, l *lab.Lab, hosts []*lab.Host) (*lab.Host, map[*lab.Host]uint64) {
+	t.Helper()
 	var leader *lab.Host
+	ids := map[*lab.Host]uint64{}
 	for _, h := range hosts {
 		st, err := l.V3Client(t, h).Status(ctx, h.ClientURL())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h == to {
-			target = st.Header.MemberId
-		}
+		ids[h] = st.Header.MemberId
 		if st.Leader == st.Header.MemberId {
 			leader = h
 		}
 	}
-	if leader == nil || leader == to {
-		return
-	}
-	if _, err := l.V3Client(t, leader).MoveLeader(ctx, target); err != nil {
-		t.Fatal(err)
-	}
+	return leader, ids
 }
 
 // freshHosts returns the lab's hosts that are not members of the initial cluster.
