@@ -311,8 +311,8 @@ func TestSoakFaultMatrixScaleCluster(t *testing.T) {
 	scaleClusterMatrix.all(t)
 }
 
-// The clean-up of a failed migration (seed 000) and the restore from one snapshot, at every boundary: their
-// labs and checks are those of their module-kill cases.
+// The clean-up of a failed migration (seed 000) and the restore from one snapshot, at every boundary, on
+// the labs and with the checks of their module-kill cases.
 func TestSoakFaultMatrixCleanup(t *testing.T) {
 	soak(t)
 	cleanupBackupKill.fm.all(t)
@@ -320,7 +320,7 @@ func TestSoakFaultMatrixCleanup(t *testing.T) {
 
 func TestSoakFaultMatrixRestore(t *testing.T) {
 	soak(t)
-	restoreKill.fm.all(t)
+	restoreMatrix(matrixKeys, nil).all(t)
 }
 
 // all runs the whole matrix: the uninterrupted run (its lab gone before the others start), then each
