@@ -12,6 +12,7 @@ import hashlib
 import json
 import lzma
 import os
+import re
 import shlex
 import stat
 import tempfile
@@ -43,7 +44,11 @@ def _recorded_sha256(packed):
     digest = os.path.join(os.path.dirname(packed), 'etcdops.digest')
     try:
         with open(digest) as f:
-            return json.load(f)['sha256']
+            sha256 = json.load(f)['sha256']
+        # It names a directory here and goes into the host's shell command (_FAST): hex digits only.
+        if not re.match(r'^[0-9a-f]{64}$', sha256):
+            raise ValueError('not a sha256: %r' % (sha256,))
+        return sha256
     except (IOError, OSError, ValueError, KeyError, TypeError) as e:
         raise AnsibleError('cannot read the sha256 of %s from %s (%s): run make build, or install the collection '
                            'again' % (packed, digest, e))

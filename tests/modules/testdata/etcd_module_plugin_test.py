@@ -44,12 +44,12 @@ class ExecutablesTest(unittest.TestCase):
 
     def test_digest_file_is_read_not_unpacked(self):
         # A task on a host with the executable cached needs only its sha256: nothing is unpacked.
-        self.put('amd64', sha256='recorded-amd64')
-        self.put('s390x', sha256='recorded-s390x')
+        self.put('amd64', sha256='a' * 64)
+        self.put('s390x', sha256='b' * 64)
         found = plugin.executables(self.bindir)
         self.assertEqual(sorted(found), ['s390x', 'x86_64'])
-        self.assertEqual(found['x86_64'], (os.path.join(self.bindir, 'linux_amd64', 'etcdops.xz'), 'recorded-amd64'))
-        self.assertEqual(found['s390x'][1], 'recorded-s390x')
+        self.assertEqual(found['x86_64'], (os.path.join(self.bindir, 'linux_amd64', 'etcdops.xz'), 'a' * 64))
+        self.assertEqual(found['s390x'][1], 'b' * 64)
         self.assertFalse(os.path.exists(plugin.controller_cache()))
 
     def test_no_digest_file_is_an_error(self):
@@ -58,6 +58,14 @@ class ExecutablesTest(unittest.TestCase):
             plugin.executables(self.bindir)
         self.assertIn('cannot read the sha256 of ' + path, str(e.exception))
         self.assertIn('make build', str(e.exception))
+
+    def test_digest_not_a_sha256_is_an_error(self):
+        # The sha256 names a cache directory and goes into a shell command on the host.
+        path = self.put('amd64', sha256='../../x; touch /tmp/y')
+        with self.assertRaises(AnsibleError) as e:
+            plugin.executables(self.bindir)
+        self.assertIn('cannot read the sha256 of ' + path, str(e.exception))
+        self.assertIn('not a sha256', str(e.exception))
 
     def test_unpacked_into_a_private_cache(self):
         exe = plugin.unpacked(self.put('amd64'), SHA)
