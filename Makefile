@@ -24,37 +24,48 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLROOT):$(HOME)/.ansible/collections:/usr
 all: build
 
 # All modules are one multi-call executable (cmd/etcdops: one transfer per host instead of one binary per
-# module, see docs/speed.md), shipped as bin/<os>_<arch>/etcdops for every arch in BUILD_ARCHES (each host
-# runs its own architecture's, chosen by the action plugin); plugins/modules/<module> links to the local
-# arch's (Ansible finds a module by its file name; the link keeps ansible-doc and the module's name working).
-# Beside each executable, etcdops.digest records its sha256, size and Go build ID: the controller reads it
-# instead of hashing the executable on every task. Architectures no longer built are removed from bin/ so
-# that a stale executable never ships.
+# module, see docs/speed.md), built as bin/<os>_<arch>/etcdops for every arch in BUILD_ARCHES (each host
+# runs its own architecture's, chosen by the action plugin). Beside each executable, etcdops.digest records
+# its sha256 and size, and etcdops.xz packs it: the tarball ships the .xz and the digest, not
+# the executable (Galaxy's 20 MB limit, docs/speed.md); the action plugin unpacks the architectures its
+# hosts use into a controller cache and checks them against the digest. plugins/modules/<module> is a
+# small regular file (Ansible finds a module, and ansible-doc its NAME.yml, by that file's name); the
+# action plugin runs every module. Architectures no longer built are removed from bin/ so that a stale
+# executable never ships.
 BUILD_ARCHES ?= amd64 arm64 ppc64le s390x
 # grpcnotrace: grpc links golang.org/x/net/trace (and through it html/template) only for its /debug/requests
 # page, which no module serves; without it each executable is 0.68 MB (3.3 %) smaller (docs/speed.md).
 GO_TAGS    := grpcnotrace
 ARCHES     := $(sort $(GOARCH) $(BUILD_ARCHES))
-MULTICALL  := bin/$(GOOS)_$(GOARCH)/etcdops
+# xz options per architecture (measured in docs/speed.md): x86's BCJ filter, which every liblzma decodes;
+# lc=2,lp=2 for the fixed-width instruction sets (arm64's BCJ filter needs liblzma 5.4 on the controller).
+XZ_amd64   := --x86 --lzma2=preset=9e
+XZ_OTHER   := --lzma2=preset=9e,lc=2,lp=2
 build:
 	@mkdir -p plugins/modules
 	@for d in bin/$(GOOS)_*; do \
 	  case " $(ARCHES) " in *" $${d#bin/$(GOOS)_} "*) ;; *) [ ! -d "$$d" ] || rm -r "$$d";; esac; \
 	done
 	@# make install runs concurrently from parallel go test packages: each run writes its own temporary
-	@# digest, under build/ (a temporary file in bin/ would make the tarball look stale: collection).
+	@# digest and .xz, under build/ (a temporary file in bin/ would make the tarball look stale: collection).
 	@set -e; for a in $(ARCHES); do \
 	  out=build/bin/$(GOOS)_$$a/etcdops exe=bin/$(GOOS)_$$a/etcdops; mkdir -p $$(dirname $$out) $$(dirname $$exe); \
 	  CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$$a $(GO) build -trimpath -ldflags='-s -w' -tags '$(GO_TAGS)' -o $$out ./cmd/etcdops; \
 	  install -C -m 0755 $$out $$exe; \
-	  printf '{"sha256": "%s", "size": %s, "go_build_id": "%s"}\n' "$$(sha256sum $$exe | cut -d' ' -f1)" \
-	    "$$(stat -c %s $$exe)" "$$($(GO) tool buildid $$exe)" > $$out.digest.$$$$; \
+	  printf '{"sha256": "%s", "size": %s}\n' "$$(sha256sum $$exe | cut -d' ' -f1)" "$$(stat -c %s $$exe)" > $$out.digest.$$$$; \
 	  if cmp -s $$out.digest.$$$$ $$exe.digest; then rm $$out.digest.$$$$; else mv $$out.digest.$$$$ $$exe.digest; fi; \
+	  if [ ! -f $$exe.xz ] || [ $$exe -nt $$exe.xz ]; then \
+	    opts='$(XZ_OTHER)'; [ $$a != amd64 ] || opts='$(XZ_amd64)'; \
+	    xz -T1 $$opts -c $$exe > $$out.xz.$$$$ && mv $$out.xz.$$$$ $$exe.xz; \
+	  fi; \
 	done
 	@for m in $(MODULES); do \
-	  if [ "$$(readlink plugins/modules/$$m)" != "../../$(MULTICALL)" ]; then rm -f plugins/modules/$$m; ln -s ../../$(MULTICALL) plugins/modules/$$m; fi; \
+	  f=plugins/modules/$$m; printf '$(MODULE_STUB)\n' > $$f.tmp.$$$$; \
+	  if [ ! -L $$f ] && cmp -s $$f.tmp.$$$$ $$f; then rm $$f.tmp.$$$$; else mv -T $$f.tmp.$$$$ $$f; fi; \
 	done
-	@echo "built $(words $(MODULES)) modules as bin/$(GOOS)_<arch>/etcdops for $(ARCHES), linked from plugins/modules/ ($(GOARCH))"
+	@echo "built $(words $(MODULES)) modules as bin/$(GOOS)_<arch>/etcdops(.xz) for $(ARCHES)"
+# What plugins/modules/<module> holds: run by hand (or without the action plugin), it says what runs it.
+MODULE_STUB := \#!/bin/sh\n\# An etcdops.etcd module: its docs are NAME.yml here; the action plugin etcd_module runs it with\n\# bin/linux_<arch>/etcdops.xz for the host (meta/runtime.yml, docs/speed.md).\necho "{\\"failed\\": true, \\"msg\\": \\"run etcdops.etcd modules through Ansible (action plugin etcd_module)\\"}"
 
 # Installed the way users install it: the release tarball through ansible-galaxy, replacing an earlier
 # install of etcdops.etcd in COLLECTIONS_PATH (and only there). A link that an older `make install` left
@@ -74,7 +85,7 @@ install: collection
 	  echo "etcdops.etcd $(VERSION) from $(TARBALL) is installed in $(COLLECTIONS_PATH)"; exit 0; fi; \
 	mkdir -p $(COLLECTIONS_PATH) && tmp=$$(mktemp -d $(COLLECTIONS_PATH)/.install.XXXXXX) && \
 	ANSIBLE_COLLECTIONS_PATH="$$tmp" ansible-galaxy collection install --force $(TARBALL) -p "$$tmp" >/dev/null && \
-	test -x "$$tmp/ansible_collections/etcdops/etcd/plugins/modules/etcd_member" && \
+	test -f "$$tmp/ansible_collections/etcdops/etcd/plugins/modules/etcd_member" && \
 	mkdir -p "$$(dirname "$$dest")" && \
 	{ [ ! -e "$$dest" ] || mv "$$dest" "$$tmp/replaced"; } && \
 	mv "$$tmp/ansible_collections/etcdops/etcd" "$$dest" && echo "$$sum" > "$$stamp" && rm -rf "$$tmp" && \
@@ -139,5 +150,5 @@ test: deps install lint unit modtest e2e-build
 
 clean:
 	rm -rf build
-	find plugins/modules -type l -delete; rm -rf bin
+	rm -f $(addprefix plugins/modules/,$(MODULES)); rm -rf bin
 

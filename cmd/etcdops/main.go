@@ -1,6 +1,7 @@
 // etcdops is the collection's one executable: every module in one multi-call binary (one transfer to a
 // host instead of one per module per task). It runs the module named by its file name
-// (plugins/modules/<module> links to it) or by its first argument: `etcdops <module> <args file>`.
+// (a copy Ansible makes as a binary module is named AnsiballZ_<module>) or by its first argument:
+// `etcdops <module> <args file>`.
 package main
 
 import (

@@ -1,14 +1,21 @@
 # -*- coding: utf-8 -*-
 # The action of every etcdops.etcd module (meta/runtime.yml names it as each module's action_plugin): the
 # collection's one executable is copied to a host once per version and run from the host's cache by
-# etcd_exec, instead of Ansible copying a ~20 MB binary on every task (docs/speed.md).
+# etcd_exec, instead of Ansible copying a ~20 MB binary on every task (docs/speed.md). The collection ships
+# each architecture's executable packed (bin/linux_<arch>/etcdops.xz): the controller unpacks the ones its
+# hosts need into its own cache and verifies them against their digest before sending them.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import hashlib
 import json
+import lzma
 import os
+import re
 import shlex
+import stat
+import tempfile
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -31,41 +38,94 @@ def _sha256_file(path):
     return h.hexdigest()
 
 
-def _sha256(path):
-    """The executable's sha256, from the digest `make build` wrote beside it (PATH.digest).
-
-    Ansible runs every task in a freshly forked worker, so nothing computed here outlives the task:
-    hashing the ~20 MB executable cost every task 20-100 ms. The digest file is trusted only if it
-    describes this file: same size, and its Go build ID (a hash of the linked output, in the first
-    page) at the head of the file; else the file is hashed and a digest that disagrees is an error.
-    The host verifies the copy it runs against this digest in any case.
-    """
+def _recorded_sha256(packed):
+    """The sha256 of the executable PACKED (etcdops.xz) unpacks to, from the digest `make build` wrote beside
+    it: the host verifies its copy against it, and so does the controller after unpacking."""
+    digest = os.path.join(os.path.dirname(packed), 'etcdops.digest')
     try:
-        with open(path + '.digest') as f:
-            recorded = json.load(f)
-    except (IOError, OSError, ValueError):
-        recorded = None
-    if recorded:
-        with open(path, 'rb') as f:
-            head = f.read(1 << 16)
-            size = os.fstat(f.fileno()).st_size
-        if size == recorded.get('size') and recorded.get('go_build_id', '').encode('ascii') in head:
-            return recorded['sha256']
-    got = _sha256_file(path)
-    if recorded and got != recorded.get('sha256'):
-        raise AnsibleError('%s.digest does not describe %s (rebuilt without make build?): run make build, '
-                           'or install the collection again' % (path, path))
-    return got
+        with open(digest) as f:
+            sha256 = json.load(f)['sha256']
+        # It names a directory here and goes into the host's shell command (_FAST): hex digits only.
+        if not re.match(r'^[0-9a-f]{64}$', sha256):
+            raise ValueError('not a sha256: %r' % (sha256,))
+        return sha256
+    except (IOError, OSError, ValueError, KeyError, TypeError) as e:
+        raise AnsibleError('cannot read the sha256 of %s from %s (%s): run make build, or install the collection '
+                           'again' % (packed, digest, e))
 
 
 def executables(bindir):
-    """{uname -m: (path, sha256)} for every bin/linux_<arch>/etcdops the collection holds."""
+    """{uname -m: (path of etcdops.xz, sha256 of the executable in it)} for every architecture the collection
+    holds (bin/linux_<arch>/etcdops.xz). Nothing is unpacked or hashed here: a task on a host that has the
+    executable cached needs only the sha256."""
     found = {}
     for machine, goarch in GOARCH.items():
-        path = os.path.join(bindir, 'linux_' + goarch, 'etcdops')
+        path = os.path.join(bindir, 'linux_' + goarch, 'etcdops.xz')
         if os.path.isfile(path):
-            found[machine] = (path, _sha256(path))
+            found[machine] = (path, _recorded_sha256(path))
     return found
+
+
+def controller_cache():
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'etcdops-etcd', 'controller')
+
+
+def unpacked(packed, sha256, name='etcdops'):
+    """The path of the executable that PACKED holds, unpacked into the controller's cache (a directory per
+    sha256, owned by this user, mode 0700) on first use and hashed before every use: a cached file that
+    is not the one the digest names (changed, torn) is unpacked again, never sent. NAME: a link to it
+    under another name (a binary module runs the module its file is named after)."""
+    d = os.path.join(controller_cache(), sha256)
+    try:
+        os.makedirs(d, 0o700)
+    except OSError as e:
+        if e.errno != errno.EEXIST:
+            raise AnsibleError('cannot create the controller cache %s: %s' % (d, e))
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise AnsibleError('the controller cache %s must be a directory owned by uid %d with mode 0700 (found uid %d, '
+                           'mode %o); remove it and run again' % (d, os.geteuid(), st.st_uid, stat.S_IMODE(st.st_mode)))
+    exe = os.path.join(d, 'etcdops')
+    try:
+        cached = _sha256_file(exe) == sha256
+    except (IOError, OSError):
+        cached = False
+    if not cached:
+        _unpack(packed, sha256, exe)
+    if name == 'etcdops':
+        return exe
+    path = os.path.join(d, name)
+    if not (os.path.islink(path) and os.readlink(path) == 'etcdops'):
+        tmp = '%s.%d' % (path, os.getpid())
+        os.symlink('etcdops', tmp)
+        os.rename(tmp, path)
+    return path
+
+
+def _unpack(packed, sha256, exe):
+    # Forks of the same run may unpack at once: each into its own temporary file, verified, renamed.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(exe), prefix='.unpack-')
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, 'wb') as out:
+            try:
+                with lzma.open(packed) as src:
+                    for b in iter(lambda: src.read(1 << 20), b''):
+                        h.update(b)
+                        out.write(b)
+            except (lzma.LZMAError, EOFError) as e:
+                raise AnsibleError('%s cannot be unpacked (%s): install the collection again' % (packed, e))
+            out.flush()
+            os.fsync(out.fileno())
+        if h.hexdigest() != sha256:
+            raise AnsibleError('%s unpacks to an executable with sha256 %s, not the %s its etcdops.digest records: '
+                               'run make build, or install the collection again' % (packed, h.hexdigest(), sha256))
+        os.chmod(tmp, 0o700)
+        os.rename(tmp, exe)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def no_executable_msg(machine, found):
@@ -96,6 +156,8 @@ echo "$s  /proc/self/fd/3" | sha256sum -c --status 2>/dev/null || miss
 
 class ActionModule(ActionBase):
 
+    _binary = None  # the unpacked executable Ansible copies as this task's binary module (_execute_binary)
+
     def run(self, tmp=None, task_vars=None):
         self._supports_check_mode = True  # each module handles check mode itself, as before
         self._supports_async = True
@@ -108,16 +170,16 @@ class ActionModule(ActionBase):
 
         if self._task.async_val and not self._connection.has_native_async:
             # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
-            return merge_hash(result, self._execute_module(module_args=self._module_args(), task_vars=task_vars, wrap_async=True))
+            return merge_hash(result, self._execute_binary(task_vars, wrap_async=True))
         if not boolean(self._templar.template(self._host_var(task_vars, 'etcd_module_cache', True)), strict=False):
             # Set where there is no Python to run etcd_exec, this saves the failed attempt below on each task.
-            return merge_hash(result, self._execute_module(module_args=self._module_args(), task_vars=task_vars))
+            return merge_hash(result, self._execute_binary(task_vars))
         try:
             res = self._run_cached(task_vars)
             if res.get('failed') and res.get('rc') == 127 and 'etcdops_cache_miss' not in res:
                 # No Python on the host (CoreOS Container Linux, hosted etcd's pods) to run etcd_exec: the
                 # executable is copied for each task there, as a binary module needs no interpreter.
-                res = self._execute_module(module_args=self._module_args(), task_vars=task_vars)
+                res = self._execute_binary(task_vars)
             result = merge_hash(result, res)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -131,15 +193,39 @@ class ActionModule(ActionBase):
                 return delegated[name]
         return task_vars.get(name, default)
 
-    def _run_cached(self, task_vars):
-        # The task's module: its file (a link to the executable) and its full name.
+    def _module(self):
+        """The task's module: its full name, and the executables of the collection that holds it."""
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
             self._task.action, collection_list=self._task.collections)
         if not found.resolved:
             raise AnsibleError('module %s not found' % self._task.action)
-        name = found.resolved_fqcn
-        # plugins/modules/NAME links to bin/linux_<arch>/etcdops; its siblings are the other architectures'.
-        exes = executables(os.path.dirname(os.path.dirname(os.path.realpath(found.plugin_resolved_path))))
+        # plugins/modules/NAME: the collection's bin/ is two directories up.
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(found.plugin_resolved_path))))
+        return found.resolved_fqcn, executables(os.path.join(root, 'bin'))
+
+    def _execute_binary(self, task_vars, wrap_async=False):
+        """Ansible copies the module to the host for this task as a binary module: the executable for the
+        host's architecture, unpacked on the controller, under the module's name (_configure_module)."""
+        name, exes = self._module()
+        res = self._low_level_execute_command('uname -m')
+        machine = res.get('stdout', '').strip()
+        if res.get('rc') != 0 or not machine:
+            raise AnsibleError('cannot learn this host\'s architecture (uname -m): rc %s, %s'
+                               % (res.get('rc'), res.get('stderr', '').strip()))
+        if machine not in exes:
+            return {'failed': True, 'changed': False, 'msg': no_executable_msg(machine, exes)}
+        self._binary = unpacked(exes[machine][0], exes[machine][1], name.split('.')[-1])
+        return self._execute_module(module_args=self._module_args(), task_vars=task_vars, wrap_async=wrap_async)
+
+    def _configure_module(self, module_name, module_args, task_vars):
+        # plugins/modules/NAME is a stand-in (the executables ship packed): a binary module is the file
+        # _execute_binary unpacked. Any other module (etcd_exec, async_wrapper) as Ansible finds it.
+        if module_name == self._task.action and self._binary:
+            return ('binary', None, None, self._binary)
+        return super(ActionModule, self)._configure_module(module_name, module_args, task_vars)
+
+    def _run_cached(self, task_vars):
+        name, exes = self._module()
         # The host picks its architecture's digest itself: no round trip to learn it.
         ctl = {'name': self._task.action, 'module': name.split('.')[-1],
                'sha256': dict((machine, exe[1]) for machine, exe in exes.items())}
@@ -156,7 +242,7 @@ class ActionModule(ActionBase):
         if self._connection._shell.tmpdir is None:
             self._make_tmp_path()
         remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'etcdops')
-        self._transfer_file(exes[machine][0], remote)
+        self._transfer_file(unpacked(*exes[machine]), remote)
         self._fixup_perms2((self._connection._shell.tmpdir, remote), execute=False)
         ctl['src'] = remote
         res = self._exec(ctl, task_vars)

@@ -22,42 +22,18 @@ func TestActionPluginPicksTheHostArch(t *testing.T) {
 	}
 }
 
-// Through Ansible: a host runs the executable for its own architecture, whichever the module's link
-// names (here another architecture's, which cannot run on this host), and a host whose architecture
-// the collection has no executable for (i686, through setarch for Python and the shell) fails naming it.
+// Through Ansible, from the installed collection (executables packed): a host runs the executable for
+// its own architecture, unpacked into the controller's cache; so do the paths where Ansible copies the
+// module itself (etcd_module_cache false, for hosts without Python, and async tasks), which unpack it
+// under the module's name; and a host whose architecture the collection has no executable for (i686,
+// through setarch for Python and the shell) fails naming it, writing nothing.
 func TestModuleRunsItsHostsArchExecutable(t *testing.T) {
 	env := ansibletest.Install(t)
-	root := ansibletest.Root(t)
-	installed := filepath.Join(root, "build/collections/ansible_collections/etcdops/etcd")
-	var other string
-	for _, a := range []string{"arm64", "ppc64le", "s390x"} {
-		if _, err := os.Stat(filepath.Join(installed, "bin/linux_"+a, "etcdops")); err == nil {
-			other = a
-			break
-		}
-	}
-	if other == "" {
-		t.Fatal("the installed collection holds no executable besides linux_amd64 (make install builds BUILD_ARCHES)")
-	}
-	// A copy of the installed collection (hard links) whose etcd_run_state links to the other arch's executable.
-	colls := t.TempDir()
-	copyDir := filepath.Join(colls, "ansible_collections/etcdops/etcd")
-	if err := os.MkdirAll(filepath.Dir(copyDir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", "-al", installed, copyDir).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v\n%s", err, out)
-	}
-	link := filepath.Join(copyDir, "plugins/modules/etcd_run_state")
-	if err := os.Remove(link); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../../bin/linux_"+other+"/etcdops", link); err != nil {
-		t.Fatal(err)
-	}
-	env = append(env, "ANSIBLE_COLLECTIONS_PATH="+colls)
+	cache := t.TempDir()
+	env = append(env, "XDG_CACHE_HOME="+cache)
 	state := filepath.Join(t.TempDir(), "state.json")
 	inv, book := playFiles(t, `native ansible_connection=local
+binary ansible_connection=local etcd_module_cache=false
 i686 ansible_connection=local ansible_python_interpreter="/usr/bin/setarch i686 /usr/bin/python3" ansible_shell_executable="/usr/bin/setarch i686 /bin/sh"
 `, `- hosts: all
   gather_facts: false
@@ -68,16 +44,39 @@ i686 ansible_connection=local ansible_python_interpreter="/usr/bin/setarch i686 
         state: recorded
         status: started
       ignore_errors: true
+    - name: Record async
+      etcdops.etcd.etcd_run_state:
+        path: `+state+`-{{ inventory_hostname }}-async
+        state: recorded
+        status: started
+      async: 60
+      poll: 1
+      when: inventory_hostname == 'native'
 `)
 	tasks := ansibletest.Playbook(t, book, inv, nil, env)
-	if len(tasks) != 1 {
+	if len(tasks) != 2 {
 		t.Fatalf("tasks: %v", tasks)
 	}
-	if r := tasks[0].Hosts["native"]; r.Failed() || !r.Changed() {
-		t.Errorf("x86_64 host, module linked to linux/%s: %v", other, r)
+	for _, h := range []string{"native", "binary"} {
+		if r := tasks[0].Hosts[h]; r.Failed() || !r.Changed() {
+			t.Errorf("%s host: %v", h, r)
+		}
+		if _, err := os.Stat(state + "-" + h); err != nil {
+			t.Errorf("the %s host's state file was not written: %v", h, err)
+		}
 	}
-	if _, err := os.Stat(state + "-native"); err != nil {
-		t.Errorf("the x86_64 host's state file was not written: %v", err)
+	if r := tasks[1].Hosts["native"]; r.Failed() || !r.Changed() {
+		t.Errorf("async: %v", r)
+	}
+	if _, err := os.Stat(state + "-native-async"); err != nil {
+		t.Errorf("the async task's state file was not written: %v", err)
+	}
+	// The binary module copies ran the amd64 executable unpacked under the module's name.
+	links, _ := filepath.Glob(filepath.Join(cache, "etcdops-etcd/controller/*/etcd_run_state"))
+	if len(links) != 1 {
+		t.Errorf("controller cache: %v, want one etcd_run_state", links)
+	} else if target, _ := os.Readlink(links[0]); target != "etcdops" {
+		t.Errorf("%s links to %q, not etcdops", links[0], target)
 	}
 	r := tasks[0].Hosts["i686"]
 	if msg, _ := r["msg"].(string); !r.Failed() || !strings.Contains(msg, "architecture i686 (uname -m) is not one the collection builds for") {

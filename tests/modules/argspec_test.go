@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ import (
 // decoder reads) agree with its sidecar doc as ansible-doc renders it (the connection fragment
 // merged in): option names, type, elements, required, default, choices, sub-options of dicts and
 // lists of dicts, and every environment fallback named in the option's description. `make lint`
-// runs this after `make build`; it reads the binaries in plugins/modules and the checkout's docs.
+// runs this after `make build`; it runs the checkout's executable (bin/linux_<arch>/etcdops) and reads its docs.
 func TestArgSpecMatchesDocs(t *testing.T) {
 	root := ansibletest.Root(t)
 	entries, err := os.ReadDir(filepath.Join(root, "modules"))
@@ -50,10 +51,10 @@ func TestArgSpecMatchesDocs(t *testing.T) {
 		t.Fatalf("ansible-doc -j: %v", err)
 	}
 	for _, name := range names {
-		bin := filepath.Join(root, "plugins", "modules", name)
-		out, err := exec.Command(bin, "--argspec").Output()
+		bin := filepath.Join(root, "bin", "linux_"+runtime.GOARCH, "etcdops")
+		out, err := exec.Command(bin, name, "--argspec").Output()
 		if err != nil {
-			t.Errorf("%s --argspec: %v (run make build first)", bin, err)
+			t.Errorf("%s %s --argspec: %v (run make build first)", bin, name, err)
 			continue
 		}
 		var spec map[string]*module.Spec

@@ -16,7 +16,9 @@ import (
 // The collection's executable is copied to a host once and run from its root-only cache, verified
 // before every run: a file changed on the host never runs (it is replaced), nothing is left in
 // Ansible's remote tmp or the cache besides the executable, an upgrade's first task copies the new
-// version, and check mode and the module's own name reach the module as before; with pipelining off and on. A cached run needs no Python on the host.
+// version, and check mode and the module's own name reach the module as before; with pipelining off and
+// on. A cached run needs no Python on the host. The controller unpacks the executable (shipped packed)
+// into its own cache, and a changed file there is never sent.
 func TestModuleCache(t *testing.T) {
 	env := ansibletest.Install(t)
 	root := ansibletest.Root(t)
@@ -30,6 +32,10 @@ func TestModuleCache(t *testing.T) {
 	cacheDir := filepath.Join(h.Root(), "var/cache/etcdops-etcd")
 	cached := filepath.Join(cacheDir, "etcdops-"+hex.EncodeToString(sum[:]))
 	marker := "/root/tampered-ran"
+	// The controller's cache of the unpacked executable (the collection ships it packed), this test's own.
+	ctlCache := t.TempDir()
+	env = append(env, "XDG_CACHE_HOME="+ctlCache)
+	ctlCached := filepath.Join(ctlCache, "etcdops-etcd/controller", hex.EncodeToString(sum[:]), "etcdops")
 	pb := filepath.Join(t.TempDir(), "cache.yml")
 	if err := os.WriteFile(pb, []byte(`- hosts: etcd
   gather_facts: false
@@ -74,7 +80,10 @@ func TestModuleCache(t *testing.T) {
 		if err != nil || sha256.Sum256(got) != sum {
 			t.Fatalf("pipelining=%s: cached executable missing or not the collection's (%v)", pipelining, err)
 		}
-		for path, want := range map[string]os.FileMode{cacheDir: os.ModeDir | 0o700, cached: 0o700} {
+		if got, err := os.ReadFile(ctlCached); err != nil || sha256.Sum256(got) != sum {
+			t.Errorf("pipelining=%s: the controller's cache lacks the unpacked executable (%v)", pipelining, err)
+		}
+		for path, want := range map[string]os.FileMode{cacheDir: os.ModeDir | 0o700, cached: 0o700, filepath.Dir(ctlCached): os.ModeDir | 0o700} {
 			if st, err := os.Lstat(path); err != nil || st.Mode() != want {
 				t.Errorf("pipelining=%s: %s: %v %v, want %v", pipelining, path, st.Mode(), err, want)
 			}
@@ -123,5 +132,16 @@ func TestModuleCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		run(pipelining)
+		if pipelining == "False" {
+			// A changed file in the controller's cache is never sent: the host lacks the executable, the
+			// controller unpacks it again and sends that (the host's copy is the collection's: run checks).
+			if err := os.WriteFile(ctlCached, tampered, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(cached); err != nil {
+				t.Fatal(err)
+			}
+			run(pipelining)
+		}
 	}
 }

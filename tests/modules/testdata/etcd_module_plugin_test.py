@@ -1,10 +1,13 @@
-# Unit test of the action plugin's choice of executable (run by TestActionPluginPicksTheHostArch):
-# the uname -m -> Go arch mapping, the digest file read instead of hashing, and the messages naming an
-# architecture the collection has no executable for.
+# Unit test of the action plugin's choice and unpacking of executables (run by TestActionPluginPicksTheHostArch):
+# the uname -m -> Go arch mapping, the digest file read instead of unpacking, the packed executable unpacked
+# into the controller's cache and verified, a changed cache file never handed out, and the messages naming
+# an architecture the collection has no executable for.
 import hashlib
 import importlib.util
 import json
+import lzma
 import os
+import stat
 import sys
 import tempfile
 import unittest
@@ -15,57 +18,103 @@ spec = importlib.util.spec_from_file_location('etcd_module', sys.argv.pop(1))
 plugin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plugin)
 
-BUILD_ID = 'abc/def/ghi/jkl'
-EXE = b'\x7fELF' + b'\0' * 4000 + BUILD_ID.encode() + b'\0' * 100000
+EXE = b'\x7fELF' + b'\0' * 4000 + b'abc/def/ghi/jkl' + bytes(range(256)) * 400
+SHA = hashlib.sha256(EXE).hexdigest()
 
 
 class ExecutablesTest(unittest.TestCase):
 
     def setUp(self):
         self.bindir = tempfile.mkdtemp()
+        os.environ['XDG_CACHE_HOME'] = tempfile.mkdtemp()
 
-    def put(self, goarch, content=EXE, digest=None):
+    def put(self, goarch, content=EXE, sha256=SHA):
         d = os.path.join(self.bindir, 'linux_' + goarch)
         os.makedirs(d)
-        path = os.path.join(d, 'etcdops')
+        path = os.path.join(d, 'etcdops.xz')
         with open(path, 'wb') as f:
-            f.write(content)
-        if digest is not None:
-            with open(path + '.digest', 'w') as f:
-                json.dump(digest, f)
+            f.write(lzma.compress(content))
+        if sha256 is not None:
+            with open(os.path.join(d, 'etcdops.digest'), 'w') as f:
+                json.dump({'sha256': sha256, 'size': len(content)}, f)
         return path
 
     def test_mapping(self):
         self.assertEqual(plugin.GOARCH, {'x86_64': 'amd64', 'aarch64': 'arm64', 'ppc64le': 'ppc64le', 's390x': 's390x'})
 
-    def test_digest_file_is_read_not_hashed(self):
-        # A digest that is not the file's sha256 but describes it (size, build ID) is taken as is: the
-        # controller does not hash; the host verifies the copy it runs.
-        self.put('amd64', digest={'sha256': 'recorded-amd64', 'size': len(EXE), 'go_build_id': BUILD_ID})
-        self.put('s390x', digest={'sha256': 'recorded-s390x', 'size': len(EXE), 'go_build_id': BUILD_ID})
+    def test_digest_file_is_read_not_unpacked(self):
+        # A task on a host with the executable cached needs only its sha256: nothing is unpacked.
+        self.put('amd64', sha256='a' * 64)
+        self.put('s390x', sha256='b' * 64)
         found = plugin.executables(self.bindir)
         self.assertEqual(sorted(found), ['s390x', 'x86_64'])
-        self.assertEqual(found['x86_64'], (os.path.join(self.bindir, 'linux_amd64', 'etcdops'), 'recorded-amd64'))
-        self.assertEqual(found['s390x'][1], 'recorded-s390x')
+        self.assertEqual(found['x86_64'], (os.path.join(self.bindir, 'linux_amd64', 'etcdops.xz'), 'a' * 64))
+        self.assertEqual(found['s390x'][1], 'b' * 64)
+        self.assertFalse(os.path.exists(plugin.controller_cache()))
 
-    def test_no_digest_file_hashes(self):
-        self.put('arm64')
-        self.assertEqual(plugin.executables(self.bindir)['aarch64'][1], hashlib.sha256(EXE).hexdigest())
-
-    def test_stale_digest_file_is_an_error(self):
-        # Rebuilt without make build: another build ID (or size) than recorded, and another sha256.
-        other = EXE.replace(BUILD_ID.encode(), b'zzz/def/ghi/jkl')
-        path = self.put('ppc64le', content=other,
-                        digest={'sha256': hashlib.sha256(EXE).hexdigest(), 'size': len(EXE), 'go_build_id': BUILD_ID})
+    def test_no_digest_file_is_an_error(self):
+        path = self.put('arm64', sha256=None)
         with self.assertRaises(AnsibleError) as e:
             plugin.executables(self.bindir)
-        self.assertIn(path + '.digest does not describe ' + path, str(e.exception))
+        self.assertIn('cannot read the sha256 of ' + path, str(e.exception))
         self.assertIn('make build', str(e.exception))
 
-    def test_stale_digest_of_same_content_is_fine(self):
-        # Same bytes, a digest from another build ID (e.g. hand-edited): hashed, and it agrees.
-        self.put('amd64', digest={'sha256': hashlib.sha256(EXE).hexdigest(), 'size': len(EXE), 'go_build_id': 'other'})
-        self.assertEqual(plugin.executables(self.bindir)['x86_64'][1], hashlib.sha256(EXE).hexdigest())
+    def test_digest_not_a_sha256_is_an_error(self):
+        # The sha256 names a cache directory and goes into a shell command on the host.
+        path = self.put('amd64', sha256='../../x; touch /tmp/y')
+        with self.assertRaises(AnsibleError) as e:
+            plugin.executables(self.bindir)
+        self.assertIn('cannot read the sha256 of ' + path, str(e.exception))
+        self.assertIn('not a sha256', str(e.exception))
+
+    def test_unpacked_into_a_private_cache(self):
+        exe = plugin.unpacked(self.put('amd64'), SHA)
+        self.assertEqual(exe, os.path.join(os.environ['XDG_CACHE_HOME'], 'etcdops-etcd', 'controller', SHA, 'etcdops'))
+        with open(exe, 'rb') as f:
+            self.assertEqual(f.read(), EXE)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(exe)).st_mode), 0o700)
+        self.assertEqual(os.listdir(os.path.dirname(exe)), ['etcdops'])  # no temporary file left
+        # Under a module's name (a binary module runs the module its file is named after): the same file.
+        named = plugin.unpacked(self.put('s390x'), SHA, 'etcd_member')
+        self.assertEqual(os.path.basename(named), 'etcd_member')
+        self.assertEqual(os.path.realpath(named), exe)
+
+    def test_changed_cache_file_is_replaced_not_used(self):
+        packed = self.put('ppc64le')
+        exe = plugin.unpacked(packed, SHA)
+        tampered = b'#!/bin/sh\ntouch /tmp/tampered-ran\n'.ljust(len(EXE), b'\0')  # same size, same head
+        for content in (tampered, EXE[:100]):
+            with open(exe, 'wb') as f:
+                f.write(content)
+            self.assertEqual(plugin.unpacked(packed, SHA), exe)
+            with open(exe, 'rb') as f:
+                self.assertEqual(f.read(), EXE)
+
+    def test_stale_digest_is_an_error(self):
+        # The .xz holds another executable than the digest names (rebuilt without make build): not cached.
+        other = hashlib.sha256(b'other').hexdigest()
+        packed = self.put('amd64', sha256=other)
+        with self.assertRaises(AnsibleError) as e:
+            plugin.unpacked(packed, other)
+        self.assertIn('%s unpacks to an executable with sha256 %s, not the %s' % (packed, SHA, other), str(e.exception))
+        self.assertEqual(os.listdir(os.path.join(plugin.controller_cache(), other)), [])
+
+    def test_corrupt_pack_is_an_error(self):
+        packed = self.put('arm64')
+        with open(packed, 'r+b') as f:
+            f.truncate(100)
+        with self.assertRaises(AnsibleError) as e:
+            plugin.unpacked(packed, SHA)
+        self.assertIn(packed + ' cannot be unpacked', str(e.exception))
+        self.assertEqual(os.listdir(os.path.join(plugin.controller_cache(), SHA)), [])
+
+    def test_cache_dir_others_can_write_is_refused(self):
+        d = os.path.join(plugin.controller_cache(), SHA)
+        os.makedirs(d)
+        os.chmod(d, 0o777)
+        with self.assertRaises(AnsibleError) as e:
+            plugin.unpacked(self.put('amd64'), SHA)
+        self.assertIn('mode 0700', str(e.exception))
 
     def test_messages_name_the_architecture(self):
         self.put('amd64')
