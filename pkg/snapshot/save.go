@@ -10,13 +10,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // tmpSuffix names a snapshot being saved: etcdutl downloads into NAME+tmpSuffix+".part" and renames it to
@@ -157,18 +157,15 @@ func Fetch(ctx context.Context, conn etcdconn.Options, dst string, timeout time.
 	return info, syncDir(filepath.Dir(dst))
 }
 
-// fOFDSetLK is F_OFD_SETLK: a lock of the open file description, dropped when the process dies; not
-// flock(2), which bolt takes on the same file to verify it.
-const fOFDSetLK = 37
-
 // errLocked: a save under way holds the file.
 var errLocked = errors.New("locked")
 
-// tryLock write-locks f (opened for writing) without waiting.
+// tryLock write-locks f (opened for writing) without waiting: an open file description lock
+// (F_OFD_SETLK), dropped when the process dies; not flock(2), which bolt takes on the same file to verify it.
 func tryLock(f *os.File) error {
-	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
-	err := syscall.FcntlFlock(f.Fd(), fOFDSetLK, &lk)
-	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 		return errLocked
 	}
 	return err
