@@ -20,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLROOT):$(HOME)/.ansible/collections:/usr
 # EXTRA_TEST_TARGETS additions reach `test`.
 -include mk/*.mk
 
-.PHONY: all build install deps lint unit modtest test demo bench clean collection
+.PHONY: all build install install-locked deps lint unit modtest test demo bench clean collection
 all: build
 
 # All modules are one multi-call executable (cmd/etcdops: one transfer per host instead of one binary per
@@ -46,8 +46,9 @@ build:
 	@for d in bin/$(GOOS)_*; do \
 	  case " $(ARCHES) " in *" $${d#bin/$(GOOS)_} "*) ;; *) [ ! -d "$$d" ] || rm -r "$$d";; esac; \
 	done
-	@# make install runs concurrently from parallel go test packages: each run writes its own temporary
-	@# digest and .xz, under build/ (a temporary file in bin/ would make the tarball look stale: collection).
+	@# build may run while another build runs (only make install takes a lock): each run writes its own
+	@# temporary digest and .xz under build/, and a stub only when it changes (creating even a temporary
+	@# file in bin/ or plugins/modules/ touches the directory, and the tarball looks stale: collection).
 	@set -e; for a in $(ARCHES); do \
 	  out=build/bin/$(GOOS)_$$a/etcdops exe=bin/$(GOOS)_$$a/etcdops; mkdir -p $$(dirname $$out) $$(dirname $$exe); \
 	  CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$$a $(GO) build -trimpath -ldflags='-s -w' -tags '$(GO_TAGS)' -o $$out ./cmd/etcdops; \
@@ -60,8 +61,9 @@ build:
 	  fi; \
 	done
 	@for m in $(MODULES); do \
-	  f=plugins/modules/$$m; printf '$(MODULE_STUB)\n' > $$f.tmp.$$$$; \
-	  if [ ! -L $$f ] && cmp -s $$f.tmp.$$$$ $$f; then rm $$f.tmp.$$$$; else mv -T $$f.tmp.$$$$ $$f; fi; \
+	  f=plugins/modules/$$m; \
+	  if [ -L $$f ] || ! printf '$(MODULE_STUB)\n' | cmp -s - $$f; then \
+	    printf '$(MODULE_STUB)\n' > $$f.tmp.$$$$ && mv -T $$f.tmp.$$$$ $$f; fi; \
 	done
 	@echo "built $(words $(MODULES)) modules as bin/$(GOOS)_<arch>/etcdops(.xz) for $(ARCHES)"
 # What plugins/modules/<module> holds: run by hand (or without the action plugin), it says what runs it.
@@ -70,15 +72,20 @@ MODULE_STUB := \#!/bin/sh\n\# An etcdops.etcd module: its docs are NAME.yml here
 # Installed the way users install it: the release tarball through ansible-galaxy, replacing an earlier
 # install of etcdops.etcd in COLLECTIONS_PATH (and only there). A link that an older `make install` left
 # there is removed when it is the checkout's own build/collections, and refused anywhere else.
-install: collection
+# One make install at a time (flock): two at once would both rebuild the tarball, one while the other's
+# ansible-galaxy reads it.
+install:
+	@mkdir -p build && flock build/.install.lock $(MAKE) --no-print-directory -s install-locked
+install-locked: collection
 	@dest=$(COLLECTIONS_PATH)/ansible_collections/etcdops/etcd; \
 	if [ -L "$$dest" ]; then \
 	  if [ "$(abspath $(COLLECTIONS_PATH))" = "$(COLLROOT)" ]; then rm "$$dest"; \
 	  else echo "$$dest is a link to $$(readlink "$$dest") (an older make install); remove it and run make install again" >&2; exit 1; fi; \
 	fi
-	@# Tests and playbooks may run from the installed copy while another make install runs (go test runs
-	@# packages in parallel): an unchanged tarball is not installed again, and a new one is installed
-	@# beside the old copy and swapped in by rename, never deleted under a running playbook.
+	@# Tests and playbooks may run from the installed copy while another make install waits for the lock
+	@# (go test runs packages, and make test its lanes, in parallel): an unchanged tarball is not installed
+	@# again, and a new one is installed beside the old copy and swapped in by rename, never deleted under
+	@# a running playbook.
 	@dest=$(COLLECTIONS_PATH)/ansible_collections/etcdops/etcd; stamp=$$dest.tarball-sha256; \
 	sum=$$(sha256sum $(TARBALL) | cut -d' ' -f1); \
 	if [ -d "$$dest" ] && [ "$$(cat "$$stamp" 2>/dev/null)" = "$$sum" ]; then \
