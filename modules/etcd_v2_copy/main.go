@@ -39,8 +39,7 @@ func (p *params) Validate() error {
 		return err
 	}
 	if p.TargetAPI == "v2" && slices.Equal(p.Source.Endpoints, p.Destination.Endpoints) {
-		return &module.ParamError{Param: "destination.endpoints", Msg: "is the source itself; a v2 copy needs " +
-			"another etcd (e.g. a temporary one on port 3000), or use target_api: v3 to copy into the same cluster's v3 keyspace"}
+		return &module.ParamError{Param: "destination.endpoints", Msg: "is the source itself; " + v2data.SameClusterFix}
 	}
 	for name, list := range map[string][]string{"prefixes": p.Prefixes, "exclude": p.Exclude} {
 		for _, path := range list {

@@ -106,11 +106,20 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	changes := watchChanges(ctx, kapi, scope, start)
 	defer changes.stop()
 
+	reader, err := newV2Reader(s.Source)
+	if err != nil {
+		return nil, err
+	}
 	dest, err := s.open()
 	if err != nil {
 		return nil, err
 	}
 	defer dest.Close()
+	if d, ok := dest.(*v2Dest); ok {
+		if err := refuseSameCluster(ctx, reader, d.reader); err != nil {
+			return nil, err
+		}
+	}
 
 	empty, err := dest.Empty(ctx, scope)
 	if err == nil && s.RequireEmptyDestination && !empty && !s.VerifyOnly {
@@ -124,10 +133,6 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 
 	src := &Tally{Dirs: s.TargetAPI == "v2", NoDigest: !s.Verify && !s.VerifyOnly}
 	invalid := &keySet{}
-	reader, err := newV2Reader(s.Source)
-	if err != nil {
-		return nil, err
-	}
 	snapRead, err := s.planRead(ctx, res, scan)
 	if err != nil {
 		return nil, err
@@ -300,6 +305,30 @@ func readableNodes(kids []Node, invalid *keySet) []Node {
 		readable = append(readable, k)
 	}
 	return readable
+}
+
+// SameClusterFix is what to do when a v2 copy's destination is its source.
+const SameClusterFix = "a v2 copy needs another etcd (e.g. a temporary one on port 3000), or use " +
+	"target_api: v3 to copy into the same cluster's v3 keyspace"
+
+// refuseSameCluster refuses a v2 destination that is the source cluster under other endpoint names
+// (localhost, a hostname, another member): the copy would write every key onto itself.
+func refuseSameCluster(ctx context.Context, src, dst *v2Reader) error {
+	ids := [2]string{}
+	for i, r := range []*v2Reader{src, dst} {
+		rctx, cancel := r.conn.Ctx(ctx)
+		id, err := r.clusterID(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		ids[i] = id
+	}
+	if ids[0] != "" && ids[0] == ids[1] {
+		return &module.ParamError{Param: "destination.endpoints", Msg: fmt.Sprintf(
+			"%s reach the source's own cluster (cluster ID %s); %s", strings.Join(dst.conn.Endpoints, ","), ids[0], SameClusterFix)}
+	}
+	return nil
 }
 
 func (s *Spec) open() (destination, error) {

@@ -273,8 +273,12 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"source_data_dir", emptyDataDir}, nil},
 		{"copy source unreachable", "etcd_v2_copy", copyArgs(map[string]any{"source": connDict(map[string]any{"endpoints": "https://127.0.0.1:1"})}),
 			[]string{"source: https://127.0.0.1:1", "nothing listens there", "source.endpoints"}, nil},
-		// A v2 destination is the same member by another name its certificate lists (localhost): reachable, and
-		// not the source's endpoint string, so only the option under test is wrong.
+		// A v2 destination is the same member by another name its certificate lists (localhost): reachable,
+		// refused as the source's own cluster when everything else is right, and otherwise refused for the
+		// option under test first (the cluster is known only from an answer).
+		{"copy v2 destination the source by another name", "etcd_v2_copy", copyArgs(map[string]any{"target_api": "v2",
+			"destination": connDict(map[string]any{"endpoints": localhostEP})}),
+			[]string{"parameter destination.endpoints", localhostEP + " reach the source's own cluster (cluster ID ", "target_api: v3"}, nil},
 		{"copy v2 destination unreachable", "etcd_v2_copy", copyArgs(map[string]any{"target_api": "v2",
 			"destination": connDict(map[string]any{"endpoints": "https://127.0.0.1:1"})}),
 			[]string{"destination: https://127.0.0.1:1", "nothing listens there", "destination.endpoints"}, nil},
