@@ -230,3 +230,57 @@ func TestCopyReadsPastAStoppedMember(t *testing.T) {
 		t.Fatalf("%v %+v", err, res)
 	}
 }
+
+// A source with v2 auth on (users and roles of the v2 API, not v3's): a wrong password is refused
+// naming the options to fix, before anything is written; the right one copies and verifies.
+func TestCopyFromASourceWithV2Auth(t *testing.T) {
+	src, dst := etcdtest.NewCluster(t, 1), etcdtest.NewCluster(t, 1)
+	leaves := v2seed.Seed(t, v2seed.KeysAPI(t, src), 200)
+	ctx := context.Background()
+	o := src.ConnOptions()
+	cli, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clientv2.NewAuthUserAPI(cli).AddUser(ctx, "root", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := clientv2.NewAuthAPI(cli).Enable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o.User, o.Password = "root", "s3cret"
+	admin, err := o.V2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// v2 auth lets the guest role read and write everything until that is revoked.
+	if _, err := clientv2.NewAuthRoleAPI(admin).RevokeRoleKV(ctx, "guest", []string{"/*"}, clientv2.ReadWritePermission); err != nil {
+		t.Fatal(err)
+	}
+
+	for name, password := range map[string]string{"wrong password": "wrong", "no credentials": ""} {
+		s := spec(src, dst, "v3")
+		s.Source.User, s.Source.Password, s.Source.Prefix = "root", password, "source."
+		if password == "" {
+			s.Source.User = ""
+		}
+		_, err := Copy(ctx, &module.Task{}, s)
+		if err == nil || !strings.Contains(err.Error(), "source.user and source.password") {
+			t.Fatalf("%s: want a refusal naming source.user and source.password, got %v", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+		if strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("%s: the password is in the error: %v", name, err)
+		}
+		if r, err := dst.Client(t).Get(ctx, "", clientv3.WithFromKey(), clientv3.WithCountOnly()); err != nil || r.Count != 0 {
+			t.Fatalf("%s: the destination must stay empty: %v %v", name, r, err)
+		}
+	}
+
+	s := spec(src, dst, "v3")
+	s.Source.User, s.Source.Password = "root", "s3cret"
+	res, err := Copy(ctx, &module.Task{}, s)
+	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) {
+		t.Fatalf("with the right password: %v %+v", err, res)
+	}
+}
