@@ -14,8 +14,10 @@ import lzma
 import os
 import re
 import shlex
+import shutil
 import stat
 import tempfile
+import time
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -71,6 +73,13 @@ def controller_cache():
     return os.path.join(base, 'etcdops-etcd', 'controller')
 
 
+# Another version's executable (a collection upgraded, or another install's) is removed from the
+# controller's cache once unused this long; each use marks its directory, so two installs in use side
+# by side keep both.
+PRUNE_AFTER = 14 * 86400
+_SHA256_NAME = re.compile(r'^[0-9a-f]{64}$')
+
+
 def unpacked(packed, sha256, name='etcdops'):
     """The path of the executable that PACKED holds, unpacked into the controller's cache (a directory per
     sha256, owned by this user, mode 0700) on first use and hashed before every use: a cached file that
@@ -93,6 +102,8 @@ def unpacked(packed, sha256, name='etcdops'):
         cached = False
     if not cached:
         _unpack(packed, sha256, exe)
+        _prune(sha256)
+    os.utime(d, None)
     if name == 'etcdops':
         return exe
     path = os.path.join(d, name)
@@ -101,6 +112,19 @@ def unpacked(packed, sha256, name='etcdops'):
         os.symlink('etcdops', tmp)
         os.rename(tmp, path)
     return path
+
+
+def _prune(keep):
+    base = controller_cache()
+    for name in os.listdir(base):
+        d = os.path.join(base, name)
+        try:
+            st = os.lstat(d)
+            if (name != keep and _SHA256_NAME.match(name) and stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+                    and time.time() - st.st_mtime > PRUNE_AFTER):
+                shutil.rmtree(d)
+        except OSError:
+            pass  # gone already (another fork pruned it), or not ours to remove
 
 
 def _unpack(packed, sha256, exe):

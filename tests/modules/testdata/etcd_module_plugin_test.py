@@ -1,6 +1,7 @@
 # Unit test of the action plugin's choice and unpacking of executables (run by TestActionPluginPicksTheHostArch):
 # the uname -m -> Go arch mapping, the digest file read instead of unpacking, the packed executable unpacked
-# into the controller's cache and verified, a changed cache file never handed out, and the messages naming
+# into the controller's cache and verified, a changed cache file never handed out, other versions pruned
+# once unused for long, and the messages naming
 # an architecture the collection has no executable for.
 import hashlib
 import importlib.util
@@ -10,6 +11,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 import unittest
 
 from ansible.errors import AnsibleError
@@ -78,6 +80,26 @@ class ExecutablesTest(unittest.TestCase):
         named = plugin.unpacked(self.put('s390x'), SHA, 'etcd_member')
         self.assertEqual(os.path.basename(named), 'etcd_member')
         self.assertEqual(os.path.realpath(named), exe)
+
+    def test_other_versions_unused_for_long_are_pruned(self):
+        # A new version unpacked removes other versions' executables unused for PRUNE_AFTER, and only those.
+        cache = plugin.controller_cache()
+        old, recent, other = os.path.join(cache, 'c' * 64), os.path.join(cache, 'd' * 64), os.path.join(cache, 'notes')
+        for d in (old, recent, other):
+            os.makedirs(d, 0o700)
+            with open(os.path.join(d, 'etcdops'), 'wb') as f:
+                f.write(b'x')
+        now = time.time()
+        os.utime(old, (now, now - plugin.PRUNE_AFTER - 60))
+        os.utime(other, (now, now - plugin.PRUNE_AFTER - 60))
+        os.utime(recent, (now, now - plugin.PRUNE_AFTER + 3600))
+        plugin.unpacked(self.put('amd64'), SHA)
+        self.assertEqual(sorted(os.listdir(cache)), sorted(['d' * 64, 'notes', SHA]))
+        # Each use marks the version used: one unused for long but used now is kept.
+        mine = os.path.join(cache, SHA)
+        os.utime(mine, (now, now - plugin.PRUNE_AFTER - 60))
+        plugin.unpacked(self.put('s390x'), SHA)
+        self.assertGreater(os.lstat(mine).st_mtime, now - 60)
 
     def test_changed_cache_file_is_replaced_not_used(self):
         packed = self.put('ppc64le')
