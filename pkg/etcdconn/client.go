@@ -2,10 +2,13 @@ package etcdconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	clientv2 "go.etcd.io/etcd/client/v2"
@@ -62,6 +65,26 @@ func (o *Options) V3Config(endpoints []string) (clientv3.Config, error) {
 		// (connection refused, unknown authority, ...), which Explain can turn into a fix.
 		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithReturnConnectionError()},
 	}, nil
+}
+
+// Refused returns the error of a TCP connection to endpoint refused at once: nothing listens there
+// (a stopped member). It returns nil when the connection is made, or fails any other way, within
+// a second: then only the client can tell. A client's blocking dial retries a refused connection
+// until dial_timeout before it says so; a caller that expects stopped members asks this first.
+func (o *Options) Refused(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Port() == "" {
+		return nil
+	}
+	c, err := net.DialTimeout("tcp", u.Host, min(o.DialTimeout, time.Second))
+	if err == nil {
+		c.Close()
+		return nil
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	return nil
 }
 
 // Ctx returns a context bounded by command_timeout.

@@ -165,6 +165,10 @@ type standing struct {
 // look asks an endpoint for its member list (served by the member itself, also without quorum) and
 // whether the cluster serves a linearizable read.
 func look(ctx context.Context, o etcdconn.Options, endpoint string) (st standing, err error) {
+	// The members asked here are expected to be stopped: each would cost dial_timeout otherwise.
+	if err := o.Refused(endpoint); err != nil {
+		return st, err
+	}
 	cli, err := o.V3Single(endpoint)
 	if err != nil {
 		return st, err
