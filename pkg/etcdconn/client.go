@@ -76,7 +76,11 @@ func (o *Options) Refused(endpoint string) error {
 	if err != nil || u.Port() == "" {
 		return nil
 	}
-	c, err := net.DialTimeout("tcp", u.Host, min(o.DialTimeout, time.Second))
+	timeout := time.Second
+	if o.DialTimeout > 0 {
+		timeout = min(o.DialTimeout, timeout)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, timeout)
 	if err == nil {
 		c.Close()
 		return nil
