@@ -2,6 +2,7 @@ package v2data
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -282,5 +283,27 @@ func TestCopyFromASourceWithV2Auth(t *testing.T) {
 	res, err := Copy(ctx, &module.Task{}, s)
 	if err != nil || !res.Verified || res.Written.Keys != int64(len(leaves)) {
 		t.Fatalf("with the right password: %v %+v", err, res)
+	}
+}
+
+// A v2 copy into the source's own cluster under another endpoint name is refused before anything is
+// written; comparing the two (verify_only) is allowed: the clean-up compares the cluster with the copy
+// it was rebuilt from, force-new-cluster the members of one cluster.
+func TestV2CopyIntoItsOwnClusterIsRefused(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	v2seed.Seed(t, v2seed.KeysAPI(t, c), 100)
+	s := spec(c, c, "v2")
+	s.Dest.Endpoints = []string{strings.Replace(c.Members[0].ClientURL, "127.0.0.1", "localhost", 1)}
+	s.Dest.Prefix = "destination."
+	task := &module.Task{}
+	_, err := Copy(context.Background(), task, s)
+	var pe *module.ParamError
+	if !errors.As(err, &pe) || pe.Param != "destination.endpoints" || !strings.Contains(pe.Msg, "the source's own cluster (cluster ID ") || task.IsChanged() {
+		t.Fatalf("want a refusal naming destination.endpoints and the cluster ID, nothing changed; got %v (changed %v)", err, task.IsChanged())
+	}
+	s.VerifyOnly = true
+	res, err := Copy(context.Background(), &module.Task{}, s)
+	if err != nil || !res.Verified {
+		t.Fatalf("verify_only within one cluster: %v %+v", err, res)
 	}
 }
