@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -96,8 +97,17 @@ const copyKeys = 2000
 
 // The online migration's etcd_v2_copy is killed as soon as its first keys are in v3.
 
+// slowCopy makes the migration's copy write one key per transaction, one at a time: on a quiet machine
+// the batched copy of 2000 keys can finish between the first key landing and the kill (CI saw it).
+func slowCopy(fm faultMatrix) faultMatrix {
+	fm.extra = maps.Clone(fm.extra)
+	fm.extra["etcd_v2v3_migrate_copy_concurrency"] = 1
+	fm.extra["etcd_v2v3_migrate_copy_max_txn_ops"] = 1
+	return fm
+}
+
 var onlineCopyKill = moduleKill{
-	fm: migrateMatrix("online", copyKeys),
+	fm: slowCopy(migrateMatrix("online", copyKeys)),
 	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
 		cli := l.V3Client(t)
 		return lab.ModuleKill{
