@@ -356,18 +356,33 @@ func (h *hosted) corrupt(pods ...string) {
 	h.waitCrashLooping(pods...)
 }
 
-// destroyClaims deletes each member's claim with its pod, as a lost volume: the StatefulSet creates a
-// new empty claim and pod, whose etcd crash-loops ("member … has already been bootstrapped") while no
-// quorum can add it back.
+// destroyClaims loses the claims of the StatefulSet's top members at once, as lost volumes: the
+// StatefulSet gives them new empty claims, on which etcd crash-loops ("member … has already been
+// bootstrapped") while no quorum can add them back. The members go by a scale-down, not by deleting
+// pods: a deleted member's new pod can start while another old member still serves, and its
+// reset-member init container then adds it back with the quorum that is about to go (CI saw it).
 func (h *hosted) destroyClaims(pods ...string) {
 	h.t.Helper()
-	args := []string{"-n", k8s.ControlPlaneNamespace, "delete", "--wait=false"}
+	ns := []string{"-n", k8s.ControlPlaneNamespace}
+	keep := 3 - len(pods)
+	for i, p := range pods {
+		if p != fmt.Sprintf("etcd-%d", keep+i) {
+			h.t.Fatalf("destroyClaims(%v): the claims must be the top members', in order", pods)
+		}
+	}
+	kubectl := func(args ...string) {
+		if _, err := h.l.Kubectl(append(ns, args...)...); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	kubectl("scale", "statefulset", "etcd", fmt.Sprintf("--replicas=%d", keep))
+	gone := []string{"delete", "--wait=true", "--timeout=3m"}
 	for _, p := range pods {
-		args = append(args, "pvc/data-"+p, "pod/"+p)
+		gone = append(gone, "pvc/data-"+p)
 	}
-	if _, err := h.l.Kubectl(args...); err != nil {
-		h.t.Fatal(err)
-	}
+	// The claims go once their pods have: the wait covers both.
+	kubectl(gone...)
+	kubectl("scale", "statefulset", "etcd", "--replicas=3")
 	h.waitCrashLooping(pods...)
 }
 
