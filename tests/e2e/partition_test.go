@@ -16,70 +16,125 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// A partition during a learner's promotion (issue 19): scale_cluster.yml grows 3 → 4 (spare1 joins, the
-// even size allowed), and spare1 is cut off from the leader while a writer outside Ansible keeps writing
-// through every endpoint. The leader is the side that matters: it alone sends the learner its log, and
-// it decides the promotion from how far the learner's log matches its own (etcd refuses a learner below
-// 90% of the leader's index); a cut from a follower would change neither. Keys are written past the
-// learner until it is provably behind.
+// A partition during a learner's promotion (issue 19), in both playbooks that promote learners:
+// scale_cluster.yml grows 3 → 4 (spare1 joins, the even size allowed) and replace_nodes.yml moves 3
+// members onto 2 new hosts (new-etcd1 is cut). The joining host is cut off from the leader while
+// a writer outside Ansible keeps writing through every endpoint. The leader is the side that matters: it
+// alone sends the learner its log, and it decides the promotion from how far the learner's log matches
+// its own (etcd refuses a learner below 90% of the leader's index); a cut from a follower would change
+// neither. Keys are written past the learner until it is provably behind.
 //   - cut as the promotion starts, healed during the run: etcd_member keeps asking until the healed
 //     learner has caught up; the run finishes. The control node's SSH to the voters is blocked until the
 //     learner is behind, or etcd_member's first request could land on the leader's last, stale view of
 //     the learner and succeed.
-//   - the same, healed after the run: the promotion gives up after etcd_scale_timeout with a message
+//   - the same, healed after the run: the promotion gives up after the playbook's timeout with a message
 //     naming the learner and the leader and saying the learner's applied index did not move (it hears
 //     nothing from the leader: check the network); the learner stays.
 //   - cut right after the promotion, as the convergence wait starts (what a request landing on the stale
 //     view leads to: a voter the leader cannot reach, 3 of 4 voters still a quorum), healed after the run:
-//     the wait gives up naming spare1 unhealthy.
+//     the wait gives up naming the joining host unhealthy.
 //
 // A failed run is re-run unchanged after the heal and must finish. Asserted by data: every key written
 // before, in the burst and by the writer (none failed: a quorum held throughout) read back; the members
-// exactly the four hosts, all started, voting and answering a linearizable read; no learner; the state
-// file archived. The writer stands in for a quorum sampler: a put needs a quorum, one every ~20 ms for
-// the whole test, each given 10 s and one retry.
+// exactly the hosts the playbook aims at, all started, voting and answering a linearizable read; no
+// learner; the state file archived (replace_nodes.yml: the old hosts stopped, disabled, their data set
+// aside; the masters on the new members). The writer stands in for a quorum sampler: a put needs a
+// quorum, one every ~20 ms for the whole test, each given 10 s and one retry.
 func TestSoakPartitionPromote(t *testing.T) {
 	soak(t)
 	const converge = "etcdops.etcd.etcd_member_join : Wait until every member is healthy and converged"
+	notInSync := []string{"is still not in sync with the leader after 40s", "unchanged in", "while leader ",
+		"does not hear from the leader"}
 	for _, c := range []struct {
-		name  string
+		name string
+		growth
 		at    string // the task (promoteTask when empty) whose start cuts the learner off
 		pause bool   // hold the promotion (the control node's SSH to the voters) until the learner is behind
 		// healAfter: the partition ends this long after the burst, during the run (0: after the run).
 		healAfter time.Duration
-		timeout   string   // etcd_scale_timeout
+		timeout   string   // the playbook's timeout for each step
 		fails     []string // what the first run's failure says (nil: it finishes)
 	}{
-		{name: "promotion, healed during the run", pause: true, healAfter: 20 * time.Second, timeout: "120s"},
-		{name: "promotion, healed after the run", pause: true, timeout: "40s", fails: []string{
-			"learner spare1", "is still not in sync with the leader after 40s", "unchanged in", "while leader ",
-			"does not hear from the leader"}},
-		{name: "convergence, healed after the run", at: converge, timeout: "40s", fails: []string{
+		{name: "promotion, healed during the run", growth: scaleGrowth, pause: true, healAfter: 20 * time.Second, timeout: "120s"},
+		{name: "promotion, healed after the run", growth: scaleGrowth, pause: true, timeout: "40s", fails: append([]string{"learner spare1"}, notInSync...)},
+		{name: "convergence, healed after the run", growth: scaleGrowth, at: converge, timeout: "40s", fails: []string{
 			"etcd did not converge within 40s", "member spare1 ("}},
+		{name: "replace, promotion, healed after the run", growth: replaceGrowth, pause: true, timeout: "40s", fails: append([]string{"learner new-etcd1"}, notInSync...)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			partitionPromote(t, c.at, c.pause, c.healAfter, c.timeout, c.fails)
+			partitionPromote(t, c.growth, c.at, c.pause, c.healAfter, c.timeout, c.fails)
 		})
 	}
 }
 
-func partitionPromote(t *testing.T, at string, pause bool, healAfter time.Duration, timeout string, fails []string) {
+// growth is a playbook that adds members through etcd_member_join, as TestSoakPartitionPromote runs it.
+type growth struct {
+	playbook   string
+	spec       lab.Spec
+	timeoutVar string // the playbook's per-step timeout
+	inventory  func(t *testing.T, l *lab.Lab, old, fresh []*lab.Host) string
+	keeper     func(old, fresh []*lab.Host) *lab.Host // the host of the state file
+	stateFile  string
+	joining    string // the recorded phase while members join
+	// done asserts the end state beyond the keys every case checks: members, state file, consumers.
+	done func(ctx context.Context, t *testing.T, l *lab.Lab, wr *writer, before map[string]string, old, fresh []*lab.Host)
+}
+
+var (
+	scaleGrowth = growth{
+		playbook: "scale_cluster.yml", spec: lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 1}},
+		timeoutVar: "etcd_scale_timeout", stateFile: "scale-cluster-state.json", joining: "scaling",
+		inventory: func(t *testing.T, l *lab.Lab, old, fresh []*lab.Host) string {
+			return etcdInventory(t, l, append(append([]*lab.Host{}, old...), fresh[0])) // group etcd: the four hosts
+		},
+		keeper: func(old, _ []*lab.Host) *lab.Host { return old[0] },
+		done: func(ctx context.Context, t *testing.T, l *lab.Lab, wr *writer, before map[string]string, old, fresh []*lab.Host) {
+			four := append(append([]*lab.Host{}, old...), fresh[0])
+			all := l.V3Client(t, four...)
+			checkMembers(ctx, t, l, all, four)
+			checkKeys(ctx, t, all, before, "pre-existing")
+			checkKeys(ctx, t, all, wr.acked, "written during the runs")
+			if len(wr.failed) > 0 {
+				t.Errorf("%d writes failed: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
+			}
+			if len(wr.acked) < 100 {
+				t.Errorf("the writer got only %d writes through", len(wr.acked))
+			}
+			if st := readStateOn(t, old[0], "scale-cluster-state.json"); st != nil {
+				t.Errorf("the state file was not set aside: %v", st)
+			}
+			if archived, _ := filepath.Glob(filepath.Join(old[0].Root(), "var/lib/etcd-backup/scale-cluster-state.scaled-*.json")); len(archived) != 1 {
+				t.Errorf("archived state files: %v", archived)
+			}
+		},
+	}
+	replaceGrowth = growth{
+		playbook: "replace_nodes.yml", spec: lab.Spec{Hosts: 3, Masters: true, Groups: map[string]int{"new_etcd": 2}},
+		timeoutVar: "etcd_replace_nodes_timeout", stateFile: "replace-nodes-state.json", joining: "joining",
+		inventory: func(*testing.T, *lab.Lab, []*lab.Host, []*lab.Host) string { return "" }, // the lab's
+		keeper:    func(_, fresh []*lab.Host) *lab.Host { return fresh[0] },
+		done: func(ctx context.Context, t *testing.T, l *lab.Lab, wr *writer, before map[string]string, old, fresh []*lab.Host) {
+			checkMoved(ctx, t, l, wr, before, old, fresh)
+		},
+	}
+)
+
+func partitionPromote(t *testing.T, g growth, at string, pause bool, healAfter time.Duration, timeout string, fails []string) {
 	start := time.Now()
-	l := lab.Up(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 1}})
+	l := lab.Up(t, g.spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	old := l.Members()
-	learner := freshHosts(l)[0]
-	four := append(append([]*lab.Host{}, old...), learner)
+	old, fresh := l.Members(), freshHosts(l)
+	learner, keeper := fresh[0], g.keeper(old, fresh)
 	if at == "" {
 		at = promoteTask(l)
 	}
 	cli := l.V3Client(t, old...)
 	before := map[string]string{}
 	putKeys(ctx, t, cli, before, 300, "/partition/before")
-	extra := map[string]any{"etcd_allow_unsafe_size": true, "etcd_scale_timeout": timeout}
-	inventory := etcdInventory(t, l, four) // group etcd: the four hosts
+	extra := map[string]any{"etcd_allow_unsafe_size": true, g.timeoutVar: timeout}
+	inventory := g.inventory(t, l, old, fresh)
 	w := startWriter(t, l, l.Hosts)
 
 	// As the task starts: the cut, then the burst; then the heal (or not, until after the run).
@@ -128,7 +183,7 @@ func partitionPromote(t *testing.T, at string, pause bool, healAfter time.Durati
 		}
 	})
 	t.Cleanup(func() { _ = l.Heal() })
-	first := runPlaybook(t, l, "scale_cluster.yml", lab.Run{Inventory: inventory, ExtraVars: extra, Progress: io.MultiWriter(block, hook)})
+	first := runPlaybook(t, l, g.playbook, lab.Run{Inventory: inventory, ExtraVars: extra, Progress: io.MultiWriter(block, hook)})
 	if !hook.Fired() {
 		t.Fatalf("the run never reached %q: %v\n%s", at, first.Err, first.Failures())
 	}
@@ -149,7 +204,7 @@ func partitionPromote(t *testing.T, at string, pause bool, healAfter time.Durati
 			t.Errorf("%s was a voter already when the partition healed: the promotion did not wait for it", learner.Name)
 		}
 	} else {
-		// The run gives up clearly, the cluster whole but for the cut-off member; the state file at scaling.
+		// The run gives up clearly, the cluster whole but for the cut-off member; the state file at joining.
 		msg := failureMsg(first)
 		for _, want := range fails {
 			if first.Err == nil || !strings.Contains(msg, want) {
@@ -160,36 +215,22 @@ func partitionPromote(t *testing.T, at string, pause bool, healAfter time.Durati
 		if strings.Count(ids, "=") != 4 || !strings.Contains(ids, learner.Name+"=") || isLearner(ctx, t, cli, learner) != pause {
 			t.Fatalf("after the failed run: members %s, want the three voters and %s (a learner: %t)", ids, learner.Name, pause)
 		}
-		if st := readStateOn(t, old[0], "scale-cluster-state.json"); st["status"] != "scaling" {
+		if st := readStateOn(t, keeper, g.stateFile); st["status"] != g.joining {
 			t.Errorf("state file after the failed run: %v", st)
 		}
 		t.Logf("the run failed clearly: %s; members %s", msg, ids)
 		if err := l.Heal(learner, leader); err != nil {
 			t.Fatal(err)
 		}
-		res = runPlaybook(t, l, "scale_cluster.yml", lab.Run{Inventory: inventory, ExtraVars: extra})
+		res = runPlaybook(t, l, g.playbook, lab.Run{Inventory: inventory, ExtraVars: extra})
 		mustSucceed(t, res)
 		t.Logf("re-run after the heal finished the job in %s: %s", res.Duration.Round(time.Second), summary(t, res))
 	}
 	wr := w.stop()
 
-	checkMembers(ctx, t, l, cli, four)
-	all := l.V3Client(t, four...)
-	checkKeys(ctx, t, all, before, "pre-existing")
+	g.done(ctx, t, l, wr, before, old, fresh)
+	all := l.V3Client(t, learner)
 	checkKeys(ctx, t, all, burst, "written past the cut-off member")
-	checkKeys(ctx, t, all, wr.acked, "written during the runs")
-	if len(wr.failed) > 0 {
-		t.Errorf("%d writes failed: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
-	}
-	if len(wr.acked) < 100 {
-		t.Errorf("the writer got only %d writes through", len(wr.acked))
-	}
-	if st := readStateOn(t, old[0], "scale-cluster-state.json"); st != nil {
-		t.Errorf("the state file was not set aside: %v", st)
-	}
-	if archived, _ := filepath.Glob(filepath.Join(old[0].Root(), "var/lib/etcd-backup/scale-cluster-state.scaled-*.json")); len(archived) != 1 {
-		t.Errorf("archived state files: %v", archived)
-	}
 	t.Logf("members %s; writer: %d writes acknowledged, %d failed, %s, longest %s, longest stall %s; %s in all",
 		memberIDs(ctx, t, all), len(wr.acked), len(wr.failed), wr.retries(), wr.longest.Round(time.Millisecond),
 		wr.stalled.Round(time.Millisecond), time.Since(start).Round(time.Second))
