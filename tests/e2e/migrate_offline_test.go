@@ -25,7 +25,7 @@ func TestMigrateOfflineRerunAndRollback(t *testing.T) {
 		t.Fatalf("state file after the migration: %v", st)
 	}
 	for _, h := range l.Members() {
-		if out, err := l.Exec(h, "sh", "-c", "stat -c %a /var/lib/etcd-backup/pre-migration-*/ /var/lib/etcd-backup/pre-migration-*/snapshot.db"); err != nil || strings.TrimSpace(string(out)) != "700\n600" {
+		if out, err := l.Exec(h, "sh", "-c", "stat -c %a /var/lib/etcd-backup/pre-migration-*/ /var/lib/etcd-backup/pre-migration-*/member/snap/db"); err != nil || strings.TrimSpace(string(out)) != "700\n600" {
 			t.Errorf("%s: backup modes %q (%v), want 700 and 600", h.Name, out, err)
 		}
 	}
