@@ -151,6 +151,8 @@ func TestGatherThreeMembers(t *testing.T) {
 
 	t.Run("one member stopped", func(t *testing.T) {
 		c.Stop(c.Members[2])
+		waitLeader(t, c, c.Members[0], true)
+		waitLeader(t, c, c.Members[1], true)
 		o := o
 		o.DialTimeout = time.Second
 		info, err := Gather(ctx, &o, Spec{V3Prefixes: []string{"/kubernetes.io/"}})
@@ -269,17 +271,24 @@ func TestGatherV2Disabled(t *testing.T) {
 // timeout: it campaigns, or steps down with check-quorum).
 func waitLeaderless(t *testing.T, c *etcdtest.Cluster, m *etcdtest.Member) {
 	t.Helper()
+	waitLeader(t, c, m, false)
+}
+
+// waitLeader waits until m answers naming a leader (want true) or none (want false): a member stopped
+// while it led leaves the others without one until they have elected another.
+func waitLeader(t *testing.T, c *etcdtest.Cluster, m *etcdtest.Member, want bool) {
+	t.Helper()
 	o := c.ConnOptions(m)
 	p := NewProber(&o)
 	defer p.Close()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st := p.Probe(context.Background(), m.ClientURL, false)
-		if st.Reachable && st.Leader == "" {
+		if st.Reachable && (st.Leader != "") == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s still reports leader %q: %+v", m.Name, st.Leader, st)
+			t.Fatalf("%s: leader %q, want one: %t: %+v", m.Name, st.Leader, want, st)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
