@@ -71,7 +71,11 @@ func runPlaybookWithin(t testing.TB, l *lab.Lab, name string, run lab.Run, limit
 func collectionRun(t testing.TB, name string, run lab.Run) lab.Run {
 	t.Helper()
 	run.Playbook = filepath.Join(ansibletest.Root(t), "playbooks", name)
-	run.Env = lab.EnvMap(ansibletest.Install(t))
+	env := lab.EnvMap(ansibletest.Install(t))
+	for k, v := range run.Env { // the caller's settings (e.g. ANSIBLE_PIPELINING) on top
+		env[k] = v
+	}
+	run.Env = env
 	return run
 }
 
