@@ -325,12 +325,18 @@ func TestSoakFaultMatrixRestore(t *testing.T) {
 
 // all runs the whole matrix: the uninterrupted run (its lab gone before the others start), then each
 // boundary, two labs at once on two cores (-parallel), its re-run killed again half-way to the end.
+// A boundary's subtest is named by its position and task ("017_etcdops.etcd.etcd_backup_:_Stop_etcd,…"),
+// so -run selects a slice by either, with the uninterrupted run that finds them:
+// 'TestSoakFaultMatrixMigrateOffline/(uninterrupted|.*etcd_backup)'.
 func (fm faultMatrix) all(t *testing.T) {
 	var all []lab.Kill
-	t.Run("uninterrupted", func(t *testing.T) { all = fm.boundaries(t) })
+	if t.Run("uninterrupted", func(t *testing.T) { all = fm.boundaries(t) }); all == nil && !t.Failed() {
+		t.Fatal("-run filtered out the uninterrupted run, which finds the boundaries: add it to the pattern, " +
+			"e.g. 'TestSoakFaultMatrixMigrateOffline/(uninterrupted|01.)'")
+	}
 	for i, k := range all {
 		second := all[i+(len(all)-i)/2]
-		t.Run(fmt.Sprintf("%03d", i), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%03d %s #%d", i, strings.ReplaceAll(k.Task, "/", "-"), k.Nth), func(t *testing.T) {
 			t.Parallel()
 			fm.killAt(t, k, second)
 		})
