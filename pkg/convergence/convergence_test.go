@@ -54,8 +54,15 @@ func TestWait(t *testing.T) {
 		s := spec
 		s.Timeout = time.Second
 		res, err := Wait(ctx, &o, s)
-		if err == nil || !strings.Contains(res.Reason, "has not started") || len(res.Members) != 4 || res.Polls < 5 {
+		// How many polls fit in the second depends on the machine's load (CI saw a single 1.5-s poll):
+		// what counts is that the member was not dialled (its error says why) and the wait did not converge.
+		if err == nil || !strings.Contains(res.Reason, "has not started") || len(res.Members) != 4 || res.Polls < 1 {
 			t.Fatalf("err %v result %+v", err, res)
+		}
+		for _, m := range res.Members {
+			if m.Name == "" && !strings.Contains(m.Error, "no client URLs") {
+				t.Errorf("the unstarted member: %+v, want it reported without a dial (no client URLs)", m)
+			}
 		}
 	})
 
