@@ -2,7 +2,7 @@
 # interruption scenarios, tests/e2e/*_test.go named TestSoak*, which skip unless ETCDOPS_SOAK=1.
 #   make soak [SOAK_RUN='TestSoakRecoveryVersions/3.6'] [SOAK_TIMEOUT=2h]
 # The fault matrix (TestSoakFaultMatrix*, docs/development.md) alone takes about a day: the default timeout
-# covers it; SOAK_RUN='TestSoakFaultMatrixMigrateOffline/0[0-4]' runs a slice of its boundaries.
+# covers it; SOAK_RUN='TestSoakFaultMatrixMigrateOffline/(uninterrupted|^0[0-4])' runs a slice of its boundaries.
 SOAK_RUN ?= ^TestSoak
 SOAK_TIMEOUT ?= 30h
 

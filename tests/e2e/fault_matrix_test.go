@@ -332,7 +332,7 @@ func (fm faultMatrix) all(t *testing.T) {
 	var all []lab.Kill
 	if t.Run("uninterrupted", func(t *testing.T) { all = fm.boundaries(t) }); all == nil && !t.Failed() {
 		t.Fatal("-run filtered out the uninterrupted run, which finds the boundaries: add it to the pattern, " +
-			"e.g. 'TestSoakFaultMatrixMigrateOffline/(uninterrupted|01.)'")
+			"e.g. 'TestSoakFaultMatrixMigrateOffline/(uninterrupted|^01.)'")
 	}
 	for i, k := range all {
 		second := all[i+(len(all)-i)/2]
