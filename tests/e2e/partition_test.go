@@ -93,14 +93,7 @@ var (
 			four := append(append([]*lab.Host{}, old...), fresh[0])
 			all := l.V3Client(t, four...)
 			checkMembers(ctx, t, l, all, four)
-			checkKeys(ctx, t, all, before, "pre-existing")
-			checkKeys(ctx, t, all, wr.acked, "written during the runs")
-			if len(wr.failed) > 0 {
-				t.Errorf("%d writes failed: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
-			}
-			if len(wr.acked) < 100 {
-				t.Errorf("the writer got only %d writes through", len(wr.acked))
-			}
+			checkWrites(ctx, t, all, wr, before, "the runs")
 			if st := readStateOn(t, old[0], "scale-cluster-state.json"); st != nil {
 				t.Errorf("the state file was not set aside: %v", st)
 			}

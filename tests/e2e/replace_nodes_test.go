@@ -232,22 +232,28 @@ func checkKeys(ctx context.Context, t testing.TB, cli *clientv3.Client, want map
 	}
 }
 
-// checkMoved asserts a move onto the new hosts cost the writer nothing - no failed write, enough
-// acknowledged, every key written before and during it intact - and ended as checkReplaced says. It
-// returns a client of the new members.
+// checkMoved asserts a move onto the new hosts cost the writer nothing (checkWrites) and ended as
+// checkReplaced says. It returns a client of the new members.
 func checkMoved(ctx context.Context, t *testing.T, l *lab.Lab, wr *writer, before map[string]string, old, fresh []*lab.Host) *clientv3.Client {
 	t.Helper()
+	newCli := l.V3Client(t, fresh...)
+	checkWrites(ctx, t, newCli, wr, before, "the move")
+	checkReplaced(ctx, t, l, newCli, old, fresh)
+	return newCli
+}
+
+// checkWrites asserts a membership change (during names it) cost the writer nothing: no failed write,
+// enough acknowledged, every key written before and during it intact on cli.
+func checkWrites(ctx context.Context, t *testing.T, cli *clientv3.Client, wr *writer, before map[string]string, during string) {
+	t.Helper()
 	if len(wr.failed) > 0 {
-		t.Errorf("%d writes failed during the move: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
+		t.Errorf("%d writes failed during %s: %v", len(wr.failed), during, wr.failed[:min(len(wr.failed), 5)])
 	}
 	if len(wr.acked) < 100 {
 		t.Errorf("the writer got only %d writes through", len(wr.acked))
 	}
-	newCli := l.V3Client(t, fresh...)
-	checkKeys(ctx, t, newCli, before, "pre-existing")
-	checkKeys(ctx, t, newCli, wr.acked, "written during the move")
-	checkReplaced(ctx, t, l, newCli, old, fresh)
-	return newCli
+	checkKeys(ctx, t, cli, before, "pre-existing")
+	checkKeys(ctx, t, cli, wr.acked, "written during "+during)
 }
 
 // checkReplaced asserts the end state: the members are exactly the new hosts, all started, healthy
