@@ -148,9 +148,10 @@ unit:
 modtest: install
 	$(GO) test -count=1 -timeout 20m ./tests/modules/...
 
-# The quick layers one after another, then the lab layers in three lanes at once (mk/lanes.sh): the two
-# e2e shards and every other layer (EXTRA_TEST_TARGETS, from mk/*.mk) in turn. Logs: build/test-lanes/.
-TEST_LANES := e2e-shard-a e2e-shard-b "$(EXTRA_TEST_TARGETS)"
+# The quick layers one after another, then the lab layers in three lanes at once (mk/lanes.sh): e2e shards
+# a and b, and e2e shard c then every other layer (EXTRA_TEST_TARGETS, from mk/*.mk) in turn. Logs:
+# build/test-lanes/.
+TEST_LANES := e2e-shard-a e2e-shard-b "e2e-shard-c $(EXTRA_TEST_TARGETS)"
 test: deps install lint unit modtest e2e-build
 	@MAKE=$(MAKE) mk/lanes.sh build/test-lanes $(TEST_LANES)
 	@echo "make test: all layers passed"

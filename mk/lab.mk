@@ -30,26 +30,30 @@ lab-down: labctl
 lab-status: labctl
 	$(LABCTL) status -name $(LAB_NAME)
 
-# The e2e tests run as two shards at once (mk/lanes.sh), each with its own labs (lab names carry the PID).
-# E2E_SHARD picks shard a's tests (the rest is shard b). `make test` runs both shards beside its other lab
-# layers (TEST_LANES in the Makefile); `make e2e` runs them alone.
-E2E_SHARD ?= ^(TestForceNewCluster|TestReplaceNodes|TestScaleCluster|TestRecoverMember|TestCleanup.*|TestRestore.*|TestMasterUnitsProbed)$$
+# The e2e tests run as three shards at once (mk/lanes.sh), each with its own labs (lab names carry the PID).
+# E2E_SHARD_A and E2E_SHARD_C pick shards a's and c's tests (the rest is shard b), balanced by the lab time
+# each test took in `make test`. `make test` runs shard c before its other lab layers (TEST_LANES in the
+# Makefile); `make e2e` runs the three shards alone.
+E2E_SHARD_A ?= ^(TestReplaceNodes|TestScaleCluster|TestCleanup.*|TestMasterUnitsProbed|TestNoPasswordRestsOnTheHost|TestEtcd3ConsumersWithoutRecordedMigration)$$
+E2E_SHARD_C ?= ^(TestForceNewCluster|TestRecoverMember|TestRestore.*)$$
 E2E_RUN   := cd tests/e2e && ../../build/e2e.test -test.count=1 -test.v -test.timeout 85m
-.PHONY: e2e e2e-build e2e-shard-a e2e-shard-b test-lab
+.PHONY: e2e e2e-build e2e-shard-a e2e-shard-b e2e-shard-c test-lab
 e2e-build: deps install labctl etcd36 etcd-old
 	$(GO) test -c -o build/e2e.test ./tests/e2e
 
 # The shards run the test binary e2e-build left (built once, not by each shard at the same time).
 e2e-shard-a:
-	$(E2E_RUN) -test.run '$(E2E_SHARD)'
+	$(E2E_RUN) -test.run '$(E2E_SHARD_A)'
 e2e-shard-b:
-	$(E2E_RUN) -test.skip '$(E2E_SHARD)'
+	$(E2E_RUN) -test.skip '$(E2E_SHARD_A)|$(E2E_SHARD_C)'
+e2e-shard-c:
+	$(E2E_RUN) -test.run '$(E2E_SHARD_C)'
 
 test-lab: labctl
 	$(GO) test -count=1 -timeout 20m ./lab/...
 
 e2e: e2e-build test-lab
-	@MAKE=$(MAKE) mk/lanes.sh build/e2e-logs e2e-shard-a e2e-shard-b
+	@MAKE=$(MAKE) mk/lanes.sh build/e2e-logs e2e-shard-a e2e-shard-b e2e-shard-c
 
 demo: deps install labctl
 	$(LABCTL) demo -name demo -keys $(DEMO_KEYS) -playbook $(DEMO_PLAYBOOK) $(if $(filter 1 yes true,$(KEEP)),-keep)

@@ -13,10 +13,14 @@ import (
 // back (the members restored from their pre-migration backups). 3.2 does not know
 // ignore_value, so the lease attach sends every value again; the data check below reads them all.
 // The members snapshot every 5000 writes, so the online copy reads the member's snapshot, proved
-// current by a quorum read (3.2 reports no applied index).
+// current by a quorum read (3.2 reports no applied index). The online case runs in make soak only (make
+// test's CPU on two cores); make test runs pkg/v2data and pkg/v2disk, the copy and the snapshot read, on 3.2.
 func TestMigrateOnEtcd32(t *testing.T) {
 	for _, mode := range []string{"offline", "online"} {
 		t.Run(mode, func(t *testing.T) {
+			if mode == "online" {
+				soak(t)
+			}
 			l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, Etcd: "3.2", SnapshotCount: 5000}, 8000)
 			if st, err := l.V3Client(t).Status(t.Context(), l.Members()[0].ClientURL()); err != nil || !strings.HasPrefix(st.Version, "3.2.") {
 				t.Fatalf("status: %v %v, want etcd 3.2", st, err)

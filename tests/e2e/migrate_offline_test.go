@@ -14,8 +14,13 @@ import (
 
 // The documented offline procedure end to end on 20k OpenShift-shaped v2 keys, then a second run
 // (changes nothing, says so), then the rollback (the original v2 data served again, v3 untouched).
+// With Ansible's default connection settings (pipelining off; the other lab tests pipeline).
 func TestMigrateOfflineRerunAndRollback(t *testing.T) {
 	l, m := migrationLab(t, migrationKeys)
+	playbook := func(t *testing.T, l *lab.Lab, name string, extra map[string]any) *lab.Result {
+		t.Helper()
+		return runPlaybook(t, l, name, lab.Run{ExtraVars: extra, Env: map[string]string{"ANSIBLE_PIPELINING": "False"}})
+	}
 
 	res := playbook(t, l, "migrate_v2_to_v3.yml", nil)
 	mustSucceed(t, res)

@@ -44,8 +44,10 @@ func TestMigrateInterruptedThenResumed(t *testing.T) {
 
 // A run interrupted once the data is in v3 on the rebuilt cluster (here a master's API unit fails to
 // start again) is re-run once the unit is fixed: it resumes from that phase, only switches and starts
-// the consumers and verifies — no second copy, nothing lost.
-func TestMigrateResumesAfterTheRebuild(t *testing.T) {
+// the consumers and verifies — no second copy, nothing lost. A soak test: make test resumes the migration
+// after etcdctl migrate (TestMigrateInterruptedThenResumed) and at step 11 (TestFaultMatrixMigrateOfflineSample).
+func TestSoakMigrateResumesAfterTheRebuild(t *testing.T) {
+	soak(t)
 	l, m := migrationLab(t, 4000)
 	online := map[string]any{"etcd_migration_mode": "online"}
 	h, unit := l.Members()[1], "/etc/systemd/system/"+lab.MasterServices[0]+".service.d"

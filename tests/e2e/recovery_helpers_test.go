@@ -15,10 +15,13 @@ import (
 // (ETCDOPS_SOAK=1): make test stays within its time budget.
 func soak(t *testing.T) {
 	t.Helper()
-	if os.Getenv("ETCDOPS_SOAK") == "" {
+	if !soaking() {
 		t.Skip("a soak test: make soak runs it")
 	}
 }
+
+// soaking tells whether make soak runs the tests (a make test run leaves the long parts out).
+func soaking() bool { return os.Getenv("ETCDOPS_SOAK") != "" }
 
 // breakEtcdUnit makes etcd's unit on h unable to start (a drop-in with ExecStart=/bin/false) and returns the repair.
 func breakEtcdUnit(t *testing.T, l *lab.Lab, h *lab.Host) (repair func()) {
