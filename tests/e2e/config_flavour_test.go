@@ -20,10 +20,22 @@ import (
 // 20-clct-etcd-member.conf's ExecStart and there is no etcd.conf. A member with corrupt data is
 // recovered (recover_member.yml) and comes back a healthy voter with every key, its drop-in now
 // joining the existing cluster; then 3 → 5 → 3 (scale_cluster.yml): the joining hosts get a drop-in
-// with their own flags, the members are exactly group etcd, every key intact (make soak only). No etcd.conf appears.
-func TestDropInFlavour(t *testing.T) {
+// with their own flags, the members are exactly group etcd, every key intact. No etcd.conf appears.
+// make test runs the recovery (TestDropInFlavour), make soak all of it (TestSoakDropInFlavour).
+func TestDropInFlavour(t *testing.T) { dropInFlavour(t, false) }
+
+func TestSoakDropInFlavour(t *testing.T) {
+	soak(t)
+	dropInFlavour(t, true)
+}
+
+func dropInFlavour(t *testing.T, scaled bool) {
 	step := stepLogger(t)
-	ctx, l, keys, noEtcdConf := flavourLab(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}, Flavour: lab.FlavourDropIn})
+	spec := lab.Spec{Hosts: 3, Flavour: lab.FlavourDropIn}
+	if scaled {
+		spec.Groups = map[string]int{"spare": 2}
+	}
+	ctx, l, keys, noEtcdConf := flavourLab(t, spec)
 	old, spare := l.Members(), freshHosts(l)
 	cli := l.V3Client(t, old[0])
 	noEtcdConf()
@@ -40,7 +52,7 @@ func TestDropInFlavour(t *testing.T) {
 	step("1. recovered %s in %s; its drop-in: --initial-cluster-state=%s --initial-cluster=%s", old[2].Name,
 		time.Since(start).Round(time.Second), env["ETCD_INITIAL_CLUSTER_STATE"], env["ETCD_INITIAL_CLUSTER"])
 
-	if !soaking() { // steps 2-3 are long; make soak runs them
+	if !scaled {
 		noEtcdConf()
 		return
 	}

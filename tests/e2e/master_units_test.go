@@ -9,8 +9,9 @@ import (
 
 // With openshift_master_services empty, role openshift_master probes each master's units: the
 // Enterprise split units on etcd1, Origin's on etcd2, a 3.6 single master's unit on etcd3. The
-// fall-back playbook (stop, switch, start) restarts exactly those units on each host; a master with
-// none of them is refused with a message naming openshift_master_services.
+// fall-back playbook (stop, switch, start) restarts exactly those units on each host; a unit that
+// exits at once fails its host's start check; a master with none of them is refused with a message
+// naming openshift_master_services.
 func TestMasterUnitsProbed(t *testing.T) {
 	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
 	hosts := l.Members()
@@ -61,6 +62,26 @@ func TestMasterUnitsProbed(t *testing.T) {
 			t.Errorf("%s: storage-backend %q", h.Name, backend)
 		}
 	}
+
+	// A master unit that does not keep running fails the start on its host.
+	repair := breakUnit(t, l, hosts[0], ctl)
+	res = runTestdata(t, l, "fallback.yml", map[string]any{"fallback_backend": "etcd3", "openshift_master_services": []string{}})
+	if res.Err == nil {
+		t.Fatalf("the start went through with %s on %s exiting at once", ctl, hosts[0].Name)
+	}
+	var failed []string
+	for _, r := range res.Tasks {
+		if r.Failed() {
+			failed = append(failed, r.Host+": "+r.Task)
+		}
+	}
+	// Restarted every 100 ms, the unit is active for moments: the first check may see one, the second
+	// (same activation 3 s later) then fails.
+	if len(failed) != 1 || (failed[0] != hosts[0].Name+": etcdops.etcd.openshift_master : Check they keep running" &&
+		failed[0] != hosts[0].Name+": etcdops.etcd.openshift_master : Check they are still running, not restarted") {
+		t.Errorf("failed tasks %q, want only one of %s's checks that its units keep running", failed, hosts[0].Name)
+	}
+	repair()
 
 	// No known unit: refused on that host, naming the variable, before its master-config changes.
 	rename(hosts[2], map[string]string{"atomic-openshift-master": "some-master"})

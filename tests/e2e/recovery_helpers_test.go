@@ -15,18 +15,21 @@ import (
 // (ETCDOPS_SOAK=1): make test stays within its time budget.
 func soak(t *testing.T) {
 	t.Helper()
-	if !soaking() {
+	if os.Getenv("ETCDOPS_SOAK") == "" {
 		t.Skip("a soak test: make soak runs it")
 	}
 }
 
-// soaking tells whether make soak runs the tests (a make test run leaves the long parts out).
-func soaking() bool { return os.Getenv("ETCDOPS_SOAK") != "" }
-
 // breakEtcdUnit makes etcd's unit on h unable to start (a drop-in with ExecStart=/bin/false) and returns the repair.
 func breakEtcdUnit(t *testing.T, l *lab.Lab, h *lab.Host) (repair func()) {
 	t.Helper()
-	dropIn := "/etc/systemd/system/etcd.service.d"
+	return breakUnit(t, l, h, "etcd")
+}
+
+// breakUnit makes unit on h unable to keep running (a drop-in with ExecStart=/bin/false) and returns the repair.
+func breakUnit(t *testing.T, l *lab.Lab, h *lab.Host, unit string) (repair func()) {
+	t.Helper()
+	dropIn := "/etc/systemd/system/" + unit + ".service.d"
 	if out, err := l.Exec(h, "sh", "-c", "mkdir -p "+dropIn+" && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > "+
 		dropIn+"/broken.conf && systemctl daemon-reload"); err != nil {
 		t.Fatalf("%s: %s %v", h.Name, out, err)
