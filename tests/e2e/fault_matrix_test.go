@@ -239,7 +239,8 @@ func checkNoLeftovers(t *testing.T, l *lab.Lab, backups string) {
 
 // make test's sample: one boundary (a kill costs a whole lab and two runs, and make test must stay within
 // 60 minutes on 2 cores); make soak runs all of them. Near the end: the cluster rebuilt with leases, the
-// consumers switched but stopped. (migrate_resume_test.go already kills right after etcdctl migrate.)
+// consumers switched but stopped. (make soak's TestSoakMigrateInterruptedThenResumed fails a run right
+// after etcdctl migrate.)
 var migrateOfflineSample = []lab.Kill{
 	{Task: "Step 11: start the master services", Nth: 1},
 }

@@ -11,8 +11,10 @@ import (
 // A run that fails after `etcdctl migrate` wrote v3 data into the stopped first member (the point
 // where the documented procedure says "roll back, contact support") is re-run to completion: the
 // re-run restores the first member from the run's verified backup (the half-migrated dir is kept
-// aside) and migrates again, losing nothing.
-func TestMigrateInterruptedThenResumed(t *testing.T) {
+// aside) and migrates again, losing nothing. A soak test (20k keys, two runs): make test's resume is
+// TestFaultMatrixMigrateOfflineSample's.
+func TestSoakMigrateInterruptedThenResumed(t *testing.T) {
+	soak(t)
 	l, m := migrationLab(t, migrationKeys)
 	res := playbook(t, l, "migrate_v2_to_v3.yml", map[string]any{
 		"etcd_v2v3_migrate_command": "sh -c 'etcdctl migrate --data-dir=/var/lib/etcd && echo interrupted >&2 && exit 3'",
@@ -45,7 +47,7 @@ func TestMigrateInterruptedThenResumed(t *testing.T) {
 // A run interrupted once the data is in v3 on the rebuilt cluster (here a master's API unit fails to
 // start again) is re-run once the unit is fixed: it resumes from that phase, only switches and starts
 // the consumers and verifies — no second copy, nothing lost. A soak test: make test resumes the migration
-// after etcdctl migrate (TestMigrateInterruptedThenResumed) and at step 11 (TestFaultMatrixMigrateOfflineSample).
+// killed at step 11 (TestFaultMatrixMigrateOfflineSample), and TestMasterUnitsProbed fails a start.
 func TestSoakMigrateResumesAfterTheRebuild(t *testing.T) {
 	soak(t)
 	l, m := migrationLab(t, 4000)
