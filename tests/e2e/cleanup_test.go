@@ -25,7 +25,7 @@ import (
 func TestCleanupAfterFailedMigration(t *testing.T) {
 	step := stepLogger(t)
 	l, m := migrationLab(t, 2000)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 
 	// 1-4. Migrated with this collection; fallen back as the operator did (master-config to etcd2, no

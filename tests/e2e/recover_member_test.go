@@ -22,7 +22,7 @@ import (
 func TestRecoverMember(t *testing.T) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	etcd1, etcd2, etcd3 := l.Members()[0], l.Members()[1], l.Members()[2]
 	cli := l.V3Client(t, etcd1) // etcd1 stays a member throughout

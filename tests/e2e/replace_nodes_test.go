@@ -27,7 +27,7 @@ import (
 func TestReplaceNodes(t *testing.T) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true, Groups: map[string]int{"new_etcd": 3}})
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	old := l.Members()
 	fresh := freshHosts(l)

@@ -148,7 +148,7 @@ func TestRestoreRefusals(t *testing.T) {
 // they were when it was taken, the later writes gone, three healthy voters.
 func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
 	l := lab.Up(t, lab.Spec{Hosts: 3, Etcd: "3.6"})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	if _, err := l.SeedV3(ctx, 300, 1); err != nil {
 		t.Fatal(err)

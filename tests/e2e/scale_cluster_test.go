@@ -27,7 +27,7 @@ import (
 func TestScaleCluster(t *testing.T) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}})
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	old := l.Members()
 	spare := freshHosts(l)
