@@ -10,8 +10,9 @@ import (
 // With openshift_master_services empty, role openshift_master probes each master's units: the
 // Enterprise split units on etcd1, Origin's on etcd2, a 3.6 single master's unit on etcd3. The
 // fall-back playbook (stop, switch, start) restarts exactly those units on each host; a unit that
-// exits at once fails its host's start check; a master with none of them is refused with a message
-// naming openshift_master_services.
+// exits at once fails its host's start check; a candidate that is a glob is refused naming
+// openshift_master_unit_candidates; a master with none of them is refused with a message naming
+// openshift_master_services.
 func TestMasterUnitsProbed(t *testing.T) {
 	l := lab.Up(t, lab.Spec{Hosts: 3, Masters: true})
 	hosts := l.Members()
@@ -82,6 +83,19 @@ func TestMasterUnitsProbed(t *testing.T) {
 		t.Errorf("failed tasks %q, want only one of %s's checks that its units keep running", failed, hosts[0].Name)
 	}
 	repair()
+
+	// A candidate systemctl would read as a glob: refused on every master, naming the variable, before
+	// anything stops or changes.
+	res = runTestdata(t, l, "fallback.yml", map[string]any{"openshift_master_services": []string{},
+		"openshift_master_unit_candidates": [][]string{{"origin-master-*"}}})
+	if msg := failureMsg(res); res.Err == nil || !strings.Contains(msg, "openshift_master_unit_candidates: origin-master-* is not a unit name") {
+		t.Errorf("a glob among the candidates: err %v, message %q", res.Err, msg)
+	}
+	for _, h := range hosts {
+		if backend, _ := masterStorage(t, h); backend != "etcd3" {
+			t.Errorf("%s: storage-backend %q after the refusal, want etcd3 untouched", h.Name, backend)
+		}
+	}
 
 	// No known unit: refused on that host, naming the variable, before its master-config changes.
 	rename(hosts[2], map[string]string{"atomic-openshift-master": "some-master"})
