@@ -2,21 +2,29 @@
 # mk/lanes.sh LOGDIR LANE...: runs each LANE (a space-separated list of make targets, run in order) as its
 # own `make` at once, each into LOGDIR/<n>.log. Most of a lab test's time is spent waiting on etcd,
 # systemd, SSH and the kubelet, so lanes on 2 cores take far less than the sum of their layers.
-# At the end: every log whole, the slowest tests of all lanes (for balancing them), each lane's exit.
+# Meanwhile each finished test prints one line (lane, minutes since the start, result), so a run stopped
+# at CI's time limit still shows how far each lane got. At the end: every log whole, the slowest tests of
+# all lanes (for balancing them), each lane's exit.
 set -u
 logdir=$1; shift
 mkdir -p "$logdir"
 rm -f "$logdir"/*.log
 pids=() lanes=()
 n=0
+began=$(date +%s)
 for lane in "$@"; do
   n=$((n + 1))
   lanes+=("$lane")
   ( start=$(date +%s)
-    ${MAKE:-make} --no-print-directory --keep-going $lane
-    rc=$?
-    echo "lane $n ($lane): exit $rc after $(( $(date +%s) - start )) s"
-    exit $rc ) > "$logdir/$n.log" 2>&1 &
+    ${MAKE:-make} --no-print-directory --keep-going $lane 2>&1 | tee "$logdir/$n.log" |
+      while IFS= read -r line; do
+        case $line in
+          "--- PASS: Test"* | "--- FAIL: Test"*) echo "lane $n, minute $(( ($(date +%s) - began) / 60 )): ${line#--- }" ;;
+        esac
+      done
+    rc=${PIPESTATUS[0]}
+    echo "lane $n ($lane): exit $rc after $(( $(date +%s) - start )) s" >> "$logdir/$n.log"
+    exit $rc ) &
   pids+=($!)
 done
 rcs=() failed=0

@@ -16,15 +16,16 @@ import (
 // current by a quorum read (3.2 reports no applied index). Online on 3.2 is a soak test
 // (TestSoakMigrateOnEtcd32Online, for make test's CPU on two cores); make test runs pkg/v2data and
 // pkg/v2disk, the copy and the snapshot read, on 3.2.
-func TestMigrateOnEtcd32(t *testing.T) { migrateOnEtcd32(t, "offline") }
+func TestMigrateOnEtcd32(t *testing.T) { migrateOnEtcd32(t, "offline", 2000) }
 
+// Online, 8000 keys: past the members' first snapshot.
 func TestSoakMigrateOnEtcd32Online(t *testing.T) {
 	soak(t)
-	migrateOnEtcd32(t, "online")
+	migrateOnEtcd32(t, "online", 8000)
 }
 
-func migrateOnEtcd32(t *testing.T, mode string) {
-	l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, Etcd: "3.2", SnapshotCount: 5000}, 8000)
+func migrateOnEtcd32(t *testing.T, mode string, keys int) {
+	l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, Etcd: "3.2", SnapshotCount: 5000}, keys)
 	if st, err := l.V3Client(t).Status(t.Context(), l.Members()[0].ClientURL()); err != nil || !strings.HasPrefix(st.Version, "3.2.") {
 		t.Fatalf("status: %v %v, want etcd 3.2", st, err)
 	}

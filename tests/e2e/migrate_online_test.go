@@ -9,10 +9,20 @@ import (
 )
 
 // Online mode: etcd stays up and etcd_v2_copy writes the v2 keyspace into v3 with leases in the same
-// pass; the outcome must be the same as offline. The members snapshot every 5000 writes, as
-// long-lived ones have, so the copy reads the member's v2 snapshot and the API for the rest.
-func TestMigrateOnline(t *testing.T) {
-	l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, SnapshotCount: 5000}, migrationKeys)
+// pass; the outcome must be the same as offline. The members have snapshotted, as long-lived ones have,
+// so the copy reads the member's v2 snapshot and the API for the rest. make test moves 2000 keys (members
+// snapshotting every 500 writes); make soak 20k (every 5000), the size TestMigrateOfflineRerunAndRollback
+// moves in make test.
+func TestMigrateOnline(t *testing.T) { migrateOnline(t, 2000, 500) }
+
+func TestSoakMigrateOnline20k(t *testing.T) {
+	soak(t)
+	migrateOnline(t, migrationKeys, 5000)
+}
+
+// migrateOnline is TestMigrateOnline on keys v2 keys, the members snapshotting every snapshotCount writes.
+func migrateOnline(t *testing.T, keys, snapshotCount int) {
+	l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, SnapshotCount: snapshotCount}, keys)
 	res := playbook(t, l, "migrate_v2_to_v3.yml", map[string]any{"etcd_migration_mode": "online"})
 	mustSucceed(t, res)
 	t.Logf("online migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))

@@ -17,14 +17,22 @@ import (
 
 // scale_cluster.yml on one lab boot: 3 etcd 3.4 members and 2 fresh hosts (group spare). Refused with
 // nothing changed (members, every host's data dir, no etcd.conf on the spares, no state file): group etcd
-// of 4 hosts (even size); a joining host that holds a member dir; a cluster without quorum (two members
-// stopped). Then, while a writer outside Ansible writes through all five endpoints: 3 → 4 with
-// etcd_allow_unsafe_size=true, killed right after spare1 was added as a learner (not started) and re-run
-// to the end; 4 → 5; 5 → 3 (etcd1, the leader, and etcd2 leave), killed right after the first removal and
-// re-run to the end. No write fails, none is lost, every key written before is intact; the members are
-// exactly group etcd, voting; the removed hosts' etcd stopped and disabled, their member dirs moved
-// aside. A re-run changes nothing.
-func TestScaleCluster(t *testing.T) {
+// of 4 hosts (even size); a cluster without quorum (two members stopped). Then, while a writer outside
+// Ansible writes through all five endpoints: 3 → 5; 5 → 3 (etcd1, the leader, and etcd2 leave), killed
+// right after the first removal and re-run to the end. No write fails, none is lost, every key written
+// before is intact; the members are exactly group etcd, voting; the removed hosts' etcd stopped and
+// disabled, their member dirs moved aside. A re-run changes nothing. make soak also refuses a joining host
+// that holds a member dir, and grows in two steps: 3 → 4 with etcd_allow_unsafe_size=true, killed right
+// after spare1 was added as a learner (not started) and re-run to the end, then 4 → 5.
+func TestScaleCluster(t *testing.T) { scaleCluster(t, false) }
+
+func TestSoakScaleClusterInSteps(t *testing.T) {
+	soak(t)
+	scaleCluster(t, true)
+}
+
+// scaleCluster is TestScaleCluster; inSteps adds the member-dir refusal and grows 3 → 4 (killed, re-run) → 5.
+func scaleCluster(t *testing.T, inSteps bool) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}})
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
@@ -70,14 +78,16 @@ func TestScaleCluster(t *testing.T) {
 	unchanged := shape()
 	refused("group etcd of 4", "etcd_allow_unsafe_size", unchanged, scale(t, l, four))
 
-	foreign := filepath.Join(spare[1].Root(), "var/lib/etcd/member")
-	if err := os.MkdirAll(filepath.Join(foreign, "snap"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	refused("a joining host with a member dir", spare[1].Name+" has no /etc/etcd/etcd.conf, so it is about to join, but it has a member dir",
-		shape(), scale(t, l, all))
-	if err := os.RemoveAll(foreign); err != nil {
-		t.Fatal(err)
+	if inSteps {
+		foreign := filepath.Join(spare[1].Root(), "var/lib/etcd/member")
+		if err := os.MkdirAll(filepath.Join(foreign, "snap"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		refused("a joining host with a member dir", spare[1].Name+" has no /etc/etcd/etcd.conf, so it is about to join, but it has a member dir",
+			shape(), scale(t, l, all))
+		if err := os.RemoveAll(foreign); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	for _, h := range old[1:] {
@@ -96,31 +106,33 @@ func TestScaleCluster(t *testing.T) {
 	}
 	refused("two of three members stopped", "The cluster has no quorum (", unchanged, noQuorum)
 
-	// 2. 3 → 4 (allowed by etcd_allow_unsafe_size) killed after the learner was added, re-run; then 4 → 5;
-	// one writer through all five endpoints across the three runs.
-	unsafe := map[string]any{"etcd_allow_unsafe_size": true}
+	// 2. 3 → 5, with one writer through all five endpoints. In make soak: 3 → 4 (allowed by
+	// etcd_allow_unsafe_size) killed after the learner was added, re-run; then 4 → 5.
 	w := startWriter(t, l, all)
 	start := time.Now()
-	killed := scaleRun(t, l, four, lab.Run{ExtraVars: unsafe, KillAt: lab.Kill{
-		Task: "etcdops.etcd.etcd_member_join : Write the ETCD_INITIAL_CLUSTER* settings etcd_member returned into etcd.conf"}})
-	if !killed.Killed {
-		t.Fatalf("the run was not killed after the learner was added: %v\n%s", killed.Err, killed.Failures())
+	if inSteps {
+		unsafe := map[string]any{"etcd_allow_unsafe_size": true}
+		killed := scaleRun(t, l, four, lab.Run{ExtraVars: unsafe, KillAt: lab.Kill{
+			Task: "etcdops.etcd.etcd_member_join : Write the ETCD_INITIAL_CLUSTER* settings etcd_member returned into etcd.conf"}})
+		if !killed.Killed {
+			t.Fatalf("the run was not killed after the learner was added: %v\n%s", killed.Err, killed.Failures())
+		}
+		ids := memberIDs(ctx, t, cli)
+		if st := readStateOn(t, old[0], "scale-cluster-state.json"); st["status"] != "scaling" || strings.Count(ids, " learner") != 1 {
+			t.Fatalf("after the kill: state %v, members %s (want one learner, not started)", st, ids)
+		}
+		step("2a. killed after %s was added as a learner (%s): members %s", spare[0].Name, time.Since(start).Round(time.Second), ids)
+		res := scaleRun(t, l, four, lab.Run{ExtraVars: unsafe})
+		mustSucceed(t, res)
+		checkMembers(ctx, t, l, cli, four)
+		step("2b. re-run: 4 members (even size allowed) in %s total: %s", time.Since(start).Round(time.Second), memberIDs(ctx, t, cli))
 	}
-	ids := memberIDs(ctx, t, cli)
-	if st := readStateOn(t, old[0], "scale-cluster-state.json"); st["status"] != "scaling" || strings.Count(ids, " learner") != 1 {
-		t.Fatalf("after the kill: state %v, members %s (want one learner, not started)", st, ids)
-	}
-	step("2a. killed after %s was added as a learner (%s): members %s", spare[0].Name, time.Since(start).Round(time.Second), ids)
-	res := scaleRun(t, l, four, lab.Run{ExtraVars: unsafe})
-	mustSucceed(t, res)
-	checkMembers(ctx, t, l, cli, four)
-	step("2b. re-run: 4 members (even size allowed) in %s total: %s", time.Since(start).Round(time.Second), memberIDs(ctx, t, cli))
-	res = scale(t, l, all)
+	res := scale(t, l, all)
 	grown := time.Since(start)
 	grow := w.stop()
 	mustSucceed(t, res)
 	checkMembers(ctx, t, l, cli, all)
-	step("2c. grown to 5 in %s since 2a: %s; writer: %d writes acknowledged, %d failed, %s, longest write %s", grown.Round(time.Second),
+	step("2c. grown to 5 in %s: %s; writer: %d writes acknowledged, %d failed, %s, longest write %s", grown.Round(time.Second),
 		memberIDs(ctx, t, cli), len(grow.acked), len(grow.failed), grow.retries(), grow.longest)
 
 	// 3. (etcd1 made the leader, outside the measured window) 5 → 3 without etcd1 and etcd2, killed right
@@ -130,14 +142,14 @@ func TestScaleCluster(t *testing.T) {
 	moveLeader(ctx, t, l, all, old[0])
 	w = startWriter(t, l, all)
 	start = time.Now()
-	killed = scaleRun(t, l, kept, lab.Run{KillAt: lab.Kill{
+	killed := scaleRun(t, l, kept, lab.Run{KillAt: lab.Kill{
 		Task: "etcdops.etcd.etcd_replace_nodes : Wait until every member is healthy and converged"}})
 	if !killed.Killed {
 		t.Fatalf("the run was not killed after the first removal: %v\n%s", killed.Err, killed.Failures())
 	}
 	// The leaving members go in member-list order (etcd sorts it by member ID, random per lab): either
 	// one may be first; the leader, etcd1, leaves in this run or in the re-run.
-	ids = memberIDs(ctx, t, keptCli)
+	ids := memberIDs(ctx, t, keptCli)
 	gone0, gone1 := !strings.Contains(ids, old[0].Name+"="), !strings.Contains(ids, old[1].Name+"=")
 	if gone0 == gone1 {
 		t.Fatalf("after the kill: members %s, want exactly one of %s and %s removed", ids, old[0].Name, old[1].Name)
