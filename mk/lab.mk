@@ -35,7 +35,7 @@ lab-status: labctl
 # each test took in `make test`. `make test` runs shard c before its other lab layers (TEST_LANES in the
 # Makefile); `make e2e` runs the three shards alone.
 E2E_SHARD_A ?= ^(TestReplaceNodes|TestScaleCluster|TestCleanup.*|TestDropInFlavour|TestMasterUnitsProbed)$$
-E2E_SHARD_C ?= ^(TestForceNewCluster|TestRecoverMember|TestRestore.*|TestEtcd3ConsumersWithoutRecordedMigration)$$
+E2E_SHARD_C ?= ^(TestForceNewCluster|TestRecoverMember|TestRestore.*|TestEtcd3ConsumersWithoutRecordedMigration|TestReadmeRoleExample|TestSecondRunIsRefusedWhileTheLockIsHeld|TestUnitsOverDBus)$$
 E2E_RUN   := cd tests/e2e && ../../build/e2e.test -test.count=1 -test.v -test.timeout 85m
 .PHONY: e2e e2e-build e2e-shard-a e2e-shard-b e2e-shard-c test-lab
 e2e-build: deps install labctl etcd36 etcd-old

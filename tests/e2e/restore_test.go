@@ -155,8 +155,17 @@ func TestRestoreRefusals(t *testing.T) {
 
 // etcd 3.6, every member down, no masters: no member answers, so the restore refuses until told the cluster holds no
 // v2 data (changing nothing), then restores from the newest verified backup of etcd_backup: the keys as
-// they were when it was taken, the later writes gone, three healthy voters.
-func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
+// they were when it was taken, the later writes gone, three healthy voters. make soak then forces a restore
+// of the healthy cluster from a snapshot file on the controller (etcd_restore_snapshot, etcd_restore_force).
+func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) { restoreFromBackup(t, false) }
+
+func TestSoakRestoreFromBackupThenFromTheController(t *testing.T) {
+	soak(t)
+	restoreFromBackup(t, true)
+}
+
+// restoreFromBackup is TestRestoreFromBackupWhenNoMemberAnswers; fromController adds the forced restore.
+func restoreFromBackup(t *testing.T, fromController bool) {
 	l := lab.Up(t, lab.Spec{Hosts: 3, Etcd: "3.6"})
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
@@ -211,6 +220,9 @@ func TestRestoreFromBackupWhenNoMemberAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if !fromController {
+		return
+	}
 	// Forced on the healthy cluster, from a snapshot file on the controller: rolled back to it once more,
 	// the finished restore's state file archived.
 	name, _ := readState(t, l, "restore-state.json")["snapshot"].(map[string]any)["name"].(string)
