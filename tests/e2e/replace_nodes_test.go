@@ -22,7 +22,7 @@ import (
 // write: no write fails, none is lost, every key written before is intact; the members are exactly the
 // new hosts, all voting and healthy; the old hosts' etcd is stopped and disabled and their member dirs
 // moved aside; the masters list the new members. A second run changes nothing. make soak also refuses a
-// new host missing a certificate, and stops the move's first run by a broken master config after every
+// new host without its peer key, and stops the move's first run by a broken master config after every
 // new member was promoted and before any old one was removed, the second resuming it (make test's
 // sample of an interrupted membership change is TestScaleCluster's).
 func TestReplaceNodes(t *testing.T) { replaceNodes(t, false) }

@@ -21,10 +21,9 @@ import (
 // Ansible writes through all five endpoints: 3 → 5; 5 → 3 (etcd1, the leader, and etcd2 leave), killed
 // right after the first removal and re-run to the end. No write fails, none is lost, every key written
 // before is intact; the members are exactly group etcd, voting; the removed hosts' etcd stopped and
-// disabled, their member dirs moved aside. make soak also refuses a joining host that holds a member dir,
-// grows in two steps: 3 → 4 with etcd_allow_unsafe_size=true, killed right after spare1 was added as a
-// learner (not started) and re-run to the end, then 4 → 5; and re-runs at the end: nothing changes (make
-// test's re-run of this role's decision is TestReplaceNodes').
+// disabled, their member dirs moved aside. A re-run changes nothing. make soak also refuses a joining host
+// that holds a member dir, and grows in two steps: 3 → 4 with etcd_allow_unsafe_size=true, killed right
+// after spare1 was added as a learner (not started) and re-run to the end, then 4 → 5.
 func TestScaleCluster(t *testing.T) { scaleCluster(t, false) }
 
 func TestSoakScaleClusterInSteps(t *testing.T) {
@@ -32,8 +31,8 @@ func TestSoakScaleClusterInSteps(t *testing.T) {
 	scaleCluster(t, true)
 }
 
-// scaleCluster is TestScaleCluster; full adds the member-dir refusal, grows 3 → 4 (killed, re-run) → 5 and re-runs.
-func scaleCluster(t *testing.T, full bool) {
+// scaleCluster is TestScaleCluster; inSteps adds the member-dir refusal and grows 3 → 4 (killed, re-run) → 5.
+func scaleCluster(t *testing.T, inSteps bool) {
 	step := stepLogger(t)
 	l := lab.Up(t, lab.Spec{Hosts: 3, Groups: map[string]int{"spare": 2}})
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
@@ -79,7 +78,7 @@ func scaleCluster(t *testing.T, full bool) {
 	unchanged := shape()
 	refused("group etcd of 4", "etcd_allow_unsafe_size", unchanged, scale(t, l, four))
 
-	if full {
+	if inSteps {
 		foreign := filepath.Join(spare[1].Root(), "var/lib/etcd/member")
 		if err := os.MkdirAll(filepath.Join(foreign, "snap"), 0o700); err != nil {
 			t.Fatal(err)
@@ -111,7 +110,7 @@ func scaleCluster(t *testing.T, full bool) {
 	// etcd_allow_unsafe_size) killed after the learner was added, re-run; then 4 → 5.
 	w := startWriter(t, l, all)
 	start := time.Now()
-	if full {
+	if inSteps {
 		unsafe := map[string]any{"etcd_allow_unsafe_size": true}
 		killed := scaleRun(t, l, four, lab.Run{ExtraVars: unsafe, KillAt: lab.Kill{
 			Task: "etcdops.etcd.etcd_member_join : Write the ETCD_INITIAL_CLUSTER* settings etcd_member returned into etcd.conf"}})
@@ -193,15 +192,13 @@ func scaleCluster(t *testing.T, full bool) {
 	}
 	step("every key intact, members %s", memberIDs(ctx, t, keptCli))
 
-	// 4. In make soak, again: the members are group etcd, all voting: nothing changes.
-	if full {
-		again := scale(t, l, kept)
-		mustSucceed(t, again)
-		if n := changedTasks(again); n != 0 || !strings.Contains(summary(t, again), "nothing changed") {
-			t.Errorf("second run: %d changed tasks, summary %q", n, summary(t, again))
-		}
-		step("4. second run: nothing changed (%s)", summary(t, again))
+	// 4. Again: the members are group etcd, all voting: nothing changes.
+	again := scale(t, l, kept)
+	mustSucceed(t, again)
+	if n := changedTasks(again); n != 0 || !strings.Contains(summary(t, again), "nothing changed") {
+		t.Errorf("second run: %d changed tasks, summary %q", n, summary(t, again))
 	}
+	step("4. second run: nothing changed (%s)", summary(t, again))
 }
 
 // scale runs scale_cluster.yml with group etcd made of the given hosts; every lab host stays in the
