@@ -22,8 +22,8 @@ func TestSoakMigrateOnline20k(t *testing.T) {
 }
 
 // migrateOnline is TestMigrateOnline on keys v2 keys, the members snapshotting every snapshotCount writes;
-// again adds the second run.
-func migrateOnline(t *testing.T, keys, snapshotCount int, again bool) {
+// rerun adds the second run.
+func migrateOnline(t *testing.T, keys, snapshotCount int, rerun bool) {
 	l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, SnapshotCount: snapshotCount}, keys)
 	res := playbook(t, l, "migrate_v2_to_v3.yml", map[string]any{"etcd_migration_mode": "online"})
 	mustSucceed(t, res)
@@ -47,12 +47,12 @@ func migrateOnline(t *testing.T, keys, snapshotCount int, again bool) {
 	if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != "online" {
 		t.Fatalf("state file: %v", st)
 	}
-	if !again {
+	if !rerun {
 		return
 	}
-	res = playbook(t, l, "migrate_v2_to_v3.yml", map[string]any{"etcd_migration_mode": "online"})
-	mustSucceed(t, res)
-	if n := changedTasks(res); n != 0 || !strings.Contains(summary(t, res), "already migrated") {
-		t.Fatalf("second run: %d changed tasks, summary %q", n, summary(t, res))
+	again := playbook(t, l, "migrate_v2_to_v3.yml", map[string]any{"etcd_migration_mode": "online"})
+	mustSucceed(t, again)
+	if n := changedTasks(again); n != 0 || !strings.Contains(summary(t, again), "already migrated") {
+		t.Fatalf("second run: %d changed tasks, summary %q", n, summary(t, again))
 	}
 }

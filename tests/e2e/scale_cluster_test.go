@@ -165,16 +165,8 @@ func scaleCluster(t *testing.T, inSteps bool) {
 	mustSucceed(t, res)
 	step("3b. shrunk to 3 in %s since 3a; writer: %d writes acknowledged, %d failed, %s, longest write %s",
 		shrunk.Round(time.Second), len(shrink.acked), len(shrink.failed), shrink.retries(), shrink.longest)
-	for _, wr := range []*writer{grow, shrink} {
-		if len(wr.failed) > 0 {
-			t.Errorf("%d writes failed during the scaling: %v", len(wr.failed), wr.failed[:min(len(wr.failed), 5)])
-		}
-		if len(wr.acked) < 100 {
-			t.Errorf("the writer got only %d writes through", len(wr.acked))
-		}
-		checkKeys(ctx, t, keptCli, wr.acked, "written during the scaling")
-	}
-	checkKeys(ctx, t, keptCli, before, "pre-existing")
+	checkWrites(ctx, t, keptCli, grow, before, "the growth")
+	checkWrites(ctx, t, keptCli, shrink, before, "the shrinking")
 	checkMembers(ctx, t, l, keptCli, kept)
 	for _, h := range old[:2] {
 		if l.UnitActive(h, "etcd") {
