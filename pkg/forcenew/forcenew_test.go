@@ -53,6 +53,11 @@ func threeStopped(t *testing.T) (*etcdtest.Cluster, *etcdtest.Member) {
 	if _, err := c.Client(t).Put(ctx, "/kubernetes.io/kept", "v"); err != nil {
 		t.Fatal(err)
 	}
+	// A put is acknowledged once two members hold it: a linearizable read through the first member
+	// waits until it has applied it too (once, a CI run stopped it without the key).
+	if _, err := c.Client(t, c.Members[0]).Get(ctx, "/kubernetes.io/kept"); err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range c.Members {
 		c.Stop(m)
 	}
