@@ -148,12 +148,12 @@ unit:
 modtest: install
 	$(GO) test -count=1 -timeout 20m ./tests/modules/...
 
-# Lint, then unit, modtest and the e2e build at once (logs: build/test-quick/; measured alone, unit and
-# modtest used 368 CPU-s in 332 s), then four lanes at once (mk/lanes.sh; logs: build/test-lanes/): the
-# three e2e shards, and the other layers (EXTRA_TEST_TARGETS, from mk/*.mk) one after another in the
-# fourth. Those mostly wait on etcd (the version layers about 250 CPU-s in 14 min alone), so beside the
-# CPU-bound shards they cost little; after a shard (the run of 2026-12-05) they added 15 min to its lane.
-# modtest stays before the lanes: beside the three shards it ran past its 20-minute timeout (2026-12-06).
+# Lint, then unit, modtest and the e2e build at once (logs: build/test-quick/), then four lanes at once
+# (mk/lanes.sh; logs: build/test-lanes/): the three e2e shards, and the other layers (EXTRA_TEST_TARGETS,
+# from mk/*.mk) one after another in the fourth. The lanes keep both cores 99 % busy, so their time is
+# their total CPU over two cores: the fourth lane (2026-12-06) took as long as these layers at the end of
+# the shard lanes (2026-12-05). modtest stays before the lanes: beside the three shards it ran past its
+# 20-minute timeout.
 test: deps install lint
 	@MAKE=$(MAKE) mk/lanes.sh build/test-quick unit modtest e2e-build
 	@MAKE=$(MAKE) mk/lanes.sh build/test-lanes e2e-shard-a e2e-shard-b e2e-shard-c "$(EXTRA_TEST_TARGETS)"
