@@ -32,8 +32,7 @@ lab-status: labctl
 
 # The e2e tests run as three shards at once (mk/lanes.sh), each with its own labs (lab names carry the PID).
 # E2E_SHARD_A and E2E_SHARD_C pick shards a's and c's tests (the rest is shard b), balanced by the lab time
-# each test took in `make test` (sums of 3126, 3168 and 3079 lane-s in the run of 2026-12-05, once
-# TestDropInFlavour went to b and TestModuleKillOnlineCopy to c). `make test` runs the other layers in a
+# each test took in `make test` (shards a, b and c ended after 3731, 3686 and 3641 s on 2026-12-06). `make test` runs the other layers in a
 # fourth lane beside them (the Makefile's test target); `make e2e` runs the three shards alone.
 E2E_SHARD_A ?= ^(TestReplaceNodes|TestScaleCluster|TestCleanup.*|TestMasterUnitsProbed)$$
 E2E_SHARD_C ?= ^(TestForceNewCluster|TestRecoverMember|TestRestore.*|TestEtcd3ConsumersWithoutRecordedMigration|TestReadmeRoleExample|TestSecondRunIsRefusedWhileTheLockIsHeld|TestUnitsOverDBus|TestModuleKillOnlineCopy)$$
