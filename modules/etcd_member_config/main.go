@@ -17,6 +17,6 @@ func Main() {
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
 		units := systemd.New()
 		defer units.Close()
-		return memberconf.Run(ctx, t, p, units.DaemonReload, time.Now())
+		return memberconf.Run(ctx, t, p, units, time.Now())
 	})
 }

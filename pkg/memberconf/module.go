@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/etcdops/etcd/pkg/module"
+	"github.com/etcdops/etcd/pkg/systemd"
 )
 
 // Params are etcd_member_config's options.
@@ -24,8 +27,13 @@ type Params struct {
 	Reload   bool           `arg:"daemon_reload" default:"true"`
 	// Environment is written into the unit's (or drop-in's) first EnvironmentFile.
 	Environment map[string]any `arg:"environment"`
+	// Unit and Binary ask, in the same call, how systemd runs the member and which etcd the host has
+	// (etcd_facts reads all three at once: one task instead of three).
+	Unit   string `arg:"unit"`
+	Binary string `arg:"binary"`
 
 	changes, envChanges []Change
+	unit                string
 }
 
 // Result is what the module returns: the settings in the file (after the change; in check mode, as
@@ -42,6 +50,16 @@ type Result struct {
 	// Reload is true when a unit or drop-in changed: systemd must reload (the module does, unless told not to)
 	// before the unit next starts.
 	Reload bool `json:"daemon_reload"`
+	// ExecStart is the command line of I(unit)'s first ExecStart= as systemd runs it ("" when the unit is
+	// not loaded); Version is what I(binary) --version reports ("" when it does not run).
+	ExecStart *string `json:"exec_start,omitempty"`
+	Version   *string `json:"version,omitempty"`
+}
+
+// Units is what Run needs of systemd.
+type Units interface {
+	DaemonReload(context.Context) error
+	Unit(context.Context, string) (systemd.UnitInfo, error)
 }
 
 // Validate rejects input that cannot mean anything, naming the option and the fix.
@@ -63,6 +81,15 @@ func (p *Params) Validate() error {
 			"EnvironmentFile; for env_file give the ETCD_* settings in settings"}
 	}
 	var err error
+	if p.Unit != "" {
+		if p.unit, err = systemd.UnitName(p.Unit); err != nil {
+			return &module.ParamError{Param: "unit", Msg: err.Error()}
+		}
+	}
+	if p.Binary != "" && strings.Contains(p.Binary, "/") && (!filepath.IsAbs(p.Binary) || filepath.Clean(p.Binary) != p.Binary) {
+		return &module.ParamError{Param: "binary", Msg: fmt.Sprintf("must be a command found in PATH or a clean absolute "+
+			"path, got %q; e.g. etcd or /usr/bin/etcd", p.Binary)}
+	}
 	if p.changes, err = changes("settings", p.Settings, validName, "is not an etcd setting name: use the ETCD_* "+
 		"variable name, e.g. ETCD_INITIAL_CLUSTER"); err != nil {
 		return err
@@ -113,8 +140,11 @@ func settingValue(v any) (*string, error) {
 }
 
 // Run reads the member's configuration and, with state present, writes the settings into it.
-func Run(ctx context.Context, t *module.Task, p Params, reload func(context.Context) error, now time.Time) (*Result, error) {
+func Run(ctx context.Context, t *module.Task, p Params, units Units, now time.Time) (*Result, error) {
 	res := &Result{Flavour: p.Flavour, Path: p.Path}
+	if err := runtimeFacts(ctx, p, units, res); err != nil {
+		return nil, err
+	}
 	old, err := os.ReadFile(p.Path)
 	missing := os.IsNotExist(err)
 	if err != nil && !(missing && p.State == "present" && (p.Flavour == DropIn && p.Command != "" || p.Flavour == Unit && p.UnitText != "")) {
@@ -159,11 +189,45 @@ func Run(ctx context.Context, t *module.Task, p Params, reload func(context.Cont
 		t.SetDiff(before, after)
 	}
 	if res.Reload && p.Reload && !t.CheckMode {
-		if err := reload(ctx); err != nil {
+		if err := units.DaemonReload(ctx); err != nil {
 			return res, fmt.Errorf("%s written, but systemd did not reload (run systemctl daemon-reload): %w", p.Path, err)
 		}
 	}
 	return res, nil
+}
+
+// runtimeFacts fills in how systemd runs p.unit and the version of p.Binary, when asked.
+func runtimeFacts(ctx context.Context, p Params, units Units, res *Result) error {
+	if p.unit != "" {
+		u, err := units.Unit(ctx, p.unit)
+		if err != nil {
+			return err
+		}
+		var line string
+		if u.Loaded() && len(u.ExecStart) > 0 {
+			line = strings.Join(u.ExecStart[0], " ")
+		}
+		res.ExecStart = &line
+	}
+	if p.Binary != "" {
+		v := binaryVersion(ctx, p.Binary)
+		res.Version = &v
+	}
+	return nil
+}
+
+var versionLine = regexp.MustCompile(`(?m)^etcd Version: (\S+)`)
+
+// binaryVersion is the version `binary --version` prints, "" when it does not run (a containerized
+// etcd has no binary on the host) or prints none.
+func binaryVersion(ctx context.Context, binary string) string {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "--version").Output()
+	if m := versionLine.FindSubmatch(out); err == nil && m != nil {
+		return string(m[1])
+	}
+	return ""
 }
 
 // file is one file Run may write: its text before and after.

@@ -209,6 +209,8 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"parameter path", ".conf"}, nil},
 		{"member-config flavour choice", "etcd_member_config", map[string]any{"path": filepath.Join(work, "etcd.conf"), "flavour": "yaml"},
 			[]string{"flavour", "env_file", "dropin"}, nil},
+		{"member-config unit outside systemd's names", "etcd_member_config", map[string]any{"path": filepath.Join(work, "etcd.conf"), "unit": "../../../tmp/x"},
+			[]string{"parameter unit", "not a valid systemd unit name"}, nil},
 
 		// etcd_master_config
 		{"master-config not YAML", "etcd_master_config", map[string]any{"path": notYAML, "storage_backend": "etcd3"},

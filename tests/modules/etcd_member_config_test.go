@@ -13,7 +13,8 @@ import (
 // Through real Ansible: etcd.conf gets the join's settings as lineinfile wrote them (check mode
 // first, nothing written; then for real, with a backup; then again, not changed); a CoreOS drop-in is
 // read as ETCD_* settings and written as flags; a drop-in is created from a command; a StorageOS unit
-// from a member's, with its EnvironmentFile; bad input names the option and writes nothing.
+// from a member's, with its EnvironmentFile; the etcd binary's version is read in the same call; bad input
+// names the option and writes nothing.
 func TestMemberConfigModule(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "etcd.conf")
@@ -101,10 +102,19 @@ func TestMemberConfigModule(t *testing.T) {
 		"settings":    {"path": conf, "state": "present", "settings": map[string]any{"etcd_name": "x"}},
 		"path":        {"path": "etcd.conf"},
 		"environment": {"path": conf, "state": "present", "environment": map[string]any{"NODE_IP": "x"}},
+		"unit":        {"path": conf, "unit": "../../../tmp/x"},
+		"binary":      {"path": conf, "binary": "bin/etcd"},
 	} {
 		res := ansibletest.Module(t, "etcd_member_config", args, ansibletest.Opts{})
 		if b, _ := os.ReadFile(conf); !res.Failed() || !strings.Contains(res.Msg(), name) || string(b) != want {
 			t.Errorf("bad %s: %v (file now %q)", name, res, b)
+		}
+	}
+	// The binary's version in the same call (etcd_facts): etcd 3.4 of the machine, "" for one that does not run.
+	for binary, want := range map[string]string{"/usr/bin/etcd": "3.4.", "etcd": "3.4.", filepath.Join(dir, "no-etcd"): ""} {
+		res := ansibletest.Module(t, "etcd_member_config", map[string]any{"path": conf, "binary": binary}, ansibletest.Opts{Check: true})
+		if v, ok := res["version"].(string); res.Failed() || res.Changed() || !ok || !strings.HasPrefix(v, want) || want == "" && v != "" {
+			t.Errorf("version of %s: %v, want %q…", binary, res, want)
 		}
 	}
 	missing := ansibletest.Module(t, "etcd_member_config", map[string]any{"path": filepath.Join(dir, "none.conf")}, ansibletest.Opts{})
