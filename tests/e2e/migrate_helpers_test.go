@@ -70,7 +70,7 @@ func runPlaybookWithin(t testing.TB, l *lab.Lab, name string, run lab.Run, limit
 // collectionRun is run for playbooks/NAME with the collection installed, pipelined as openshift-ansible's
 // ansible.cfg runs playbooks (pipelining = True; 12 % less CPU for a migration, which the lab tests are
 // short of on two cores). A test that wants Ansible's default sets ANSIBLE_PIPELINING=False, as
-// TestMigrateOfflineAndRerun does; tests/speed and TestNoPasswordRestsOnTheHost run both.
+// migrateOffline does (TestMigrateOnEtcd32); tests/speed and TestNoPasswordRestsOnTheHost run both.
 func collectionRun(t testing.TB, name string, run lab.Run) lab.Run {
 	t.Helper()
 	run.Playbook = filepath.Join(ansibletest.Root(t), "playbooks", name)

@@ -11,7 +11,8 @@ import (
 
 // A cluster whose masters already run on etcd3 and that this collection never migrated (openshift-ansible
 // migrated it, or it was installed so): the rollback refuses rather than revert the masters to etcd2
-// without a restore, and the migration reports "already on etcd3"; neither changes anything.
+// without a restore, and the migration reports "already on etcd3"; neither changes anything. Then the
+// masters write v3 keys and the clean-up refuses too (checkCleanupRefusedOnEtcd3).
 func TestEtcd3ConsumersWithoutRecordedMigration(t *testing.T) {
 	l, _ := migrationLab(t, 300)
 	step := stepLogger(t)
@@ -67,4 +68,6 @@ func TestEtcd3ConsumersWithoutRecordedMigration(t *testing.T) {
 	assertUntouched(t, l, res)
 	unchanged("the migration")
 	step("migration reported already on etcd3 in %s", res.Duration.Round(time.Second))
+
+	checkCleanupRefusedOnEtcd3(t, l)
 }

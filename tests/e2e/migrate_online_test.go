@@ -11,9 +11,8 @@ import (
 // Online mode: etcd stays up and etcd_v2_copy writes the v2 keyspace into v3 with leases in the same
 // pass; the outcome must be the same as offline. The members have snapshotted, as long-lived ones have,
 // so the copy reads the member's v2 snapshot and the API for the rest. make test moves 2000 keys (members
-// snapshotting every 500 writes); make soak 20k (every 5000), the size TestMigrateOfflineAndRerun
-// moves in make test. make soak also runs it again: nothing changes (make test's second run of the
-// migration is TestMigrateOfflineAndRerun's).
+// snapshotting every 500 writes); make soak 20k (every 5000). make soak also runs it again: nothing
+// changes (make test's second run of the migration is TestMigrateOnEtcd32's).
 func TestMigrateOnline(t *testing.T) { migrateOnline(t, 2000, 500, false) }
 
 func TestSoakMigrateOnline20k(t *testing.T) {
