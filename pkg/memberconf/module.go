@@ -201,7 +201,7 @@ func runtimeFacts(ctx context.Context, p Params, units Units, res *Result) error
 	if p.unit != "" {
 		u, err := units.Unit(ctx, p.unit)
 		if err != nil {
-			return err
+			return fmt.Errorf("option unit (%s): %w", p.unit, err)
 		}
 		var line string
 		if u.Loaded() && len(u.ExecStart) > 0 {
@@ -216,15 +216,17 @@ func runtimeFacts(ctx context.Context, p Params, units Units, res *Result) error
 	return nil
 }
 
-var versionLine = regexp.MustCompile(`(?m)^etcd Version: (\S+)`)
+var versionLine = regexp.MustCompile(`etcd Version: (\S+)`)
 
 // binaryVersion is the version `binary --version` prints, "" when it does not run (a containerized
 // etcd has no binary on the host) or prints none.
 func binaryVersion(ctx context.Context, binary string) string {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, "--version").Output()
-	if m := versionLine.FindSubmatch(out); err == nil && m != nil {
+	cmd := exec.CommandContext(ctx, binary, "--version")
+	cmd.WaitDelay = 5 * time.Second // a wrapper's child holding stdout open cannot hang the read
+	out, _ := cmd.Output()          // what it printed counts, whatever its exit status
+	if m := versionLine.FindSubmatch(out); m != nil {
 		return string(m[1])
 	}
 	return ""
