@@ -2,6 +2,7 @@ package memberconf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -199,8 +200,9 @@ func Run(ctx context.Context, t *module.Task, p Params, units Units, now time.Ti
 // runtimeFacts fills in how systemd runs p.unit and the version of p.Binary, when asked.
 func runtimeFacts(ctx context.Context, p Params, units Units, res *Result) error {
 	if p.unit != "" {
+		// A host without systemd (a container, the control node) has no unit running etcd: "".
 		u, err := units.Unit(ctx, p.unit)
-		if err != nil {
+		if err != nil && !errors.Is(err, systemd.ErrNoSystemd) {
 			return fmt.Errorf("option unit (%s): %w", p.unit, err)
 		}
 		var line string

@@ -3,6 +3,7 @@ package memberconf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,7 @@ func (u units) Unit(_ context.Context, name string) (systemd.UnitInfo, error) {
 }
 
 // The unit's first ExecStart (a containerized etcd's docker run, as etcd_facts reads it), "" for a unit
-// systemd does not know, and a D-Bus failure naming the option.
+// systemd does not know or a host without systemd, and another D-Bus failure naming the option.
 func TestRuntimeFactsUnit(t *testing.T) {
 	docker := []string{"/usr/bin/docker", "run", "--name", "etcd_container", "--env-file=/etc/etcd/etcd.conf", "etcd:3.2"}
 	u := units{known: map[string]systemd.UnitInfo{"etcd_container.service": {LoadState: "loaded",
@@ -48,9 +49,14 @@ func TestRuntimeFactsUnit(t *testing.T) {
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	err := runtimeFacts(context.Background(), p, units{err: errors.New("no bus")}, &Result{})
+	err := runtimeFacts(context.Background(), p, units{err: errors.New("no such method")}, &Result{})
 	if err == nil || !strings.Contains(err.Error(), "option unit (etcd.service)") {
 		t.Errorf("a D-Bus failure: %v", err)
+	}
+	var res Result
+	err = runtimeFacts(context.Background(), p, units{err: fmt.Errorf("%w: no socket", systemd.ErrNoSystemd)}, &res)
+	if err != nil || res.ExecStart == nil || *res.ExecStart != "" {
+		t.Errorf("a host without systemd: exec_start %v (%v), want \"\"", res.ExecStart, err)
 	}
 }
 

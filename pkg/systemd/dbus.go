@@ -44,6 +44,9 @@ func (c *Conn) Close() {
 	}
 }
 
+// ErrNoSystemd is a connection that neither systemd's private socket nor the system bus gave.
+var ErrNoSystemd = errors.New("cannot reach systemd")
+
 // conn returns a live connection: systemd's private socket (/run/systemd/private, root only, no dbus
 // daemon needed), else the system bus.
 func (c *Conn) conn(ctx context.Context) (*sd.Conn, error) {
@@ -60,8 +63,8 @@ func (c *Conn) conn(ctx context.Context) (*sd.Conn, error) {
 	if err != nil {
 		var busErr error
 		if conn, busErr = sd.NewSystemConnectionContext(ctx); busErr != nil {
-			return nil, fmt.Errorf("cannot reach systemd: private socket /run/systemd/private: %v; system bus: %v "+
-				"(is this host run by systemd, and does the module run as root?)", err, busErr)
+			return nil, fmt.Errorf("%w: private socket /run/systemd/private: %v; system bus: %v "+
+				"(is this host run by systemd, and does the module run as root?)", ErrNoSystemd, err, busErr)
 		}
 	}
 	c.c = conn
