@@ -22,6 +22,7 @@ import (
 	"github.com/etcdops/etcd/modules/etcd_snapshot"
 	"github.com/etcdops/etcd/modules/etcd_temp_member"
 	"github.com/etcdops/etcd/modules/etcd_ttl_leases"
+	"github.com/etcdops/etcd/modules/etcd_units"
 	"github.com/etcdops/etcd/modules/etcd_v2_copy"
 )
 
@@ -37,6 +38,7 @@ var modules = map[string]func(){
 	"etcd_snapshot":          etcd_snapshot.Main,
 	"etcd_temp_member":       etcd_temp_member.Main,
 	"etcd_ttl_leases":        etcd_ttl_leases.Main,
+	"etcd_units":             etcd_units.Main,
 	"etcd_v2_copy":           etcd_v2_copy.Main,
 }
 

@@ -204,10 +204,13 @@ func (c *Conn) DaemonReload(ctx context.Context) error {
 
 // UnitInfo are the properties of a unit modules look at.
 type UnitInfo struct {
-	Name         string
-	LoadState    string // loaded, not-found, masked, ...
-	ActiveState  string // active, activating, deactivating, inactive, failed, ...
-	SubState     string // running, exited, dead, ...
+	Name        string
+	LoadState   string // loaded, not-found, masked, ...
+	ActiveState string // active, activating, deactivating, inactive, failed, ...
+	SubState    string // running, exited, dead, ...
+	// ActiveEnter is when the unit last became active (ActiveEnterTimestampMonotonic, µs): a new value is a
+	// new activation, e.g. a restart after a crash (systemd 219 of RHEL 7 has it, not NRestarts).
+	ActiveEnter  uint64
 	Transient    bool
 	Description  string
 	InvocationID string // hex; names this run of the unit in the journal (_SYSTEMD_INVOCATION_ID)
@@ -250,6 +253,7 @@ func (c *Conn) Unit(ctx context.Context, unit string) (UnitInfo, error) {
 	u.LoadState, _ = props["LoadState"].(string)
 	u.ActiveState, _ = props["ActiveState"].(string)
 	u.SubState, _ = props["SubState"].(string)
+	u.ActiveEnter, _ = props["ActiveEnterTimestampMonotonic"].(uint64)
 	u.Transient, _ = props["Transient"].(bool)
 	u.Description, _ = props["Description"].(string)
 	if id, ok := props["InvocationID"].([]byte); ok && len(id) > 0 {

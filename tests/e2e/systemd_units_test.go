@@ -14,7 +14,7 @@ import (
 
 // etcd_backup (stop_service) and etcd_force_new_cluster drive systemd over D-Bus: on a 2-host lab, a
 // backup stops and starts etcd1's unit, a bad unit name is refused, and force-new-cluster turns etcd1
-// into a one-member cluster and leaves no runtime drop-in.
+// into a one-member cluster and leaves no runtime drop-in; etcd_units stops and starts etcd2's.
 func TestUnitsOverDBus(t *testing.T) {
 	l := lab.Up(t, lab.Spec{Hosts: 2})
 	env := lab.EnvMap(ansibletest.Install(t))
@@ -49,8 +49,27 @@ func TestUnitsOverDBus(t *testing.T) {
 		t.Errorf("a bad unit name reached the file system: %s", out)
 	}
 
-	if _, err := l.Exec(other, "systemctl", "stop", "etcd"); err != nil {
-		t.Fatal(err)
+	// etcd_units on the other host: check mode acts on nothing; a unit the host lacks fails the task before
+	// any job (etcd, named first, still runs); stop, stop again (no change), start (checked), stop.
+	units := func(state string, check bool, names ...string) lab.TaskResult {
+		return sdTask(t, l, env, other.Name, "etcd_units", map[string]any{"name": names, "state": state, "settle": "1s"}, check)
+	}
+	active := func() string { return unitShow(t, l, other, "etcd.service", "ActiveState")["ActiveState"] }
+	if r = units("stopped", true, "etcd"); r.Failed() || !r.Changed() || active() != "active" {
+		t.Errorf("etcd_units stop in check mode: %v, etcd %s", r.Values, active())
+	}
+	if r = units("stopped", false, "etcd", "no-such-master"); !r.Failed() || r.Changed() || active() != "active" ||
+		!strings.Contains(fmt.Sprint(r.Values["msg"]), "parameter name: no-such-master.service is not-found") {
+		t.Errorf("etcd_units with a unit the host lacks: %v, etcd %s", r.Values, active())
+	}
+	for i, want := range []struct {
+		state           string
+		changed         bool
+		activeAfterward string
+	}{{"stopped", true, "inactive"}, {"stopped", false, "inactive"}, {"started", true, "active"}, {"stopped", true, "inactive"}} {
+		if r = units(want.state, false, "etcd"); r.Failed() || r.Changed() != want.changed || active() != want.activeAfterward {
+			t.Errorf("etcd_units %d (%s): %v, etcd %s", i, want.state, r.Values, active())
+		}
 	}
 	r = sdTask(t, l, env, h.Name, "etcd_force_new_cluster", with(map[string]any{"timeout": "90s"}), false)
 	if r.Failed() || !r.Changed() {

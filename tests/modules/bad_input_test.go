@@ -248,6 +248,18 @@ func TestBadInputTable(t *testing.T) {
 		{"run state archive suffix", "etcd_run_state", map[string]any{"path": stateFile, "state": "archived", "archive_suffix": "a/b"},
 			[]string{"parameter archive_suffix"}, nil},
 
+		// etcd_units (validated before systemd is reached)
+		{"service unit outside systemd's names", "etcd_units", map[string]any{"name": []any{"atomic-openshift-master-api", "../../../tmp/x"}, "state": "stopped"},
+			[]string{"parameter name", "not a valid systemd unit name"}, nil},
+		{"service glob", "etcd_units", map[string]any{"name": "origin-master-*", "state": "started"},
+			[]string{"parameter name", "not a valid systemd unit name"}, nil},
+		{"service no unit", "etcd_units", map[string]any{"name": []any{}, "state": "started"},
+			[]string{"parameter name", "at least one unit"}, nil},
+		{"service state choice", "etcd_units", map[string]any{"name": "etcd", "state": "restarted"},
+			[]string{"state", "started", "stopped"}, nil},
+		{"service settle negative", "etcd_units", map[string]any{"name": "etcd", "state": "started", "settle": "-3s"},
+			[]string{"parameter settle", "must not be negative"}, nil},
+
 		// etcd_ttl_leases
 		{"leases slash prefix", "etcd_ttl_leases", withArgs(auth, map[string]any{"prefixes": []any{map[string]any{"prefix": "/", "ttl": 10}}}),
 			[]string{"parameter prefixes[0].prefix", "covers every key"}, nil},

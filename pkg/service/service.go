@@ -1,0 +1,209 @@
+// Package service is etcd_units' logic: it starts or stops the systemd services an etcd procedure touches (the
+// OpenShift masters around a migration, etcd itself) and proves that started ones keep running. One module
+// run per host does what took four `systemd` tasks per unit (start, check, settle, check again): each task
+// result costs the control node about 0.15 CPU-s and the outage about half a second (docs/speed.md).
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/module"
+	"github.com/etcdops/etcd/pkg/systemd"
+)
+
+// Params are etcd_units's options.
+type Params struct {
+	Name  []string `arg:"name" required:"true"`
+	State string   `arg:"state" required:"true" choices:"started,stopped"`
+	// Settle is how long a started unit must then stay active in the same activation: a unit that crashes
+	// and is restarted by systemd is active at moments.
+	Settle  time.Duration `arg:"settle" default:"3s"`
+	Timeout time.Duration `arg:"timeout" default:"90s"`
+
+	units []string // Name as full unit names, in order, once each
+}
+
+// maxSettle bounds settle: a longer wait is a typo (3000 for 3s), not a check.
+const maxSettle = 10 * time.Minute
+
+// Validate rejects input that cannot mean anything, naming the option and the fix.
+func (p *Params) Validate() error {
+	if len(p.Name) == 0 {
+		return &module.ParamError{Param: "name", Msg: "name at least one unit, e.g. [atomic-openshift-master-api, " +
+			"atomic-openshift-master-controllers] or etcd"}
+	}
+	p.units = p.units[:0]
+	for _, n := range p.Name {
+		u, err := systemd.UnitName(strings.TrimSpace(n))
+		if err != nil {
+			return &module.ParamError{Param: "name", Msg: err.Error()}
+		}
+		if !slices.Contains(p.units, u) {
+			p.units = append(p.units, u)
+		}
+	}
+	if p.Settle < 0 || p.Settle > maxSettle {
+		return &module.ParamError{Param: "settle", Msg: fmt.Sprintf("must be between 0s and %s, got %s; e.g. 3s "+
+			"(0s: no second look)", maxSettle, p.Settle)}
+	}
+	if p.Timeout <= 0 {
+		return &module.ParamError{Param: "timeout", Msg: fmt.Sprintf("must be positive, got %s; e.g. 90s", p.Timeout)}
+	}
+	return nil
+}
+
+// Units is what Run needs of systemd; *systemd.Conn implements it.
+type Units interface {
+	Start(ctx context.Context, unit string) error
+	Stop(ctx context.Context, unit string) error
+	Unit(ctx context.Context, unit string) (systemd.UnitInfo, error)
+}
+
+// Unit is one unit's outcome.
+type Unit struct {
+	Name        string `json:"name"`
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	Changed     bool   `json:"changed"`
+}
+
+// Result is what the module returns: every unit named, in order, as the run left it (in check mode, as
+// it found it).
+type Result struct {
+	Units []Unit `json:"units"`
+}
+
+// poll is how often a starting unit is looked at until it is active.
+const poll = 250 * time.Millisecond
+
+// Run brings every unit to p.State. Every unit is read first: a unit this host does not have fails the
+// run before any job. Stopped: each running unit is stopped in order. Started: each inactive unit is started in
+// order, then every unit must be active within the timeout and, p.Settle later, still active in the same
+// activation. In check mode nothing is started, stopped or waited for.
+func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	res := Result{Units: make([]Unit, len(p.units))}
+	infos := make([]systemd.UnitInfo, len(p.units))
+	for i, name := range p.units {
+		info, err := u.Unit(ctx, name)
+		if err != nil {
+			return res, err
+		}
+		if !info.Loaded() {
+			return res, &module.ParamError{Param: "name", Msg: fmt.Sprintf("%s is %s on this host (LoadState), "+
+				"nothing was started or stopped; name the units this host runs", name, info.LoadState)}
+		}
+		infos[i] = info
+		res.Units[i] = unitOf(info)
+	}
+	for i, name := range p.units {
+		var act func(context.Context, string) error
+		switch {
+		case p.State == "stopped" && !stopped(infos[i]):
+			act = u.Stop
+		case p.State == "started" && infos[i].ActiveState != "active":
+			act = u.Start
+		default:
+			continue
+		}
+		t.Changed()
+		res.Units[i].Changed = true
+		if t.CheckMode {
+			continue
+		}
+		if err := act(ctx, name); err != nil {
+			return res, err
+		}
+		info, err := u.Unit(ctx, name)
+		if err != nil {
+			return res, err
+		}
+		infos[i] = info
+		res.Units[i] = unitOf(info)
+		res.Units[i].Changed = true
+	}
+	if p.State == "stopped" || t.CheckMode {
+		return res, nil
+	}
+	return res, keepRunning(ctx, p, u, infos, &res)
+}
+
+// keepRunning waits until every unit is active, then requires each still active in the same activation
+// p.Settle later.
+func keepRunning(ctx context.Context, p Params, u Units, infos []systemd.UnitInfo, res *Result) error {
+	for i, name := range p.units {
+		for infos[i].ActiveState != "active" {
+			if infos[i].ActiveState == "failed" || infos[i].ActiveState == "inactive" {
+				return fmt.Errorf("%s did not keep running after its start: ActiveState=%s (see journalctl -u %s)",
+					name, infos[i].ActiveState, name)
+			}
+			if err := sleep(ctx, poll); err != nil {
+				return fmt.Errorf("%s is not active within timeout %s: ActiveState=%s (see journalctl -u %s)",
+					name, p.Timeout, infos[i].ActiveState, name)
+			}
+			info, err := u.Unit(ctx, name)
+			if err != nil {
+				return err
+			}
+			infos[i] = info
+			res.Units[i] = withChanged(info, res.Units[i].Changed)
+		}
+	}
+	if p.Settle == 0 {
+		return nil
+	}
+	if err := sleep(ctx, p.Settle); err != nil {
+		return fmt.Errorf("settle %s does not fit in timeout %s: raise timeout", p.Settle, p.Timeout)
+	}
+	for i, name := range p.units {
+		info, err := u.Unit(ctx, name)
+		if err != nil {
+			return err
+		}
+		res.Units[i] = withChanged(info, res.Units[i].Changed)
+		if info.ActiveState != "active" || info.ActiveEnter != infos[i].ActiveEnter {
+			return fmt.Errorf("%s did not keep running: %s after its start it is %s, %s (see journalctl -u %s)",
+				name, p.Settle, info.ActiveState, restartedOr(info, infos[i]), name)
+		}
+	}
+	return nil
+}
+
+// restartedOr says whether the unit was activated again in between.
+func restartedOr(now, then systemd.UnitInfo) string {
+	if now.ActiveEnter != then.ActiveEnter {
+		return "activated again in between (systemd restarted it)"
+	}
+	return "no longer in the activation seen"
+}
+
+func stopped(u systemd.UnitInfo) bool {
+	return u.ActiveState == "inactive" || u.ActiveState == "failed"
+}
+
+func unitOf(u systemd.UnitInfo) Unit {
+	return Unit{Name: u.Name, ActiveState: u.ActiveState, SubState: u.SubState}
+}
+
+func withChanged(u systemd.UnitInfo, changed bool) Unit {
+	out := unitOf(u)
+	out.Changed = changed
+	return out
+}
+
+// sleep waits d, or returns ctx's error when it ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,158 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/pkg/module"
+	"github.com/etcdops/etcd/pkg/systemd"
+)
+
+// fakeUnits is systemd as Run sees it: units by name; a start activates a unit (a crashing one is
+// activated again on every read, as systemd's Restart= would); jobs are recorded.
+type fakeUnits struct {
+	units    map[string]*systemd.UnitInfo
+	crashing map[string]bool
+	jobs     []string
+	fail     error
+}
+
+func newFake(states map[string]string) *fakeUnits {
+	f := &fakeUnits{units: map[string]*systemd.UnitInfo{}, crashing: map[string]bool{}}
+	for name, state := range states {
+		load := "loaded"
+		if state == "not-found" {
+			load, state = state, "inactive"
+		}
+		f.units[name] = &systemd.UnitInfo{Name: name, LoadState: load, ActiveState: state, ActiveEnter: 1}
+	}
+	return f
+}
+
+func (f *fakeUnits) Start(_ context.Context, unit string) error {
+	f.jobs = append(f.jobs, "start "+unit)
+	if f.fail != nil {
+		return f.fail
+	}
+	f.units[unit].ActiveState, f.units[unit].ActiveEnter = "active", f.units[unit].ActiveEnter+1
+	return nil
+}
+
+func (f *fakeUnits) Stop(_ context.Context, unit string) error {
+	f.jobs = append(f.jobs, "stop "+unit)
+	f.units[unit].ActiveState = "inactive"
+	return nil
+}
+
+func (f *fakeUnits) Unit(_ context.Context, unit string) (systemd.UnitInfo, error) {
+	u, ok := f.units[unit]
+	if !ok {
+		return systemd.UnitInfo{Name: unit, LoadState: "not-found", ActiveState: "inactive"}, nil
+	}
+	if f.crashing[unit] && u.ActiveState == "active" {
+		u.ActiveEnter++
+	}
+	return *u, nil
+}
+
+func params(t *testing.T, state string, names ...string) Params {
+	t.Helper()
+	p := Params{Name: names, State: state, Settle: 10 * time.Millisecond, Timeout: 5 * time.Second}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestStartsWhatIsStoppedAndChecksAll(t *testing.T) {
+	f := newFake(map[string]string{"api.service": "inactive", "ctl.service": "active"})
+	task := &module.Task{}
+	res, err := Run(context.Background(), task, params(t, "started", "api", "ctl.service", "api"), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !task.IsChanged() || strings.Join(f.jobs, ",") != "start api.service" {
+		t.Errorf("changed %v, jobs %v: want only api started", task.IsChanged(), f.jobs)
+	}
+	if len(res.Units) != 2 || !res.Units[0].Changed || res.Units[1].Changed || res.Units[0].ActiveState != "active" {
+		t.Errorf("units %+v", res.Units)
+	}
+
+	// Again: nothing to start, still checked.
+	f.jobs, task = nil, &module.Task{}
+	if _, err := Run(context.Background(), task, params(t, "started", "api", "ctl"), f); err != nil || task.IsChanged() || f.jobs != nil {
+		t.Errorf("second run: err %v, changed %v, jobs %v", err, task.IsChanged(), f.jobs)
+	}
+}
+
+func TestStopsWhatRuns(t *testing.T) {
+	f := newFake(map[string]string{"api.service": "active", "ctl.service": "failed"})
+	task := &module.Task{}
+	res, err := Run(context.Background(), task, params(t, "stopped", "api", "ctl"), f)
+	if err != nil || !task.IsChanged() || strings.Join(f.jobs, ",") != "stop api.service" {
+		t.Fatalf("err %v, changed %v, jobs %v", err, task.IsChanged(), f.jobs)
+	}
+	if res.Units[0].ActiveState != "inactive" || !res.Units[0].Changed || res.Units[1].Changed {
+		t.Errorf("units %+v", res.Units)
+	}
+}
+
+func TestCheckModeActsOnNothing(t *testing.T) {
+	f := newFake(map[string]string{"api.service": "inactive"})
+	f.crashing["api.service"] = true
+	task := &module.Task{CheckMode: true}
+	res, err := Run(context.Background(), task, params(t, "started", "api"), f)
+	if err != nil || !task.IsChanged() || f.jobs != nil || !res.Units[0].Changed || res.Units[0].ActiveState != "inactive" {
+		t.Errorf("err %v, changed %v, jobs %v, units %+v", err, task.IsChanged(), f.jobs, res.Units)
+	}
+}
+
+// A unit systemd keeps restarting is active at moments: the second look finds another activation.
+func TestRestartedUnitFails(t *testing.T) {
+	f := newFake(map[string]string{"api.service": "active", "ctl.service": "inactive"})
+	f.crashing["ctl.service"] = true
+	task := &module.Task{}
+	_, err := Run(context.Background(), task, params(t, "started", "api", "ctl"), f)
+	if err == nil || !strings.Contains(err.Error(), "ctl.service did not keep running") ||
+		!strings.Contains(err.Error(), "activated again") || !task.IsChanged() {
+		t.Errorf("err %v, changed %v", err, task.IsChanged())
+	}
+}
+
+func TestFailedStartAndMissingUnit(t *testing.T) {
+	f := newFake(map[string]string{"api.service": "inactive", "ctl.service": "not-found"})
+	_, err := Run(context.Background(), &module.Task{}, params(t, "started", "api", "ctl"), f)
+	var pe *module.ParamError
+	if !errors.As(err, &pe) || pe.Param != "name" || !strings.Contains(err.Error(), "ctl.service is not-found") || f.jobs != nil {
+		t.Errorf("a missing unit: err %v, jobs %v (want refused before any job)", err, f.jobs)
+	}
+
+	f = newFake(map[string]string{"api.service": "inactive"})
+	f.fail = &systemd.JobError{Verb: "start", Unit: "api.service", Result: "failed"}
+	if _, err := Run(context.Background(), &module.Task{}, params(t, "started", "api"), f); err == nil ||
+		!strings.Contains(err.Error(), "journalctl -u api.service") {
+		t.Errorf("a failed start job: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []struct {
+		p     Params
+		param string
+	}{
+		{Params{State: "started", Timeout: time.Second}, "name"},
+		{Params{Name: []string{"../../tmp/x"}, State: "started", Timeout: time.Second}, "name"},
+		{Params{Name: []string{"origin-master-*"}, State: "stopped", Timeout: time.Second}, "name"},
+		{Params{Name: []string{"etcd"}, State: "started", Settle: -time.Second, Timeout: time.Second}, "settle"},
+		{Params{Name: []string{"etcd"}, State: "started", Settle: time.Hour, Timeout: time.Second}, "settle"},
+		{Params{Name: []string{"etcd"}, State: "started"}, "timeout"},
+	} {
+		var pe *module.ParamError
+		if err := c.p.Validate(); !errors.As(err, &pe) || pe.Param != c.param {
+			t.Errorf("%+v: %v, want a ParamError naming %s", c.p, err, c.param)
+		}
+	}
+}
