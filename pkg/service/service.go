@@ -6,6 +6,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -21,8 +22,10 @@ type Params struct {
 	State string   `arg:"state" required:"true" choices:"started,stopped"`
 	// Settle is how long a started unit must then stay active in the same activation: a unit that crashes
 	// and is restarted by systemd is active at moments.
-	Settle  time.Duration `arg:"settle" default:"3s"`
-	Timeout time.Duration `arg:"timeout" default:"90s"`
+	Settle time.Duration `arg:"settle" default:"3s"`
+	// Timeout bounds the whole task. Generous by default: systemd's own TimeoutStartSec and TimeoutStopSec
+	// (an OpenShift master API may take minutes) end a job first, as they did for ansible.builtin.systemd.
+	Timeout time.Duration `arg:"timeout" default:"10m"`
 
 	units []string // Name as full unit names, in order, once each
 }
@@ -51,7 +54,11 @@ func (p *Params) Validate() error {
 			"(0s: no second look)", maxSettle, p.Settle)}
 	}
 	if p.Timeout <= 0 {
-		return &module.ParamError{Param: "timeout", Msg: fmt.Sprintf("must be positive, got %s; e.g. 90s", p.Timeout)}
+		return &module.ParamError{Param: "timeout", Msg: fmt.Sprintf("must be positive, got %s; e.g. 10m", p.Timeout)}
+	}
+	if p.State == "started" && p.Settle >= p.Timeout {
+		return &module.ParamError{Param: "settle", Msg: fmt.Sprintf("%s does not fit in timeout %s (the whole task): "+
+			"shorten settle or raise timeout", p.Settle, p.Timeout)}
 	}
 	return nil
 }
@@ -117,6 +124,10 @@ func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error)
 			continue
 		}
 		if err := act(ctx, name); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return res, fmt.Errorf("%s: its %s job did not end within timeout %s (systemd may still be running it; "+
+					"see journalctl -u %s): raise timeout, or find what holds the unit", name, verb(p.State), p.Timeout, name)
+			}
 			return res, err
 		}
 		info, err := u.Unit(ctx, name)
@@ -180,6 +191,10 @@ func restartedOr(now, then systemd.UnitInfo) string {
 		return "activated again in between (systemd restarted it)"
 	}
 	return "no longer in the activation seen"
+}
+
+func verb(state string) string {
+	return map[string]string{"started": "start", "stopped": "stop"}[state]
 }
 
 func stopped(u systemd.UnitInfo) bool {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ type fakeUnits struct {
 	crashing map[string]bool
 	jobs     []string
 	fail     error
+	block    bool // Start waits for the context to end
 }
 
 func newFake(states map[string]string) *fakeUnits {
@@ -32,8 +34,12 @@ func newFake(states map[string]string) *fakeUnits {
 	return f
 }
 
-func (f *fakeUnits) Start(_ context.Context, unit string) error {
+func (f *fakeUnits) Start(ctx context.Context, unit string) error {
 	f.jobs = append(f.jobs, "start "+unit)
+	if f.block { // systemd's answer never comes, as pkg/systemd reports it
+		<-ctx.Done()
+		return fmt.Errorf("start %s: no job result from systemd: %w", unit, ctx.Err())
+	}
 	if f.fail != nil {
 		return f.fail
 	}
@@ -138,6 +144,19 @@ func TestFailedStartAndMissingUnit(t *testing.T) {
 	}
 }
 
+// A job that outlives timeout names the option to raise (systemd may still be running it).
+func TestJobPastTimeout(t *testing.T) {
+	f := newFake(map[string]string{"api.service": "inactive"})
+	f.block = true
+	p := params(t, "started", "api")
+	p.Timeout = 100 * time.Millisecond
+	if _, err := Run(context.Background(), &module.Task{}, p, f); err == nil ||
+		!strings.Contains(err.Error(), "api.service: its start job did not end within timeout 100ms") ||
+		!strings.Contains(err.Error(), "raise timeout") {
+		t.Errorf("a start job past the timeout: %v", err)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for _, c := range []struct {
 		p     Params
@@ -149,6 +168,7 @@ func TestValidate(t *testing.T) {
 		{Params{Name: []string{"etcd"}, State: "started", Settle: -time.Second, Timeout: time.Second}, "settle"},
 		{Params{Name: []string{"etcd"}, State: "started", Settle: time.Hour, Timeout: time.Second}, "settle"},
 		{Params{Name: []string{"etcd"}, State: "started"}, "timeout"},
+		{Params{Name: []string{"etcd"}, State: "started", Settle: time.Minute, Timeout: time.Minute}, "settle"},
 	} {
 		var pe *module.ParamError
 		if err := c.p.Validate(); !errors.As(err, &pe) || pe.Param != c.param {

@@ -29,7 +29,7 @@ func migrateOnline(t *testing.T, keys, snapshotCount int, rerun bool) {
 	t.Logf("online migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))
 	// Online, the backup stops each member for its copy and starts it again; nothing else stops etcd.
 	for _, task := range []string{
-		"etcdops.etcd.etcd_v2v3_migrate : Stop etcd on every member, one at a time (the backup stopped them on a first run)",
+		"etcdops.etcd.etcd_v2v3_migrate : Stop etcd on every member (the backup stopped them on a first run; one at a time on a resume)",
 		"etcdops.etcd.etcd_backup : Stop etcd, one member at a time",
 	} {
 		for _, r := range res.Find(task) {
