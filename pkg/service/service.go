@@ -135,8 +135,7 @@ func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error)
 			return res, err
 		}
 		infos[i] = info
-		res.Units[i] = unitOf(info)
-		res.Units[i].Changed = true
+		res.Units[i] = withChanged(info, true)
 	}
 	if p.State == "stopped" || t.CheckMode {
 		return res, nil
