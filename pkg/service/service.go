@@ -110,11 +110,12 @@ func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error)
 	}
 	for i, name := range p.units {
 		var act func(context.Context, string) error
+		var verb string
 		switch {
 		case p.State == "stopped" && !stopped(infos[i]):
-			act = u.Stop
+			act, verb = u.Stop, "stop"
 		case p.State == "started" && infos[i].ActiveState != "active":
-			act = u.Start
+			act, verb = u.Start, "start"
 		default:
 			continue
 		}
@@ -126,7 +127,7 @@ func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error)
 		if err := act(ctx, name); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return res, fmt.Errorf("%s: its %s job did not end within timeout %s (systemd may still be running it; "+
-					"see journalctl -u %s): raise timeout, or find what holds the unit", name, verb(p.State), p.Timeout, name)
+					"see journalctl -u %s): raise timeout, or find what holds the unit", name, verb, p.Timeout, name)
 			}
 			return res, err
 		}
@@ -190,10 +191,6 @@ func restartedOr(now, then systemd.UnitInfo) string {
 		return "activated again in between (systemd restarted it)"
 	}
 	return "no longer in the activation seen"
-}
-
-func verb(state string) string {
-	return map[string]string{"started": "start", "stopped": "stop"}[state]
 }
 
 func stopped(u systemd.UnitInfo) bool {
