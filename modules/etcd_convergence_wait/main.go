@@ -1,5 +1,5 @@
 // Command etcd_convergence_wait is the Ansible module that waits until etcd members agree on a
-// leader and their raft indexes are within a tolerance (read-only).
+// leader and their raft indexes are within a tolerance, optionally holding the same data (read-only).
 package etcd_convergence_wait
 
 import (
@@ -18,6 +18,7 @@ type params struct {
 	Interval       time.Duration `arg:"interval" default:"0.5s"`
 	Timeout        time.Duration `arg:"timeout" default:"300s"`
 	RequireHealthy bool          `arg:"require_healthy" default:"false"`
+	RequireSame    bool          `arg:"require_same_data" default:"false"`
 }
 
 func (p *params) Validate() error {
@@ -41,7 +42,7 @@ func Main() {
 		// would have converged.
 		return convergence.Wait(ctx, &p.Options, convergence.Spec{
 			Tolerance: p.Tolerance, StablePolls: p.StablePolls, Interval: p.Interval,
-			Timeout: p.Timeout, RequireHealthy: p.RequireHealthy,
+			Timeout: p.Timeout, RequireHealthy: p.RequireHealthy, RequireSameData: p.RequireSame,
 		})
 	})
 }

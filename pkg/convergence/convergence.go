@@ -1,7 +1,8 @@
 // Package convergence waits until an etcd cluster has settled: every member answers, they agree on
 // a leader and their raft indexes are within a tolerance of each other for several polls in a row.
 // The v2→v3 migration guide asks for this after stopping the API servers and before stopping etcd
-// ("the raft index values must not differ by more than one").
+// ("the raft index values must not differ by more than one"). Optionally every member must also hold
+// the same v3 data: the hash of its keyspace at one revision (HashKV).
 package convergence
 
 import (
@@ -16,6 +17,8 @@ import (
 	"github.com/etcdops/etcd/pkg/etcdconn"
 	"github.com/etcdops/etcd/pkg/module"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Spec tunes the wait; the module's defaults are in its params.
@@ -25,6 +28,9 @@ type Spec struct {
 	Interval       time.Duration // time between the starts of two polls
 	Timeout        time.Duration // give up (and fail) after this long
 	RequireHealthy bool          // also require a linearizable read through every member
+	// RequireSameData also requires every member's v3 keyspace to hash the same at one revision
+	// (HashKV, etcd 3.3 and later; etcd 3.2 has none, and the result says the data was not compared).
+	RequireSameData bool
 }
 
 // MemberIndex is one member's state in a poll.
@@ -39,7 +45,10 @@ type MemberIndex struct {
 	IsLeader         bool   `json:"is_leader"`
 	IsLearner        bool   `json:"is_learner"`
 	Healthy          bool   `json:"healthy"` // only checked with require_healthy
-	Error            string `json:"error"`
+	// KeyspaceHash is the hash of the member's v3 keyspace at the result's hash_revision (only with
+	// require_same_data).
+	KeyspaceHash uint32 `json:"keyspace_hash,omitempty"`
+	Error        string `json:"error"`
 }
 
 // Result is the module result.
@@ -53,6 +62,10 @@ type Result struct {
 	Members []MemberIndex `json:"members"` // the last poll
 	// Reason says why the last poll did not count as converged ("" when it did).
 	Reason string `json:"reason"`
+	// HashRevision is the revision the members' keyspaces were hashed at (require_same_data); 0 when
+	// they were not compared, and DataNotCompared then says why.
+	HashRevision    int64  `json:"hash_revision"`
+	DataNotCompared string `json:"data_not_compared,omitempty"`
 	// Table is Members as the lines of a table: Ansible's default output prints a list line by
 	// line, where the same table inside msg shows as one line with \n escapes.
 	Table []string `json:"table"`
@@ -73,6 +86,10 @@ func Wait(ctx context.Context, o *etcdconn.Options, s Spec) (*Result, error) {
 		pollStart := time.Now()
 		res.Polls++
 		res.Members, res.Leader, res.Spread, res.Reason = w.poll(ctx)
+		res.HashRevision, res.DataNotCompared = 0, ""
+		if res.Reason == "" && s.RequireSameData {
+			res.HashRevision, res.DataNotCompared, res.Reason = w.sameData(ctx, res.Members)
+		}
 		res.Table = strings.Split(strings.TrimRight(Table(res.Members), "\n"), "\n")
 		if res.Reason == "" {
 			stable++
@@ -193,6 +210,48 @@ func judge(list []clusterinfo.Member, endpoints []string, statuses []clusterinfo
 		problems = append(problems, fmt.Sprintf("raft indexes differ by %d (tolerance %d)", spread, spec.Tolerance))
 	}
 	return members, leader, spread, strings.Join(problems, "; ")
+}
+
+// sameData hashes every member's keyspace at the revision the first member names (HashKV): raft
+// indexes that agree say the members applied as many entries, not that they hold the same data (a member
+// whose data dir was rebuilt by hand, or a bug, would not show). Members that are behind that revision
+// answer with an error, and the poll counts as not converged.
+func (w *waiter) sameData(ctx context.Context, members []MemberIndex) (rev int64, notCompared, reason string) {
+	hashes := make([]uint32, len(members))
+	for i := range members {
+		hctx, cancel := w.opts.Ctx(ctx)
+		resp, err := w.cli.HashKV(hctx, members[i].Endpoint, rev)
+		cancel()
+		if status.Code(err) == codes.Unimplemented {
+			return 0, "etcd 3.2 has no HashKV: the members' data was not compared", ""
+		}
+		if err != nil {
+			return 0, "", fmt.Sprintf("member %s (%s) gave no hash of its keyspace at revision %d: %v", members[i].Name, members[i].ID, rev, err)
+		}
+		if i == 0 {
+			rev = resp.Header.Revision
+		}
+		hashes[i] = resp.Hash
+	}
+	for i := range members {
+		members[i].KeyspaceHash = hashes[i]
+	}
+	return rev, "", differentData(members, rev)
+}
+
+// differentData names the members whose keyspace hash differs from the first member's ("" when none does).
+func differentData(members []MemberIndex, rev int64) string {
+	var differ []string
+	for _, m := range members[1:] {
+		if m.KeyspaceHash != members[0].KeyspaceHash {
+			differ = append(differ, fmt.Sprintf("%s (%s) hashes to %d", m.Name, m.ID, m.KeyspaceHash))
+		}
+	}
+	if len(differ) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("members hold different data at revision %d: %s hashes to %d, %s", rev,
+		members[0].Name, members[0].KeyspaceHash, strings.Join(differ, ", "))
 }
 
 func timeoutError(res *Result, s Spec) error {

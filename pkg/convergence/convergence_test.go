@@ -43,6 +43,23 @@ func TestWait(t *testing.T) {
 		}
 	})
 
+	t.Run("same data on every member", func(t *testing.T) {
+		if _, err := c.Client(t).Put(ctx, "/same", "data"); err != nil {
+			t.Fatal(err)
+		}
+		s := spec
+		s.RequireSameData = true
+		res, err := Wait(ctx, &o, s)
+		if err != nil || !res.Converged || res.HashRevision < 2 || res.DataNotCompared != "" || len(res.Members) != 3 {
+			t.Fatalf("err %v result %+v", err, res)
+		}
+		for _, m := range res.Members {
+			if m.KeyspaceHash == 0 || m.KeyspaceHash != res.Members[0].KeyspaceHash {
+				t.Errorf("member %+v: want the first member's hash %d", m, res.Members[0].KeyspaceHash)
+			}
+		}
+	})
+
 	t.Run("added member not started", func(t *testing.T) {
 		cli := c.Client(t)
 		added := c.AddUnstarted(t, "https://127.0.0.1:1")
@@ -169,5 +186,18 @@ func TestJudge(t *testing.T) {
 		[]clusterinfo.EndpointStatus{status(7, "b"), status(7, "b"), {}}, Spec{Tolerance: 1})
 	if !strings.Contains(reason, "member d has not started") {
 		t.Errorf("unstarted member: reason %q", reason)
+	}
+}
+
+// Members whose keyspace hashes differ are named with their hashes.
+func TestDifferentData(t *testing.T) {
+	same := []MemberIndex{{Name: "a", ID: "1", KeyspaceHash: 7}, {Name: "b", ID: "2", KeyspaceHash: 7}}
+	if got := differentData(same, 5); got != "" {
+		t.Errorf("same hashes: %q", got)
+	}
+	differ := append(same, MemberIndex{Name: "c", ID: "3", KeyspaceHash: 9})
+	want := "members hold different data at revision 5: a hashes to 7, c (3) hashes to 9"
+	if got := differentData(differ, 5); got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

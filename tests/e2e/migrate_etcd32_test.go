@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +21,32 @@ import (
 // current by a quorum read (3.2 reports no applied index). Online on 3.2 is a soak test
 // (TestSoakMigrateOnEtcd32Online, for make test's CPU on two cores); make test runs pkg/v2data and
 // pkg/v2disk, the copy and the snapshot read, on 3.2.
+//
+// After the rollback the same cluster is migrated again the seed's way (etcd_v2v3_migrate_rebuild: rejoin,
+// members re-added as voters on 3.2), so make test runs both offline rebuilds.
 func TestMigrateOnEtcd32(t *testing.T) {
 	l, m := etcd32Lab(t, 2000)
 	res := migrateOffline(t, l, m)
 	attached := res.Find("etcdops.etcd.etcd_v2v3_migrate : Attach leases to the keys that had a v2 TTL")
 	if len(attached) != 1 || attached[0].Values["resent_values"] != true {
 		t.Errorf("the lease attach on etcd 3.2 did not send the values again: %v", attached)
+	}
+	// 3.2 has no HashKV: the members started on the given db converge, and the result says the data was not compared.
+	started := res.Find("etcdops.etcd.etcd_v2v3_migrate : Wait until every member is healthy, converged and holds the same v3 data")
+	if len(started) != 1 || started[0].Values["converged"] != true || !strings.Contains(fmt.Sprint(started[0].Values["data_not_compared"]), "no HashKV") {
+		t.Errorf("the convergence wait on etcd 3.2: %v", started)
+	}
+
+	before := memberIDs(context.Background(), t, l.V3Client(t))
+	rejoined := runPlaybook(t, l, "migrate_v2_to_v3.yml", lab.Run{ExtraVars: map[string]any{"etcd_v2v3_migrate_rebuild": "rejoin"}})
+	mustSucceed(t, rejoined)
+	t.Logf("migrated again, rejoin, in %s: %s", rejoined.Duration.Round(time.Second), summary(t, rejoined))
+	checkMigrated(t, l, m)
+	if joins := rejoined.Find("etcdops.etcd.etcd_member_join : Start etcd on the member"); len(joins) != 2 {
+		t.Errorf("rejoin started %d re-added members, want 2", len(joins))
+	}
+	if after := memberIDs(context.Background(), t, l.V3Client(t)); after == before {
+		t.Errorf("members %s: rejoin re-added the others, their IDs should have changed", after)
 	}
 }
 

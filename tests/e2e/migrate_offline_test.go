@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +32,15 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 		return runPlaybook(t, l, name, lab.Run{ExtraVars: extra, Env: map[string]string{"ANSIBLE_PIPELINING": "False"}})
 	}
 
+	before := memberIDs(context.Background(), t, l.V3Client(t))
 	res := playbook(t, l, "migrate_v2_to_v3.yml", nil)
 	mustSucceed(t, res)
 	t.Logf("migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))
 	checkMigrated(t, l, m)
+	// Every member keeps its identity: the migrated data was given to the others, no member was removed.
+	if after := memberIDs(context.Background(), t, l.V3Client(t)); after != before {
+		t.Errorf("members before the migration %s, after %s: want the same", before, after)
+	}
 	if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != "offline" {
 		t.Fatalf("state file after the migration: %v", st)
 	}
@@ -43,9 +50,18 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 		}
 	}
 	for _, h := range l.Members()[1:] {
-		if out, err := l.Exec(h, "sh", "-c", "ls -d /var/lib/etcd/member.pre-migration-*"); err != nil {
-			t.Errorf("%s: the replaced member dir was not kept: %s %v", h.Name, out, err)
+		if out, err := l.Exec(h, "sh", "-c", "ls /var/lib/etcd/member/snap/db.*~"); err != nil {
+			t.Errorf("%s: the replaced db was not kept: %s %v", h.Name, out, err)
 		}
+	}
+	// The controller's copy is named by the first member's client URL (other labs may be migrating beside it).
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	transfer := filepath.Join(cache, "etcdops-etcd/migration", "https_"+l.Members()[0].Addr+"_2379")
+	if _, err := os.Stat(transfer); !os.IsNotExist(err) {
+		t.Errorf("the migrated data is left on the controller in %s (%v)", transfer, err)
 	}
 
 	again := playbook(t, l, "migrate_v2_to_v3.yml", nil)

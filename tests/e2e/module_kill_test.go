@@ -178,7 +178,7 @@ var cleanupBackupKill = moduleKill{
 	after: backupKill.after,
 }
 
-// The offline migration's copy of the hidden v2 keys onto the one-member cluster.
+// The offline migration's copy of the hidden v2 keys onto the started cluster.
 var offlineCopyKill = moduleKill{
 	fm: migrateOfflineMatrix,
 	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {

@@ -326,3 +326,6 @@ func isLearner(ctx context.Context, t *testing.T, cli *clientv3.Client, h *lab.H
 	}
 	return false
 }
+
+// The task that starts a joining member (etcd_member_join), the one before its promotion.
+const startJoining = "etcdops.etcd.etcd_member_join : Start etcd on the member"
