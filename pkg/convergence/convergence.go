@@ -28,7 +28,7 @@ type Spec struct {
 	Interval       time.Duration // time between the starts of two polls
 	Timeout        time.Duration // give up (and fail) after this long
 	RequireHealthy bool          // also require a linearizable read through every member
-	// RequireSameData also requires every member's v3 keyspace to hash the same at one revision
+	// RequireSameData also requires every voting member's v3 keyspace to hash the same at one revision
 	// (HashKV, etcd 3.3 and later; etcd 3.2 has none, and the result says the data was not compared).
 	RequireSameData bool
 }
@@ -212,38 +212,52 @@ func judge(list []clusterinfo.Member, endpoints []string, statuses []clusterinfo
 	return members, leader, spread, strings.Join(problems, "; ")
 }
 
-// sameData hashes every member's keyspace at the revision the first member names (HashKV): raft
+// sameData asks every voting member for the hash of its v3 keyspace (HashKV at its current revision): raft
 // indexes that agree say the members applied as many entries, not that they hold the same data (a member
-// whose data dir was rebuilt by hand, or a bug, would not show). Members that are behind that revision
-// answer with an error, and the poll counts as not converged.
+// whose data dir was given to it by hand, or a bug, would not show). The hashes are compared when every
+// member answers at the same revision and compaction; otherwise the poll does not count yet. Learners are
+// left out (etcd refuses HashKV on a learner).
 func (w *waiter) sameData(ctx context.Context, members []MemberIndex) (rev int64, notCompared, reason string) {
-	hashes := make([]uint32, len(members))
+	var compact int64
+	var first string
 	for i := range members {
+		m := &members[i]
+		if m.IsLearner {
+			continue
+		}
 		hctx, cancel := w.opts.Ctx(ctx)
-		resp, err := w.cli.HashKV(hctx, members[i].Endpoint, rev)
+		resp, err := w.cli.HashKV(hctx, m.Endpoint, 0)
 		cancel()
 		if status.Code(err) == codes.Unimplemented {
-			return 0, "etcd 3.2 has no HashKV: the members' data was not compared", ""
+			return 0, fmt.Sprintf("member %s has no HashKV (etcd 3.2): the members' data was not compared", m.Name), ""
 		}
 		if err != nil {
-			return 0, "", fmt.Sprintf("member %s (%s) gave no hash of its keyspace at revision %d: %v", members[i].Name, members[i].ID, rev, err)
+			m.Error = "hash of its keyspace: " + err.Error()
+			return 0, "", fmt.Sprintf("member %s (%s) gave no hash of its keyspace: %v", m.Name, m.ID, err)
 		}
-		if i == 0 {
-			rev = resp.Header.Revision
+		m.KeyspaceHash = resp.Hash
+		switch {
+		case first == "":
+			first, rev, compact = m.Name, resp.Header.Revision, resp.CompactRevision
+		case resp.Header.Revision != rev || resp.CompactRevision != compact:
+			return 0, "", fmt.Sprintf("members hash at different revisions: %s at %d (compacted at %d), %s at %d (compacted at %d)",
+				first, rev, compact, m.Name, resp.Header.Revision, resp.CompactRevision)
 		}
-		hashes[i] = resp.Hash
-	}
-	for i := range members {
-		members[i].KeyspaceHash = hashes[i]
 	}
 	return rev, "", differentData(members, rev)
 }
 
-// differentData names the members whose keyspace hash differs from the first member's ("" when none does).
+// differentData names the voting members whose keyspace hash differs from the first one's ("" when none does).
 func differentData(members []MemberIndex, rev int64) string {
+	var ref *MemberIndex
 	var differ []string
-	for _, m := range members[1:] {
-		if m.KeyspaceHash != members[0].KeyspaceHash {
+	for i := range members {
+		m := &members[i]
+		switch {
+		case m.IsLearner:
+		case ref == nil:
+			ref = m
+		case m.KeyspaceHash != ref.KeyspaceHash:
 			differ = append(differ, fmt.Sprintf("%s (%s) hashes to %d", m.Name, m.ID, m.KeyspaceHash))
 		}
 	}
@@ -251,7 +265,7 @@ func differentData(members []MemberIndex, rev int64) string {
 		return ""
 	}
 	return fmt.Sprintf("members hold different data at revision %d: %s hashes to %d, %s", rev,
-		members[0].Name, members[0].KeyspaceHash, strings.Join(differ, ", "))
+		ref.Name, ref.KeyspaceHash, strings.Join(differ, ", "))
 }
 
 func timeoutError(res *Result, s Spec) error {

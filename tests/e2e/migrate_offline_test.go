@@ -54,14 +54,14 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 			t.Errorf("%s: the replaced db was not kept: %s %v", h.Name, out, err)
 		}
 	}
-	// The controller's copy is named by the first member's client URL (other labs may be migrating beside it).
+	// The controller's copy is named by the first member's client URL and the backup (other labs may be
+	// migrating beside it).
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	transfer := filepath.Join(cache, "etcdops-etcd/migration", "https_"+l.Members()[0].Addr+"_2379")
-	if _, err := os.Stat(transfer); !os.IsNotExist(err) {
-		t.Errorf("the migrated data is left on the controller in %s (%v)", transfer, err)
+	if left, _ := filepath.Glob(filepath.Join(cache, "etcdops-etcd/migration", "https_"+l.Members()[0].Addr+"_2379-*")); len(left) != 0 {
+		t.Errorf("the migrated data is left on the controller: %v", left)
 	}
 
 	again := playbook(t, l, "migrate_v2_to_v3.yml", nil)

@@ -30,8 +30,8 @@ func migrateOnline(t *testing.T, keys, snapshotCount int, rerun bool) {
 	// Online, the backup stops each member for its copy and starts it again; nothing else stops etcd.
 	for _, task := range []string{
 		"etcdops.etcd.etcd_v2v3_migrate : Stop etcd on every member (the backup stopped them on a first run; one at a time on a resume)",
-		"etcdops.etcd.etcd_backup : Stop etcd, one member at a time, the play's first host last",
-		"etcdops.etcd.etcd_backup : Stop etcd on the play's first host",
+		"etcdops.etcd.etcd_backup : Stop etcd, one member at a time, etcd_backup_stop_last last",
+		"etcdops.etcd.etcd_backup : Stop etcd on etcd_backup_stop_last",
 	} {
 		for _, r := range res.Find(task) {
 			if r.Values["skipped"] != true {
