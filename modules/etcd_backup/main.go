@@ -4,6 +4,8 @@ package etcd_backup
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -23,6 +25,9 @@ type params struct {
 	CopyDataDir bool          `arg:"copy_data_dir" default:"true"`
 	Timeout     time.Duration `arg:"timeout" default:"10m"`
 	StopService string        `arg:"stop_service"`
+	// StopMarker is a file created before stop_service is stopped and removed once it runs again: a run
+	// killed in between leaves the record that the member must be started (role etcd_backup, lingering).
+	StopMarker string `arg:"stop_marker" type:"path"`
 
 	stopUnit string
 }
@@ -41,14 +46,19 @@ func (p *params) Validate() error {
 		}
 		p.stopUnit = unit
 	}
+	if p.StopMarker != "" && (p.stopUnit == "" || !filepath.IsAbs(p.StopMarker)) {
+		return &module.ParamError{Param: "stop_marker", Msg: fmt.Sprintf("%q: an absolute path, with stop_service only, "+
+			"e.g. /run/etcdops-backup-stopped-etcd.service", p.StopMarker)}
+	}
 	if p.State == "restored" || !p.Snapshot {
 		return nil // no connection needed
 	}
 	return p.Options.Validate()
 }
 
-// stopper stops the unit for the copy and starts it again afterwards if it was running.
-func stopper(units systemd.Units, unit string) func(context.Context) (func() error, error) {
+// stopper stops the unit for the copy and starts it again afterwards if it was running; marker (if set)
+// exists from before the stop until the start.
+func stopper(units systemd.Units, unit, marker string) func(context.Context) (func() error, error) {
 	return func(ctx context.Context) (func() error, error) {
 		active, err := units.Active(ctx, unit)
 		if err != nil {
@@ -57,10 +67,25 @@ func stopper(units systemd.Units, unit string) func(context.Context) (func() err
 		if !active {
 			return func() error { return nil }, nil
 		}
+		if marker != "" {
+			if err := os.WriteFile(marker, nil, 0o600); err != nil {
+				return nil, fmt.Errorf("stop_marker: %w (%s was not stopped)", err, unit)
+			}
+		}
 		if err := units.Stop(ctx, unit); err != nil {
 			return nil, err
 		}
-		return func() error { return units.Start(context.Background(), unit) }, nil
+		return func() error {
+			if err := units.Start(context.Background(), unit); err != nil {
+				return err
+			}
+			if marker != "" {
+				if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
+					return fmt.Errorf("stop_marker: %w (%s runs again)", err, unit)
+				}
+			}
+			return nil
+		}, nil
 	}
 }
 
@@ -76,7 +101,7 @@ func Main() {
 		if p.stopUnit != "" {
 			units := systemd.New()
 			defer units.Close()
-			s.Quiesce = stopper(units, p.stopUnit)
+			s.Quiesce = stopper(units, p.stopUnit, p.StopMarker)
 		}
 		return backup.Take(ctx, t, s)
 	})

@@ -45,6 +45,7 @@ type MemberIndex struct {
 	IsLeader         bool   `json:"is_leader"`
 	IsLearner        bool   `json:"is_learner"`
 	Healthy          bool   `json:"healthy"` // only checked with require_healthy
+	Version          string `json:"version"` // the server's, e.g. 3.4.23 ("" without a status)
 	// KeyspaceHash is the hash of the member's v3 keyspace at the result's hash_revision (only with
 	// require_same_data).
 	KeyspaceHash uint32 `json:"keyspace_hash,omitempty"`
@@ -183,7 +184,7 @@ func judge(list []clusterinfo.Member, endpoints []string, statuses []clusterinfo
 			problems = append(problems, fmt.Sprintf("member %s (%s) reports no status", m.Name, m.ID))
 		default:
 			mi.RaftTerm, mi.RaftIndex, mi.RaftAppliedIndex = st.RaftTerm, st.RaftIndex, st.RaftAppliedIndex
-			mi.Leader, mi.IsLeader, mi.IsLearner = st.Leader, st.IsLeader, st.IsLearner
+			mi.Leader, mi.IsLeader, mi.IsLearner, mi.Version = st.Leader, st.IsLeader, st.IsLearner, st.Version
 			lo, hi = min(lo, st.RaftIndex), max(hi, st.RaftIndex)
 			if st.Leader == "" {
 				problems = append(problems, fmt.Sprintf("member %s (%s) knows no leader", m.Name, m.ID))

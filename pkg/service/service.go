@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +28,9 @@ type Params struct {
 	// Timeout bounds the whole task. Generous by default: systemd's own TimeoutStartSec and TimeoutStopSec
 	// (an OpenShift master API may take minutes) end a job first, as they did for ansible.builtin.systemd.
 	Timeout time.Duration `arg:"timeout" default:"10m"`
+	// Marker, with state stopped, is a file created before this run stops a unit and left for the caller:
+	// a record, for a run killed right after, that it was this caller who stopped it (etcd_backup's under /run).
+	Marker string `arg:"marker" type:"path"`
 
 	units []string // Name as full unit names, in order, once each
 }
@@ -56,6 +61,10 @@ func (p *Params) Validate() error {
 	if p.Timeout <= 0 {
 		return &module.ParamError{Param: "timeout", Msg: fmt.Sprintf("must be positive, got %s; e.g. 10m", p.Timeout)}
 	}
+	if p.Marker != "" && (p.State != "stopped" || !filepath.IsAbs(p.Marker)) {
+		return &module.ParamError{Param: "marker", Msg: fmt.Sprintf("%q: an absolute path, with state stopped only, "+
+			"e.g. /run/etcdops-backup-stopped-etcd.service", p.Marker)}
+	}
 	if p.State == "started" && p.Settle >= p.Timeout {
 		return &module.ParamError{Param: "settle", Msg: fmt.Sprintf("%s does not fit in timeout %s (the whole task): "+
 			"shorten settle or raise timeout", p.Settle, p.Timeout)}
@@ -76,6 +85,10 @@ type Unit struct {
 	ActiveState string `json:"active_state"`
 	SubState    string `json:"sub_state"`
 	Changed     bool   `json:"changed"`
+	// When the unit last became active and last left it, in seconds since the epoch (absent when never):
+	// after a stop and a start, a consumer's outage is ActiveEnterTime - ActiveExitTime.
+	ActiveEnterTime float64 `json:"active_enter_time,omitempty"`
+	ActiveExitTime  float64 `json:"active_exit_time,omitempty"`
 }
 
 // Result is what the module returns: every unit named, in order, as the run left it (in check mode, as
@@ -88,7 +101,7 @@ type Result struct {
 const poll = 250 * time.Millisecond
 
 // Run brings every unit to p.State. Every unit is read first: a unit this host does not have fails the
-// run before any job. Stopped: each running unit is stopped in order. Started: each inactive unit is started in
+// run before any job. Stopped: each running unit is stopped in order, p.Marker written before each stop. Started: each inactive unit is started in
 // order, then every unit must be active within the timeout and, p.Settle later, still active in the same
 // activation. In check mode nothing is started, stopped or waited for.
 func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error) {
@@ -123,6 +136,11 @@ func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error)
 		res.Units[i].Changed = true
 		if t.CheckMode {
 			continue
+		}
+		if verb == "stop" && p.Marker != "" {
+			if err := os.WriteFile(p.Marker, nil, 0o600); err != nil {
+				return res, fmt.Errorf("marker: %w (%s was not stopped)", err, name)
+			}
 		}
 		if err := act(ctx, name); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -198,7 +216,16 @@ func stopped(u systemd.UnitInfo) bool {
 }
 
 func unitOf(u systemd.UnitInfo) Unit {
-	return Unit{Name: u.Name, ActiveState: u.ActiveState, SubState: u.SubState}
+	return Unit{Name: u.Name, ActiveState: u.ActiveState, SubState: u.SubState,
+		ActiveEnterTime: seconds(u.ActiveEnterTime), ActiveExitTime: seconds(u.ActiveExitTime)}
+}
+
+// seconds is t in seconds since the epoch, 0 for the zero time.
+func seconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixMicro()) / 1e6
 }
 
 func withChanged(u systemd.UnitInfo, changed bool) Unit {

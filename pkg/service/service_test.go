@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,12 +46,13 @@ func (f *fakeUnits) Start(ctx context.Context, unit string) error {
 		return f.fail
 	}
 	f.units[unit].ActiveState, f.units[unit].ActiveEnter = "active", f.units[unit].ActiveEnter+1
+	f.units[unit].ActiveEnterTime = time.Now()
 	return nil
 }
 
 func (f *fakeUnits) Stop(_ context.Context, unit string) error {
 	f.jobs = append(f.jobs, "stop "+unit)
-	f.units[unit].ActiveState = "inactive"
+	f.units[unit].ActiveState, f.units[unit].ActiveExitTime = "inactive", time.Now()
 	return nil
 }
 
@@ -103,6 +106,56 @@ func TestStopsWhatRuns(t *testing.T) {
 	}
 	if res.Units[0].ActiveState != "inactive" || !res.Units[0].Changed || res.Units[1].Changed {
 		t.Errorf("units %+v", res.Units)
+	}
+}
+
+// The stop's exit and the start's enter come back with the units: a consumer's outage, as systemd saw it.
+func TestStopThenStartGivesTheOutage(t *testing.T) {
+	f := newFake(map[string]string{"api.service": "active"})
+	before := float64(time.Now().UnixMicro()) / 1e6
+	stopped, err := Run(context.Background(), &module.Task{}, params(t, "stopped", "api"), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := Run(context.Background(), &module.Task{}, params(t, "started", "api"), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit, enter := stopped.Units[0].ActiveExitTime, started.Units[0].ActiveEnterTime
+	if exit < before || enter < exit || started.Units[0].ActiveExitTime != exit {
+		t.Errorf("exit %f (at or after %f), enter %f, exit after the start %f: want before <= exit <= enter, the exit kept",
+			exit, before, enter, started.Units[0].ActiveExitTime)
+	}
+}
+
+// The marker is written before a unit is stopped, only then, and never in check mode.
+func TestStopWritesTheMarker(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "stopped")
+	p := params(t, "stopped", "api")
+	p.Marker = marker
+	f := newFake(map[string]string{"api.service": "inactive"})
+	if _, err := Run(context.Background(), &module.Task{}, p, f); err != nil {
+		t.Fatal(err)
+	}
+	f.units["api.service"].ActiveState = "active"
+	if _, err := Run(context.Background(), &module.Task{CheckMode: true}, p, f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatalf("marker after no stop and a check-mode run: %v, want none", err)
+	}
+	if _, err := Run(context.Background(), &module.Task{}, p, f); err != nil || strings.Join(f.jobs, ",") != "stop api.service" {
+		t.Fatalf("err %v, jobs %v", err, f.jobs)
+	}
+	if st, err := os.Stat(marker); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("marker after the stop: %v %v, want a 0600 file", st, err)
+	}
+
+	// Unwritable: the unit is not stopped.
+	p.Marker, f = filepath.Join(marker, "under-a-file"), newFake(map[string]string{"api.service": "active"})
+	if _, err := Run(context.Background(), &module.Task{}, p, f); err == nil ||
+		!strings.Contains(err.Error(), "api.service was not stopped") || f.jobs != nil {
+		t.Errorf("unwritable marker: err %v, jobs %v", err, f.jobs)
 	}
 }
 
@@ -169,6 +222,8 @@ func TestValidate(t *testing.T) {
 		{Params{Name: []string{"etcd"}, State: "started", Settle: time.Hour, Timeout: time.Second}, "settle"},
 		{Params{Name: []string{"etcd"}, State: "started"}, "timeout"},
 		{Params{Name: []string{"etcd"}, State: "started", Settle: time.Minute, Timeout: time.Minute}, "settle"},
+		{Params{Name: []string{"etcd"}, State: "stopped", Timeout: time.Minute, Marker: "run/x"}, "marker"},
+		{Params{Name: []string{"etcd"}, State: "started", Timeout: time.Minute, Marker: "/run/x"}, "marker"},
 	} {
 		var pe *module.ParamError
 		if err := c.p.Validate(); !errors.As(err, &pe) || pe.Param != c.param {

@@ -210,11 +210,14 @@ type UnitInfo struct {
 	SubState    string // running, exited, dead, ...
 	// ActiveEnter is when the unit last became active (ActiveEnterTimestampMonotonic, µs): a new value is a
 	// new activation, e.g. a restart after a crash (systemd 219 of RHEL 7 has it, not NRestarts).
-	ActiveEnter  uint64
-	Transient    bool
-	Description  string
-	InvocationID string // hex; names this run of the unit in the journal (_SYSTEMD_INVOCATION_ID)
-	ControlGroup string
+	ActiveEnter uint64
+	// When the unit last became active and last left it (ActiveEnterTimestamp, ActiveExitTimestamp:
+	// wall clock, zero when never): a consumer's outage is from the exit of its stop to the enter of its start.
+	ActiveEnterTime, ActiveExitTime time.Time
+	Transient                       bool
+	Description                     string
+	InvocationID                    string // hex; names this run of the unit in the journal (_SYSTEMD_INVOCATION_ID)
+	ControlGroup                    string
 	// Service properties (zero for other unit types).
 	MainPID                uint32
 	ExecMainStartTimestamp time.Time // zero when never started
@@ -254,6 +257,8 @@ func (c *Conn) Unit(ctx context.Context, unit string) (UnitInfo, error) {
 	u.ActiveState, _ = props["ActiveState"].(string)
 	u.SubState, _ = props["SubState"].(string)
 	u.ActiveEnter, _ = props["ActiveEnterTimestampMonotonic"].(uint64)
+	u.ActiveEnterTime = wallClock(props["ActiveEnterTimestamp"])
+	u.ActiveExitTime = wallClock(props["ActiveExitTimestamp"])
 	u.Transient, _ = props["Transient"].(bool)
 	u.Description, _ = props["Description"].(string)
 	if id, ok := props["InvocationID"].([]byte); ok && len(id) > 0 {
@@ -267,14 +272,20 @@ func (c *Conn) Unit(ctx context.Context, unit string) (UnitInfo, error) {
 		u.ControlGroup, _ = svc["ControlGroup"].(string)
 		u.MainPID, _ = svc["MainPID"].(uint32)
 		u.NRestarts, _ = svc["NRestarts"].(uint32)
-		if us, ok := svc["ExecMainStartTimestamp"].(uint64); ok && us > 0 {
-			u.ExecMainStartTimestamp = time.UnixMicro(int64(us))
-		}
+		u.ExecMainStartTimestamp = wallClock(svc["ExecMainStartTimestamp"])
 		u.User, _ = svc["User"].(string)
 		u.Group, _ = svc["Group"].(string)
 		u.ExecStart = execStarts(svc["ExecStart"])
 	}
 	return u, nil
+}
+
+// wallClock reads one of systemd's realtime timestamps (µs since the epoch); zero when never.
+func wallClock(v any) time.Time {
+	if us, ok := v.(uint64); ok && us > 0 {
+		return time.UnixMicro(int64(us))
+	}
+	return time.Time{}
 }
 
 // execStarts decodes the ExecStart property, a(sasbttttuii): path, argv, ignore-failure, timestamps...

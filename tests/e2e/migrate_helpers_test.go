@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,6 +244,17 @@ func masterStorage(t *testing.T, h *lab.Host) (backend, media string) {
 		return s[0]
 	}
 	return first(cfg.K.Args["storage-backend"]), first(cfg.K.Args["storage-media-type"])
+}
+
+// stateSeconds reads a figure of the migration's state file, which Ansible writes as a string (templating
+// is not type-preserving there).
+func stateSeconds(t testing.TB, st map[string]any, key string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(fmt.Sprint(st[key]), 64)
+	if err != nil {
+		t.Fatalf("%s in the state file: %v", key, err)
+	}
+	return v
 }
 
 // migrationState reads the state file the playbook keeps on the first etcd host.

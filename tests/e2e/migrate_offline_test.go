@@ -41,8 +41,13 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 	if after := memberIDs(context.Background(), t, l.V3Client(t)); after != before {
 		t.Errorf("members before the migration %s, after %s: want the same", before, after)
 	}
-	if st := migrationState(t, l); st["status"] != "complete" || st["mode"] != "offline" {
+	st := migrationState(t, l)
+	if st["status"] != "complete" || st["mode"] != "offline" {
 		t.Fatalf("state file after the migration: %v", st)
+	}
+	// The consumers' outage by systemd's clock lies within steps 1-11: this run stopped and started the masters.
+	if outage, steps := stateSeconds(t, st, "outage_seconds"), stateSeconds(t, st, "steps_seconds"); outage <= 0 || outage >= steps {
+		t.Errorf("outage %.1f s, steps 1-11 %.1f s: want 0 < outage < steps", outage, steps)
 	}
 	for _, h := range l.Members() {
 		if out, err := l.Exec(h, "sh", "-c", "stat -c %a /var/lib/etcd-backup/pre-migration-*/ /var/lib/etcd-backup/pre-migration-*/member/snap/db"); err != nil || strings.TrimSpace(string(out)) != "700\n600" {

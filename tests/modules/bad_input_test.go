@@ -199,6 +199,8 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"parameter data_dir", emptyDataDir}, nil},
 		{"backup name with a slash", "etcd_backup", map[string]any{"name": "../../etc", "data_dir": emptyDataDir, "backup_dir": backupDir, "snapshot": false},
 			[]string{"parameter name"}, nil},
+		{"backup stop marker without a service", "etcd_backup", map[string]any{"name": "b1", "data_dir": emptyDataDir, "backup_dir": backupDir, "snapshot": false, "stop_marker": "/run/x"},
+			[]string{"parameter stop_marker", "with stop_service only"}, nil},
 		{"backup state choice", "etcd_backup", map[string]any{"name": "b1", "state": "absent", "data_dir": emptyDataDir, "backup_dir": backupDir},
 			[]string{"state", "present", "restored"}, nil},
 
@@ -257,6 +259,8 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"parameter name", "at least one unit"}, nil},
 		{"service state choice", "etcd_units", map[string]any{"name": "etcd", "state": "restarted"},
 			[]string{"state", "started", "stopped"}, nil},
+		{"service marker relative", "etcd_units", map[string]any{"name": "etcd", "state": "stopped", "marker": "run/x"},
+			[]string{"parameter marker", "an absolute path"}, nil},
 		{"service settle negative", "etcd_units", map[string]any{"name": "etcd", "state": "started", "settle": "-3s"},
 			[]string{"parameter settle", "must not be negative"}, nil},
 
