@@ -31,6 +31,9 @@ type Params struct {
 	// Marker, with state stopped, is a file created before this run stops a unit and left for the caller:
 	// a record, for a run killed right after, that it was this caller who stopped it (etcd_backup's under /run).
 	Marker string `arg:"marker" type:"path"`
+	// NoBlock queues the jobs and returns without waiting for them (systemctl --no-block): for units that
+	// only finish starting together, as etcd members do (each waits for a quorum). Nothing is checked.
+	NoBlock bool `arg:"no_block" default:"false"`
 
 	units []string // Name as full unit names, in order, once each
 }
@@ -77,6 +80,7 @@ type Units interface {
 	Start(ctx context.Context, unit string) error
 	Stop(ctx context.Context, unit string) error
 	Unit(ctx context.Context, unit string) (systemd.UnitInfo, error)
+	Enqueue(ctx context.Context, verb, unit string) error
 }
 
 // Unit is one unit's outcome.
@@ -101,7 +105,8 @@ type Result struct {
 const poll = 250 * time.Millisecond
 
 // Run brings every unit to p.State. Every unit is read first: a unit this host does not have fails the
-// run before any job. Stopped: each running unit is stopped in order, p.Marker written before each stop. Started: each inactive unit is started in
+// run before any job. Stopped: each running unit is stopped in order, p.Marker written before each stop.
+// With p.NoBlock the jobs are only queued, and nothing after them is waited for or checked. Started: each inactive unit is started in
 // order, then every unit must be active within the timeout and, p.Settle later, still active in the same
 // activation. In check mode nothing is started, stopped or waited for.
 func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error) {
@@ -142,6 +147,9 @@ func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error)
 				return res, fmt.Errorf("marker: %w (%s was not stopped)", err, name)
 			}
 		}
+		if p.NoBlock {
+			act = func(ctx context.Context, unit string) error { return u.Enqueue(ctx, verb, unit) }
+		}
 		if err := act(ctx, name); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return res, fmt.Errorf("%s: its %s job did not end within timeout %s (systemd may still be running it; "+
@@ -156,7 +164,7 @@ func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error)
 		infos[i] = info
 		res.Units[i] = withChanged(info, true)
 	}
-	if p.State == "stopped" || t.CheckMode {
+	if p.State == "stopped" || t.CheckMode || p.NoBlock {
 		return res, nil
 	}
 	return res, keepRunning(ctx, p, u, infos, &res)

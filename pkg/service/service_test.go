@@ -56,6 +56,12 @@ func (f *fakeUnits) Stop(_ context.Context, unit string) error {
 	return nil
 }
 
+// Enqueue records the job and leaves the unit as it was: systemd has not run it yet.
+func (f *fakeUnits) Enqueue(_ context.Context, verb, unit string) error {
+	f.jobs = append(f.jobs, "queue "+verb+" "+unit)
+	return nil
+}
+
 func (f *fakeUnits) Unit(_ context.Context, unit string) (systemd.UnitInfo, error) {
 	u, ok := f.units[unit]
 	if !ok {
@@ -156,6 +162,21 @@ func TestStopWritesTheMarker(t *testing.T) {
 	if _, err := Run(context.Background(), &module.Task{}, p, f); err == nil ||
 		!strings.Contains(err.Error(), "api.service was not stopped") || f.jobs != nil {
 		t.Errorf("unwritable marker: err %v, jobs %v", err, f.jobs)
+	}
+}
+
+// no_block queues the jobs and checks nothing: a unit still inactive after its start is no failure.
+func TestNoBlockQueuesOnly(t *testing.T) {
+	f := newFake(map[string]string{"etcd.service": "inactive", "ctl.service": "active"})
+	p := params(t, "started", "etcd", "ctl")
+	p.NoBlock = true
+	task := &module.Task{}
+	res, err := Run(context.Background(), task, p, f)
+	if err != nil || !task.IsChanged() || strings.Join(f.jobs, ",") != "queue start etcd.service" {
+		t.Fatalf("err %v, changed %v, jobs %v", err, task.IsChanged(), f.jobs)
+	}
+	if !res.Units[0].Changed || res.Units[0].ActiveState != "inactive" || res.Units[1].Changed {
+		t.Errorf("units %+v", res.Units)
 	}
 }
 

@@ -147,6 +147,23 @@ func (c *Conn) Stop(ctx context.Context, unit string) error {
 	})
 }
 
+// Enqueue queues a start or stop job for unit (mode "replace") and returns without waiting for its result
+// (systemctl --no-block): for units that can only finish starting together, such as etcd members.
+func (c *Conn) Enqueue(ctx context.Context, verb, unit string) error {
+	conn, err := c.conn(ctx)
+	if err != nil {
+		return err
+	}
+	enqueue := conn.StartUnitContext
+	if verb == "stop" {
+		enqueue = conn.StopUnitContext
+	}
+	if _, err := enqueue(ctx, unit, "replace", nil); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, unit, busError(err))
+	}
+	return nil
+}
+
 // Restart restarts unit (starts it when stopped) and waits for the job result.
 func (c *Conn) Restart(ctx context.Context, unit string) error {
 	return c.job(ctx, "restart", unit, func(ctx context.Context, conn *sd.Conn, ch chan<- string) (int, error) {
