@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,14 +60,19 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 			t.Errorf("%s: the replaced db was not kept: %s %v", h.Name, out, err)
 		}
 	}
-	// The controller's copy is named by the first member's client URL and the backup (other labs may be
-	// migrating beside it).
+	// The controller's copy is named by the backup, in a directory named by the first member's client URL
+	// (other labs may be migrating beside it, and earlier ones on the same address), kept 0700.
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(cache, "etcdops-etcd/migration", "https_"+l.Members()[0].Addr+"_2379-*")); len(left) != 0 {
-		t.Errorf("the migrated data is left on the controller: %v", left)
+	dir := filepath.Join(cache, "etcdops-etcd/migration", "https_"+l.Members()[0].Addr+"_2379")
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("the controller's directory %s: %v %v, want 0700", dir, st, err)
+	}
+	db := filepath.Join(dir, fmt.Sprint(st["backup"])+".db")
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("the migrated data is left on the controller: %s (%v)", db, err)
 	}
 
 	again := playbook(t, l, "migrate_v2_to_v3.yml", nil)
