@@ -106,9 +106,9 @@ const poll = 250 * time.Millisecond
 
 // Run brings every unit to p.State. Every unit is read first: a unit this host does not have fails the
 // run before any job. Stopped: each running unit is stopped in order, p.Marker written before each stop.
-// With p.NoBlock the jobs are only queued, and nothing after them is waited for or checked. Started: each inactive unit is started in
-// order, then every unit must be active within the timeout and, p.Settle later, still active in the same
-// activation. In check mode nothing is started, stopped or waited for.
+// Started: each inactive unit is started in order, then every unit must be active within the timeout and,
+// p.Settle later, still active in the same activation. With p.NoBlock the jobs are only queued, and
+// nothing after them is waited for or checked. In check mode nothing is started, stopped or waited for.
 func Run(ctx context.Context, t *module.Task, p Params, u Units) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
