@@ -5,7 +5,6 @@ package etcd_backup
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -56,39 +55,6 @@ func (p *params) Validate() error {
 	return p.Options.Validate()
 }
 
-// stopper stops the unit for the copy and starts it again afterwards if it was running; marker (if set)
-// exists from before the stop until the start.
-func stopper(units systemd.Units, unit, marker string) func(context.Context) (func() error, error) {
-	return func(ctx context.Context) (func() error, error) {
-		active, err := units.Active(ctx, unit)
-		if err != nil {
-			return nil, err
-		}
-		if !active {
-			return func() error { return nil }, nil
-		}
-		if marker != "" {
-			if err := os.WriteFile(marker, nil, 0o600); err != nil {
-				return nil, fmt.Errorf("stop_marker: %w (%s was not stopped)", err, unit)
-			}
-		}
-		if err := units.Stop(ctx, unit); err != nil {
-			return nil, err
-		}
-		return func() error {
-			if err := units.Start(context.Background(), unit); err != nil {
-				return err
-			}
-			if marker != "" {
-				if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
-					return fmt.Errorf("stop_marker: %w (%s runs again)", err, unit)
-				}
-			}
-			return nil
-		}, nil
-	}
-}
-
 // Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
 func Main() {
 	var p params
@@ -101,7 +67,7 @@ func Main() {
 		if p.stopUnit != "" {
 			units := systemd.New()
 			defer units.Close()
-			s.Quiesce = stopper(units, p.stopUnit, p.StopMarker)
+			s.Quiesce = backup.StopUnit(units, p.stopUnit, p.StopMarker)
 		}
 		return backup.Take(ctx, t, s)
 	})
