@@ -29,6 +29,7 @@ type Run struct {
 	Inventory string            // -i: an inventory path or a "host," list
 	ExtraVars map[string]any    // -e
 	Limit     string            // --limit
+	Check     bool              // --check
 	Env       map[string]string // environment added to this process's (ANSIBLE_COLLECTIONS_PATH, …)
 	Dir       string            // working directory (default: this process's)
 	Out       io.Writer         // a copy of the raw JSON report (optional)
@@ -118,7 +119,7 @@ func Execute(ctx context.Context, run Run) (*Result, error) {
 	cmd := playbook.NewAnsiblePlaybookCmd(
 		playbook.WithPlaybooks(abs),
 		playbook.WithPlaybookOptions(&playbook.AnsiblePlaybookOptions{
-			Inventory: run.Inventory, ExtraVars: run.ExtraVars, Limit: run.Limit,
+			Inventory: run.Inventory, ExtraVars: run.ExtraVars, Limit: run.Limit, Check: run.Check,
 		}),
 	)
 	env, mark, cleanup, err := pluginEnv(run)

@@ -24,8 +24,8 @@ func TestSoakMigrateOfflineRerunAndRollback(t *testing.T) {
 	migrateOffline(t, l, m)
 }
 
-// migrateOffline migrates the lab offline with Ansible's default connection settings (pipelining off;
-// the other lab tests pipeline), checks the data, the state file, the backups and the member dirs kept,
+// migrateOffline runs the migration in check mode (nothing changes), migrates the lab offline with Ansible's
+// default connection settings (pipelining off; the other lab tests pipeline), checks the data, the state file, the backups and the member dirs kept,
 // runs the migration again (nothing changes), then rolls it back. It returns the first run.
 func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 	playbook := func(t *testing.T, l *lab.Lab, name string, extra map[string]any) *lab.Result {
@@ -33,6 +33,7 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 		return runPlaybook(t, l, name, lab.Run{ExtraVars: extra, Env: map[string]string{"ANSIBLE_PIPELINING": "False"}})
 	}
 
+	checkMigrationPredicted(t, l, m, nil)
 	before := memberIDs(context.Background(), t, l.V3Client(t))
 	res := playbook(t, l, "migrate_v2_to_v3.yml", nil)
 	mustSucceed(t, res)

@@ -25,6 +25,7 @@ func TestSoakMigrateOnline20k(t *testing.T) {
 // rerun adds the second run.
 func migrateOnline(t *testing.T, keys, snapshotCount int, rerun bool) {
 	l, m := seededLab(t, lab.Spec{Hosts: 3, Masters: true, SnapshotCount: snapshotCount}, keys)
+	checkMigrationPredicted(t, l, m, map[string]any{"etcd_migration_mode": "online"})
 	res := playbook(t, l, "migrate_v2_to_v3.yml", map[string]any{"etcd_migration_mode": "online"})
 	mustSucceed(t, res)
 	t.Logf("online migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))
