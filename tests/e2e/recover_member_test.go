@@ -89,6 +89,24 @@ func recoverMember(t *testing.T, twice bool) {
 	put(100, "during")
 	_, _ = l.Exec(etcd3, "systemctl", "start", "etcd") // fails: the data is corrupt; Restart=on-failure loops
 	vars := map[string]any{"etcd_recover_member": etcd3.Name}
+
+	// Check mode first: it runs to its end, says what would happen, and changes nothing.
+	dirsBefore, membersBefore = dataDirs(t, l), memberIDs(ctx, t, cli)
+	check := runPlaybook(t, l, "recover_member.yml", lab.Run{ExtraVars: vars, Check: true})
+	mustSucceed(t, check)
+	if s := summary(t, check); !strings.Contains(s, "Check mode: "+etcd3.Name+" would be recovered") {
+		t.Errorf("check mode's summary: %q", s)
+	}
+	if after := dataDirs(t, l); after != dirsBefore {
+		t.Errorf("check mode changed the data dirs:\nbefore %s\nafter  %s", dirsBefore, after)
+	}
+	if after := memberIDs(ctx, t, cli); after != membersBefore {
+		t.Errorf("check mode changed the members: before %s, after %s", membersBefore, after)
+	}
+	if st := readState(t, l, "recover-member-state.json"); st != nil {
+		t.Errorf("check mode wrote a state file: %v", st)
+	}
+	step("3a. check mode predicted the recovery of %s and changed nothing", etcd3.Name)
 	killed := killedRun(t, l, "recover_member.yml", vars, lab.Kill{Task: "etcdops.etcd.etcd_recover_member : Record the recovery's phase (joining)"})
 	if st := readState(t, l, "recover-member-state.json"); st["status"] != "removing" || st["member"] != etcd3.Name {
 		t.Fatalf("state after the first kill: %v", st)
