@@ -82,6 +82,26 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 		t.Fatalf("second run: %d changed tasks, summary %q", n, summary(t, again))
 	}
 
+	// The rollback in check mode first: it says what it would restore and changes nothing.
+	units := activations(t, l)
+	check := runPlaybook(t, l, "rollback_migration.yml", lab.Run{Check: true})
+	mustSucceed(t, check)
+	if found := check.Find("etcdops.etcd.etcd_v2v3_migrate : Summary"); len(found) != 1 ||
+		!strings.Contains(fmt.Sprint(found[0].Values["msg"]), "Check mode: the rollback would restore backup "+fmt.Sprint(st["backup"])) {
+		t.Errorf("the rollback's check mode: summary %v", found)
+	}
+	if after := activations(t, l); after != units {
+		t.Errorf("the rollback's check mode started or stopped units:\nbefore %s\nafter  %s", units, after)
+	}
+	if after := migrationState(t, l); after["status"] != "complete" {
+		t.Errorf("the rollback's check mode changed the state file: %v", after)
+	}
+	for _, h := range l.Members() {
+		if backend, _ := masterStorage(t, h); backend != "etcd3" {
+			t.Errorf("%s: storage-backend %q after the rollback's check mode, want etcd3", h.Name, backend)
+		}
+	}
+
 	back := playbook(t, l, "rollback_migration.yml", nil)
 	mustSucceed(t, back)
 	checkRolledBack(t, l, m)
