@@ -42,9 +42,15 @@ named containerized=true etcd_service=etcd-member ansible_connection=local
 		"forced":        "etcd /etc/systemd/system/etcd.service.d/20-clct-etcd-member.conf",
 		"named":         "etcd-member /etc/systemd/system/etcd-member.service.d/20-clct-etcd-member.conf",
 	}
+	wantMessages(t, book, inv, "Unit", want)
+}
+
+// wantMessages runs the playbook and checks each host's message from the named task.
+func wantMessages(t *testing.T, book, inv, task string, want map[string]string) {
+	t.Helper()
 	got := map[string]string{}
 	for _, tr := range ansibletest.Playbook(t, book, inv, nil, nil) {
-		if tr.Name != "Unit" {
+		if tr.Name != task {
 			continue
 		}
 		for h, r := range tr.Hosts {

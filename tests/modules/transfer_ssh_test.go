@@ -3,8 +3,6 @@ package modules
 import (
 	"path/filepath"
 	"testing"
-
-	"github.com/etcdops/etcd/internal/ansibletest"
 )
 
 // The offline migration's db transfer runs ssh without its compression (role etcd_v2v3_migrate, vars/main.yml):
@@ -44,18 +42,5 @@ etcd_v2v3_migrate_transfer_ssh_compression=false
 		"flags": "-o Compression=no -CA -o ControlPersist=60s | /cp/uncompressed",
 		"kept":  "-C -o ControlPersist=60s | /cp",
 	}
-	got := map[string]string{}
-	for _, tr := range ansibletest.Playbook(t, book, inv, nil, nil) {
-		if tr.Name != "Args" {
-			continue
-		}
-		for h, r := range tr.Hosts {
-			got[h] = r.Msg()
-		}
-	}
-	for h, w := range want {
-		if got[h] != w {
-			t.Errorf("%s: %q, want %q", h, got[h], w)
-		}
-	}
+	wantMessages(t, book, inv, "Args", want)
 }
