@@ -106,7 +106,7 @@ func recoverMember(t *testing.T, twice bool) {
 	if st := readState(t, l, "recover-member-state.json"); st != nil {
 		t.Errorf("check mode wrote a state file: %v", st)
 	}
-	step("3a. check mode predicted the recovery of %s and changed nothing", etcd3.Name)
+	step("3. check mode predicted the recovery of %s and changed nothing", etcd3.Name)
 	killed := killedRun(t, l, "recover_member.yml", vars, lab.Kill{Task: "etcdops.etcd.etcd_recover_member : Record the recovery's phase (joining)"})
 	if st := readState(t, l, "recover-member-state.json"); st["status"] != "removing" || st["member"] != etcd3.Name {
 		t.Fatalf("state after the first kill: %v", st)
