@@ -96,6 +96,25 @@ func replaceNodes(t *testing.T, full bool) {
 	}
 	step("1b. a new host with a member dir refused, nothing changed: %s", msg)
 
+	// 1c. Check mode: it runs to its end, names both sets of hosts, and changes nothing.
+	check := runPlaybook(t, l, "replace_nodes.yml", lab.Run{Check: true})
+	mustSucceed(t, check)
+	if s := summary(t, check); !strings.Contains(s, "Check mode: the cluster would move onto "+fresh[0].Name) {
+		t.Errorf("check mode's summary: %q", s)
+	}
+	if after := memberIDs(ctx, t, cli); after != membersBefore {
+		t.Errorf("check mode changed the members: %s", after)
+	}
+	for _, h := range fresh {
+		if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("check mode wrote %s's etcd.conf (%v)", h.Name, err)
+		}
+	}
+	if st := replaceState(t, fresh[0]); st != nil {
+		t.Errorf("check mode wrote a state file: %v", st)
+	}
+	step("1c. check mode predicted the move and changed nothing")
+
 	// 2. The move, with a writer outside Ansible through every old and new endpoint. In make soak, etcd3's
 	// master-config.yaml is a directory for the first run: the run stops in phase consumers, after every
 	// new member was promoted and before any old one was removed; the second run resumes and completes.

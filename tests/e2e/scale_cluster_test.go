@@ -106,6 +106,27 @@ func scaleCluster(t *testing.T, inSteps bool) {
 	}
 	refused("two of three members stopped", "The cluster has no quorum (", unchanged, noQuorum)
 
+	// Check mode, 3 → 5: it runs to its end, names what would join, and changes nothing (the refusal checks
+	// above: members, data dirs, the joining hosts' etcd.conf, the state file).
+	check := scaleRun(t, l, all, lab.Run{Check: true})
+	mustSucceed(t, check)
+	if s := summary(t, check); !strings.Contains(s, "Check mode: the cluster would be scaled to") ||
+		!strings.Contains(s, "joining "+spare[0].Name+", "+spare[1].Name) {
+		t.Errorf("check mode's summary: %q", s)
+	}
+	if after := shape(); after != unchanged {
+		t.Errorf("check mode changed members or data dirs:\nbefore %s\nafter  %s", unchanged, after)
+	}
+	for _, h := range spare {
+		if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("check mode wrote %s's etcd.conf (%v)", h.Name, err)
+		}
+	}
+	if st := readStateOn(t, old[0], "scale-cluster-state.json"); st != nil {
+		t.Errorf("check mode wrote a state file: %v", st)
+	}
+	step("1. check mode predicted the scaling and changed nothing: %s", summary(t, check))
+
 	// 2. 3 → 5, with one writer through all five endpoints. In make soak: 3 → 4 (allowed by
 	// etcd_allow_unsafe_size) killed after the learner was added, re-run; then 4 → 5.
 	w := startWriter(t, l, all)
