@@ -54,6 +54,28 @@ func checkMigrationPredicted(t *testing.T, l *lab.Lab, m *dataset.Manifest, extr
 	}
 }
 
+// mustPredict runs the playbook with --check: it succeeds, its summary says want, and no data dir, unit or
+// state file (stateFile, on the first etcd host) changed.
+func mustPredict(t *testing.T, l *lab.Lab, name string, run lab.Run, want, stateFile string) {
+	t.Helper()
+	dirs, units := dataDirs(t, l), activations(t, l)
+	run.Check = true
+	res := runPlaybook(t, l, name, run)
+	mustSucceed(t, res)
+	if s := summary(t, res); !strings.Contains(s, want) {
+		t.Errorf("%s --check: summary %q, want %q in it", name, s, want)
+	}
+	if after := dataDirs(t, l); after != dirs {
+		t.Errorf("%s --check changed the data dirs:\nbefore %s\nafter  %s", name, dirs, after)
+	}
+	if after := activations(t, l); after != units {
+		t.Errorf("%s --check started or stopped units:\nbefore %s\nafter  %s", name, units, after)
+	}
+	if st := readState(t, l, stateFile); st != nil {
+		t.Errorf("%s --check wrote %s: %v", name, stateFile, st)
+	}
+}
+
 // activations lists when etcd and every master unit of each host last became active, and whether they are.
 func activations(t *testing.T, l *lab.Lab) string {
 	t.Helper()
