@@ -97,6 +97,7 @@ func replaceNodes(t *testing.T, full bool) {
 	step("1b. a new host with a member dir refused, nothing changed: %s", msg)
 
 	// 1c. Check mode: it runs to its end, names both sets of hosts, and changes nothing.
+	dirs := hostDirs(t, append(append([]*lab.Host{}, old...), fresh...))
 	check := runPlaybook(t, l, "replace_nodes.yml", lab.Run{Check: true})
 	mustSucceed(t, check)
 	if s := summary(t, check); !strings.Contains(s, "Check mode: the cluster would move onto "+fresh[0].Name) {
@@ -112,6 +113,9 @@ func replaceNodes(t *testing.T, full bool) {
 	}
 	if st := replaceState(t, fresh[0]); st != nil {
 		t.Errorf("check mode wrote a state file: %v", st)
+	}
+	if after := hostDirs(t, append(append([]*lab.Host{}, old...), fresh...)); after != dirs {
+		t.Errorf("check mode changed the data dirs:\nbefore %s\nafter  %s", dirs, after)
 	}
 	step("1c. check mode predicted the move and changed nothing")
 
