@@ -25,12 +25,21 @@ func TestSoakMigrateOfflineRerunAndRollback(t *testing.T) {
 }
 
 // migrateOffline runs the migration in check mode (nothing changes), migrates the lab offline with Ansible's
-// default connection settings (pipelining off; the other lab tests pipeline), checks the data, the state file, the backups and the member dirs kept,
-// runs the migration again (nothing changes), then rolls it back. It returns the first run.
+// default connection settings (pipelining off; the other lab tests pipeline; ssh_args with -C), checks the data,
+// the state file, the backups and the member dirs kept, runs the migration again (nothing changes), then rolls it
+// back. It returns the first run.
 func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
+	// Control sockets of this test's own (a short path: a socket's name has a length limit), to see which the
+	// db's transfer used.
+	sockets, err := os.MkdirTemp("", "cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockets) })
 	playbook := func(t *testing.T, l *lab.Lab, name string, extra map[string]any) *lab.Result {
 		t.Helper()
-		return runPlaybook(t, l, name, lab.Run{ExtraVars: extra, Env: map[string]string{"ANSIBLE_PIPELINING": "False"}})
+		return runPlaybook(t, l, name, lab.Run{ExtraVars: extra,
+			Env: map[string]string{"ANSIBLE_PIPELINING": "False", "ANSIBLE_SSH_CONTROL_PATH_DIR": sockets}})
 	}
 
 	checkMigrationPredicted(t, l, m, nil)
@@ -39,6 +48,10 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 	mustSucceed(t, res)
 	t.Logf("migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))
 	checkMigrated(t, l, m)
+	// The db went through ssh without compression, on connections of its own (etcd_v2v3_migrate_transfer_ssh_compression).
+	if st, err := os.Stat(filepath.Join(sockets, "uncompressed")); err != nil || !st.IsDir() {
+		t.Errorf("the db's transfer did not use its own uncompressed control sockets in %s/uncompressed: %v", sockets, err)
+	}
 	// Every member keeps its identity: the migrated data was given to the others, no member was removed.
 	if after := memberIDs(context.Background(), t, l.V3Client(t)); after != before {
 		t.Errorf("members before the migration %s, after %s: want the same", before, after)
