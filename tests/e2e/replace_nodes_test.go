@@ -46,6 +46,21 @@ func replaceNodes(t *testing.T, full bool) {
 	membersBefore := memberIDs(ctx, t, cli)
 	step("lab up, 300 keys written; members %s", membersBefore)
 
+	// unchanged checks a run (what) left the members, the new hosts' etcd.conf and the state file as they were.
+	unchanged := func(what string) {
+		t.Helper()
+		if after := memberIDs(ctx, t, cli); after != membersBefore {
+			t.Errorf("%s changed the members: %s", what, after)
+		}
+		for _, h := range fresh {
+			if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s wrote %s's etcd.conf (%v)", what, h.Name, err)
+			}
+		}
+		if st := replaceState(t, fresh[0]); st != nil {
+			t.Errorf("%s wrote a state file: %v", what, st)
+		}
+	}
 	refuse := func(wants ...string) string {
 		t.Helper()
 		refused := playbook(t, l, "replace_nodes.yml", nil)
@@ -58,17 +73,7 @@ func replaceNodes(t *testing.T, full bool) {
 		if n := changedTasks(refused); n != 0 {
 			t.Errorf("the refused run changed %d tasks", n)
 		}
-		if after := memberIDs(ctx, t, cli); after != membersBefore {
-			t.Errorf("the refused run changed the members: %s", after)
-		}
-		for _, h := range fresh {
-			if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the refused run wrote %s's etcd.conf (%v)", h.Name, err)
-			}
-		}
-		if st := replaceState(t, fresh[0]); st != nil {
-			t.Errorf("the refused run wrote a state file: %v", st)
-		}
+		unchanged("the refused run")
 		return msg
 	}
 	if full {
@@ -103,17 +108,7 @@ func replaceNodes(t *testing.T, full bool) {
 	if s := summary(t, check); !strings.Contains(s, "Check mode: the cluster would move onto "+fresh[0].Name) {
 		t.Errorf("check mode's summary: %q", s)
 	}
-	if after := memberIDs(ctx, t, cli); after != membersBefore {
-		t.Errorf("check mode changed the members: %s", after)
-	}
-	for _, h := range fresh {
-		if _, err := os.Stat(filepath.Join(h.Root(), "etc/etcd/etcd.conf")); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("check mode wrote %s's etcd.conf (%v)", h.Name, err)
-		}
-	}
-	if st := replaceState(t, fresh[0]); st != nil {
-		t.Errorf("check mode wrote a state file: %v", st)
-	}
+	unchanged("check mode")
 	if after := hostDirs(t, append(append([]*lab.Host{}, old...), fresh...)); after != dirs {
 		t.Errorf("check mode changed the data dirs:\nbefore %s\nafter  %s", dirs, after)
 	}
