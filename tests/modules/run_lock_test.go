@@ -107,4 +107,24 @@ func TestRunLockPlay(t *testing.T) {
 	if res, after = run(takeRelease, map[string]any{"etcd_lock_timeout": "1h"}); res["Take the run lock"].Failed() || after != "" {
 		t.Fatalf("stale lock: %v, lock after %q", res, after)
 	}
+	// No lock host given: the first of group etcd in sorted order, whatever order the inventory lists.
+	for _, order := range []string{"etcd-b etcd-a", "etcd-a etcd-b"} {
+		var b strings.Builder
+		b.WriteString("[etcd]\n")
+		for _, h := range strings.Fields(order) {
+			fmt.Fprintf(&b, "%s ansible_connection=local etcd_backup_dir=%s\n", h, filepath.Join(dir, h))
+		}
+		write(inv, b.String())
+		for _, r := range ansibletest.Playbook(t, take, inv, nil, nil) {
+			if r.Hosts["localhost"].Failed() {
+				t.Fatalf("inventory %q: %s failed: %s", order, r.Name, r.Hosts["localhost"].Msg())
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "etcd-a", "etcdops-run.lock")); err != nil {
+			t.Errorf("inventory %q: the lock is not on etcd-a: %v", order, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "etcd-b", "etcdops-run.lock")); err == nil {
+			t.Errorf("inventory %q: a lock on etcd-b", order)
+		}
+	}
 }
