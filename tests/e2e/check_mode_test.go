@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,10 +56,10 @@ func checkMigrationPredicted(t *testing.T, l *lab.Lab, m *dataset.Manifest, extr
 }
 
 // mustPredict runs the playbook with --check: it succeeds, its summary says want, and no data dir, unit or
-// state file (stateFile, on the first etcd host) changed.
+// state file (stateFile, on the first etcd host: absent, or as it was) changed.
 func mustPredict(t *testing.T, l *lab.Lab, name string, run lab.Run, want, stateFile string) {
 	t.Helper()
-	dirs, units := dataDirs(t, l), activations(t, l)
+	dirs, units, state := dataDirs(t, l), activations(t, l), readState(t, l, stateFile)
 	run.Check = true
 	res := runPlaybook(t, l, name, run)
 	mustSucceed(t, res)
@@ -71,8 +72,8 @@ func mustPredict(t *testing.T, l *lab.Lab, name string, run lab.Run, want, state
 	if after := activations(t, l); after != units {
 		t.Errorf("%s --check started or stopped units:\nbefore %s\nafter  %s", name, units, after)
 	}
-	if st := readState(t, l, stateFile); st != nil {
-		t.Errorf("%s --check wrote %s: %v", name, stateFile, st)
+	if st := readState(t, l, stateFile); !reflect.DeepEqual(st, state) {
+		t.Errorf("%s --check wrote %s:\nbefore %v\nafter  %v", name, stateFile, state, st)
 	}
 }
 
