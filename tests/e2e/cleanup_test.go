@@ -72,7 +72,11 @@ func cleanupAfterFailedMigration(t *testing.T, thenMigrate bool) {
 	showTrap(ctx, t, l, want)
 	step("6. trap shown")
 
-	// 7. The clean-up.
+	// 7. The clean-up: predicted by check mode, changing nothing; then run.
+	mustPredict(t, l, "cleanup_failed_migration.yml", lab.Run{}, "Check mode: the clean-up would run", "cleanup-state.json")
+	if after := v3Shape(ctx, t, l); after != before {
+		t.Errorf("the clean-up's check mode changed the cluster: before %s, after %s", before, after)
+	}
 	clean := playbook(t, l, "cleanup_failed_migration.yml", nil)
 	mustSucceed(t, clean)
 	step("7. cleaned up in %s: %s", clean.Duration.Round(time.Second), summary(t, clean))
