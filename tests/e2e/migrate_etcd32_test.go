@@ -23,7 +23,8 @@ import (
 // pkg/v2disk, the copy and the snapshot read, on 3.2.
 //
 // After the rollback the same cluster is migrated again the seed's way (etcd_v2v3_migrate_rebuild: rejoin,
-// members re-added as voters on 3.2), so make test runs both offline rebuilds.
+// members re-added as voters on 3.2), so make test runs both offline rebuilds; check mode predicts the
+// rejoin first.
 func TestMigrateOnEtcd32(t *testing.T) {
 	l, m := etcd32Lab(t, 2000)
 	res := migrateOffline(t, l, m)
@@ -38,7 +39,9 @@ func TestMigrateOnEtcd32(t *testing.T) {
 	}
 
 	before := memberIDs(context.Background(), t, l.V3Client(t))
-	rejoined := runPlaybook(t, l, "migrate_v2_to_v3.yml", lab.Run{ExtraVars: map[string]any{"etcd_v2v3_migrate_rebuild": "rejoin"}})
+	rejoin := map[string]any{"etcd_v2v3_migrate_rebuild": "rejoin"}
+	mustPredict(t, l, "migrate_v2_to_v3.yml", lab.Run{ExtraVars: rejoin}, "Check mode: the offline migration would run", "migration-state.json")
+	rejoined := runPlaybook(t, l, "migrate_v2_to_v3.yml", lab.Run{ExtraVars: rejoin})
 	mustSucceed(t, rejoined)
 	t.Logf("migrated again, rejoin, in %s: %s", rejoined.Duration.Round(time.Second), summary(t, rejoined))
 	checkMigrated(t, l, m)

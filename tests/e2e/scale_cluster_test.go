@@ -173,6 +173,9 @@ func scaleCluster(t *testing.T, inSteps bool) {
 	if after := hostDirs(t, all); after != dirs {
 		t.Errorf("check mode of the shrinking changed data dirs:\nbefore %s\nafter  %s", dirs, after)
 	}
+	if st := readStateOn(t, kept[0], "scale-cluster-state.json"); st != nil {
+		t.Errorf("check mode of the shrinking wrote a state file: %v", st)
+	}
 	step("3. check mode predicted the shrinking and changed nothing: %s", summary(t, shrinkCheck))
 	moveLeader(ctx, t, l, all, old[0])
 	w = startWriter(t, l, all)
