@@ -10,13 +10,13 @@ bench-v2data:
 	ETCDTEST_BIN=$(BENCH_ETCD) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
 bench: bench-v2data
 
-# The copy and the lease attach against Debian's etcd 3.4 and the built 3.2 and 3.3 (OpenShift 3.x's),
+# The copy, the offline migration (pkg/v2migrate, compared with that version's etcdctl migrate) and the lease attach against Debian's etcd 3.4 and the built 3.2 and 3.3 (OpenShift 3.x's),
 # as processes (`make unit` covers embedded 3.5): v2 answers, WAL and snapshot formats, lease
 # features (ignore_value came with 3.3) and the status fields (the applied index came with 3.4) are
 # per server version.
 test-v2data-versions: etcd-old
-	ETCDTEST_BIN=/usr/bin/etcd $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/leases/
-	ETCDTEST_BIN=$(ETCD32_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/leases/
-	ETCDTEST_BIN=$(ETCD33_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/leases/
+	ETCDTEST_BIN=/usr/bin/etcd $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/v2migrate/ ./pkg/leases/
+	ETCDTEST_BIN=$(ETCD32_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/v2migrate/ ./pkg/leases/
+	ETCDTEST_BIN=$(ETCD33_BIN) $(GO) test -count=1 -timeout 10m ./pkg/v2data/ ./pkg/v2disk/ ./pkg/v2migrate/ ./pkg/leases/
 
 EXTRA_TEST_TARGETS += test-v2data-versions

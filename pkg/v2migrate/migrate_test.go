@@ -1,0 +1,179 @@
+package v2migrate
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcd/internal/etcdtest"
+	"github.com/etcdops/etcd/internal/v2seed"
+	bolt "go.etcd.io/bbolt"
+	clientv2 "go.etcd.io/etcd/client/v2"
+)
+
+// A member whose store is partly in a snapshot and partly in the WAL after it (a write and a delete
+// past the last snapshot), migrated while stopped: its db holds exactly what `etcdctl migrate` writes
+// (same revisions, same bytes, same consistent index) plus the hidden keys, and the member starts on
+// it serving every key with its value. A second migration is refused, changing nothing.
+func TestMigrateMatchesEtcdctlMigratePlusHiddenKeys(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "100"}})
+	kapi := v2seed.KeysAPI(t, c)
+	leaves := v2seed.Seed(t, kapi, 300)
+	v2seed.AwaitNewestSnapshot(t, filepath.Join(c.Members[0].DataDir, "member", "snap"))
+	v2seed.Set(t, kapi, "/after/snapshot", "written after the snapshot", nil)
+	leaves["/after/snapshot"] = "written after the snapshot"
+	if _, err := kapi.Delete(context.Background(), v2seed.WideKey(7), nil); err != nil {
+		t.Fatal(err)
+	}
+	delete(leaves, v2seed.WideKey(7))
+	m := c.Members[0]
+	c.Stop(m)
+
+	theirs := etcdctlMigrate(t, m.DataDir)
+	res, err := Migrate(Config{DataDir: m.DataDir, TxnKeys: 50}) // several transactions
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Hidden != len(v2seed.HiddenSet) || res.Keys < len(leaves) {
+		t.Errorf("result %+v: want %d hidden keys and at least %d keys", res, len(v2seed.HiddenSet), len(leaves))
+	}
+	ours := readKeyBucket(t, m.DataDir)
+	if theirs != nil {
+		for rev, kv := range theirs.kvs {
+			if !bytes.Equal(ours.kvs[rev], kv) {
+				t.Errorf("revision %x: etcdctl migrate wrote %q, ours %q", rev, kv, ours.kvs[rev])
+			}
+		}
+		if len(ours.kvs) != len(theirs.kvs)+len(v2seed.HiddenSet) {
+			t.Errorf("%d keys, etcdctl migrate %d: want its keys and the %d hidden ones", len(ours.kvs), len(theirs.kvs), len(v2seed.HiddenSet))
+		}
+		if ours.index != theirs.index {
+			t.Errorf("consistent index %d, etcdctl migrate's %d", ours.index, theirs.index)
+		}
+	}
+	if ours.index != res.Index {
+		t.Errorf("consistent index %d, result %d", ours.index, res.Index)
+	}
+
+	again, err := Migrate(Config{DataDir: m.DataDir})
+	if err == nil || !strings.Contains(err.Error(), "already holds keys") {
+		t.Errorf("a second migration: %+v, %v; want a refusal", again, err)
+	}
+	if after := readKeyBucket(t, m.DataDir); len(after.kvs) != len(ours.kvs) {
+		t.Errorf("the refused migration changed the db: %d keys, was %d", len(after.kvs), len(ours.kvs))
+	}
+
+	if err := c.Start(m); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli := c.Client(t)
+	for k, v := range leaves {
+		resp, err := cli.Get(ctx, k)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case len(resp.Kvs) != 1:
+			t.Errorf("%s is not in v3 after the start", k)
+		case string(resp.Kvs[0].Value) != v:
+			t.Errorf("%s: %d bytes in v3, want %d", k, len(resp.Kvs[0].Value), len(v))
+		}
+	}
+	if resp, err := cli.Get(ctx, v2seed.WideKey(7)); err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("%s, deleted after the snapshot, is in v3: %v %v", v2seed.WideKey(7), resp, err)
+	}
+}
+
+// Check mode reads and counts, writing nothing; a running member's locked db is named, not waited on.
+func TestMigrateCheckOnlyAndRunningMember(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	kapi := v2seed.KeysAPI(t, c)
+	v2seed.Set(t, kapi, "/a/b", "c", nil)
+	v2seed.Set(t, kapi, "/a/_hidden", "h", &clientv2.SetOptions{})
+	m := c.Members[0]
+	if etcdtest.Binary() != "" { // an embedded member shares this process: bolt's lock does not keep it out
+		if _, err := Migrate(Config{DataDir: m.DataDir}); err == nil || !strings.Contains(err.Error(), "stop the member's etcd first") {
+			t.Errorf("migrating a running member: %v", err)
+		}
+	}
+	c.Stop(m)
+	res, err := Migrate(Config{DataDir: m.DataDir, CheckOnly: true})
+	if err != nil || res.Keys != 2 || res.Hidden != 1 {
+		t.Errorf("check only: %+v %v; want 2 keys, 1 hidden", res, err)
+	}
+	if got := readKeyBucket(t, m.DataDir); len(got.kvs) != 0 {
+		t.Errorf("check only wrote %d keys", len(got.kvs))
+	}
+	if _, err := Migrate(Config{DataDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "holds no member/wal") {
+		t.Errorf("an empty data dir: %v", err)
+	}
+}
+
+type migrated struct {
+	kvs   map[string][]byte // revision key → KeyValue
+	index uint64
+}
+
+func readKeyBucket(t *testing.T, dataDir string) migrated {
+	t.Helper()
+	db, err := bolt.Open(dbPath(dataDir), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := migrated{kvs: map[string][]byte{}}
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(keyBucket); b != nil {
+			if err := b.ForEach(func(k, v []byte) error { out.kvs[string(k)] = bytes.Clone(v); return nil }); err != nil {
+				return err
+			}
+		}
+		if b := tx.Bucket(metaBucket); b != nil {
+			if v := b.Get([]byte("consistent_index")); len(v) == 8 {
+				out.index = uint64(v[0])<<56 | uint64(v[1])<<48 | uint64(v[2])<<40 | uint64(v[3])<<32 |
+					uint64(v[4])<<24 | uint64(v[5])<<16 | uint64(v[6])<<8 | uint64(v[7])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// etcdctlMigrate runs the server version's `etcdctl migrate` (the etcdctl beside ETCDTEST_BIN) on a
+// copy of the data dir and reads what it wrote; nil where there is none: the embedded 3.5 server (an
+// older etcdctl refuses a 3.5 member dir, and 3.5's has no migrate), or no etcdctl beside the server.
+func etcdctlMigrate(t *testing.T, dataDir string) *migrated {
+	t.Helper()
+	if etcdtest.Binary() == "" {
+		t.Log("the embedded etcd 3.5: no etcdctl migrate of its version to compare with")
+		return nil
+	}
+	etcdctl := filepath.Join(filepath.Dir(etcdtest.Binary()), "etcdctl")
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.Command(etcdctl, args...)
+		cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+		return cmd.CombinedOutput()
+	}
+	if out, err := run("migrate", "--help"); err != nil || !strings.Contains(string(out), "data-dir") {
+		t.Logf("no etcdctl migrate to compare with (%s: %v)", etcdctl, err)
+		return nil
+	}
+	cp := filepath.Join(t.TempDir(), "copy")
+	if out, err := exec.Command("cp", "-a", dataDir, cp).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v", out, err)
+	}
+	if out, err := run("migrate", "--data-dir", cp); err != nil {
+		t.Fatalf("etcdctl migrate: %s %v", out, err)
+	}
+	m := readKeyBucket(t, cp)
+	return &m
+}
