@@ -24,6 +24,7 @@ import (
 	"github.com/etcdops/etcd/modules/etcd_ttl_leases"
 	"github.com/etcdops/etcd/modules/etcd_units"
 	"github.com/etcdops/etcd/modules/etcd_v2_copy"
+	"github.com/etcdops/etcd/modules/etcd_v2_migrate"
 )
 
 var modules = map[string]func(){
@@ -40,6 +41,7 @@ var modules = map[string]func(){
 	"etcd_ttl_leases":        etcd_ttl_leases.Main,
 	"etcd_units":             etcd_units.Main,
 	"etcd_v2_copy":           etcd_v2_copy.Main,
+	"etcd_v2_migrate":        etcd_v2_migrate.Main,
 }
 
 func main() {

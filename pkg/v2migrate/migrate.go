@@ -39,7 +39,9 @@ import (
 type Config struct {
 	// DataDir is the stopped member's data dir (member/snap, member/wal). Required.
 	DataDir string
-	// CheckOnly reads the store and counts what would be written, writing nothing.
+	// CheckOnly reads the store and counts what would be written, writing nothing and leaving the db
+	// unopened: it may run beside the member (its snapshot and WAL are only read, a torn WAL tail is the
+	// end), for a check mode that stopped nothing.
 	CheckOnly bool
 	// TxnKeys is how many keys one bolt transaction writes. Default 10000.
 	TxnKeys int
@@ -85,7 +87,7 @@ func Migrate(cfg Config) (Result, error) {
 		res.Revision = kvs[len(kvs)-1].ModRevision
 	}
 	if cfg.CheckOnly {
-		return res, checkDB(dbPath(cfg.DataDir))
+		return res, nil
 	}
 	return res, write(dbPath(cfg.DataDir), kvs, index, cfg.TxnKeys)
 }
@@ -252,19 +254,6 @@ var (
 	metaBucket = []byte("meta")
 )
 
-// checkDB fails where write would: a db that already holds v3 keys.
-func checkDB(path string) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return openErr(path, err)
-	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error { return emptyKeys(path, tx.Bucket(keyBucket)) })
-}
-
 func emptyKeys(path string, b *bolt.Bucket) error {
 	if b == nil {
 		return nil
@@ -280,7 +269,7 @@ func emptyKeys(path string, b *bolt.Bucket) error {
 // migrate writes them, TxnKeys per transaction, and the consistent index into meta; the db's other
 // buckets (members, cluster version, auth) stay as they are.
 func write(path string, kvs []*mvccpb.KeyValue, index uint64, txnKeys int) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
 		return openErr(path, err)
 	}

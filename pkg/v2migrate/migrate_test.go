@@ -90,13 +90,17 @@ func TestMigrateMatchesEtcdctlMigratePlusHiddenKeys(t *testing.T) {
 	}
 }
 
-// Check mode reads and counts, writing nothing; a running member's locked db is named, not waited on.
+// Check mode reads and counts, writing nothing, also beside the running member (a check-mode run stopped
+// nothing); a real migration of a running member's locked db is refused, naming the fix.
 func TestMigrateCheckOnlyAndRunningMember(t *testing.T) {
 	c := etcdtest.NewCluster(t, 1)
 	kapi := v2seed.KeysAPI(t, c)
 	v2seed.Set(t, kapi, "/a/b", "c", nil)
 	v2seed.Set(t, kapi, "/a/_hidden", "h", &clientv2.SetOptions{})
 	m := c.Members[0]
+	if res, err := Migrate(Config{DataDir: m.DataDir, CheckOnly: true}); err != nil || res.Keys != 2 || res.Hidden != 1 {
+		t.Errorf("check only beside the running member: %+v %v; want 2 keys, 1 hidden", res, err)
+	}
 	if etcdtest.Binary() != "" { // an embedded member shares this process: bolt's lock does not keep it out
 		if _, err := Migrate(Config{DataDir: m.DataDir}); err == nil || !strings.Contains(err.Error(), "stop the member's etcd first") {
 			t.Errorf("migrating a running member: %v", err)

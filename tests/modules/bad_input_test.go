@@ -250,6 +250,16 @@ func TestBadInputTable(t *testing.T) {
 		{"run state archive suffix", "etcd_run_state", map[string]any{"path": stateFile, "state": "archived", "archive_suffix": "a/b"},
 			[]string{"parameter archive_suffix"}, nil},
 
+		// etcd_v2_migrate
+		{"v2 migrate no data dir", "etcd_v2_migrate", map[string]any{},
+			[]string{"parameter data_dir", "is required"}, nil},
+		{"v2 migrate relative data dir", "etcd_v2_migrate", map[string]any{"data_dir": "var/lib/etcd"},
+			[]string{"parameter data_dir", "absolute path"}, nil},
+		{"v2 migrate not a member's data dir", "etcd_v2_migrate", map[string]any{"data_dir": filepath.Join(work, "state")},
+			[]string{"data_dir", "holds no member/wal", "stopped member's data dir"}, nil},
+		{"v2 migrate unknown option", "etcd_v2_migrate", map[string]any{"data_dir": "/var/lib/etcd", "wal_dir": "/x"},
+			[]string{"wal_dir"}, nil},
+
 		// etcd_units (validated before systemd is reached)
 		{"service unit outside systemd's names", "etcd_units", map[string]any{"name": []any{"atomic-openshift-master-api", "../../../tmp/x"}, "state": "stopped"},
 			[]string{"parameter name", "not a valid systemd unit name"}, nil},

@@ -1,0 +1,35 @@
+// etcd_v2_migrate writes a stopped member's v2 keyspace into its own v3 db, as `etcdctl migrate` does,
+// hidden keys included (pkg/v2migrate).
+package etcd_v2_migrate
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/etcdops/etcd/pkg/module"
+	"github.com/etcdops/etcd/pkg/v2migrate"
+)
+
+type params struct {
+	DataDir string `arg:"data_dir" type:"path" required:"true"`
+}
+
+func (p *params) Validate() error {
+	if !filepath.IsAbs(p.DataDir) {
+		return &module.ParamError{Param: "data_dir", Msg: "must be an absolute path: the stopped member's data dir, e.g. /var/lib/etcd"}
+	}
+	return nil
+}
+
+// Main runs the module; the multi-call executable (cmd/etcdops) calls it by the module's name.
+func Main() {
+	var p params
+	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
+		res, err := v2migrate.Migrate(v2migrate.Config{DataDir: p.DataDir, CheckOnly: t.CheckMode})
+		if err != nil {
+			return nil, err
+		}
+		t.Changed()
+		return res, nil
+	})
+}
