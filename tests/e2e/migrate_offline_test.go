@@ -74,17 +74,9 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest) *lab.Result {
 			t.Errorf("%s: the replaced db was not kept: %s %v", h.Name, out, err)
 		}
 	}
-	// The controller's copy is named by the backup, in a directory named by the first member's client URL
-	// (other labs may be migrating beside it, and earlier ones on the same address), kept 0700.
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(cache, "etcdops-etcd/migration", "https_"+l.Members()[0].Addr+"_2379")
-	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
-		t.Errorf("the controller's directory %s: %v %v, want 0700", dir, st, err)
-	}
-	db := filepath.Join(dir, fmt.Sprint(st["backup"])+".db")
+	// The controller's copy is named by the backup, in the cluster's own directory (other labs may be
+	// migrating beside it, and earlier ones on the same address).
+	db := filepath.Join(controllerDir(t, l, "migration"), fmt.Sprint(st["backup"])+".db")
 	if _, err := os.Stat(db); !os.IsNotExist(err) {
 		t.Errorf("the migrated data is left on the controller: %s (%v)", db, err)
 	}

@@ -85,15 +85,8 @@ func restoreFromSnapshot(t *testing.T, killed bool) {
 	}
 	checkRebuilt(ctx, t, l, cli, "/var/lib/etcd/member.pre-restore-*", l.Members())
 	// The fresh snapshot went through the controller in this cluster's own directory (other labs may be
-	// restoring beside it), 0700, and left nothing there.
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay := filepath.Join(cache, "etcdops-etcd/restore", "https_"+l.Members()[0].Addr+"_2379")
-	if info, err := os.Stat(relay); err != nil || info.Mode().Perm() != 0o700 {
-		t.Errorf("the controller's relay %s: %v %v, want a 0700 directory", relay, info, err)
-	}
+	// restoring beside it) and left nothing there.
+	relay := controllerDir(t, l, "restore")
 	if left, _ := os.ReadDir(relay); len(left) > 0 {
 		t.Errorf("the snapshot is left on the controller: %s holds %v", relay, left)
 	}
