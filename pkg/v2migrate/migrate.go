@@ -70,15 +70,25 @@ func Migrate(cfg Config) (Result, error) {
 	if cfg.DataDir == "" {
 		return res, errors.New("data_dir is empty: give the stopped member's data dir (the directory holding member/)")
 	}
+	// The hidden names are scanned from the same files while the store is rebuilt (two cores, two reads).
+	type scan struct {
+		paths []string
+		err   error
+	}
+	scanned := make(chan scan, 1)
+	go func() {
+		paths, err := v2disk.HiddenPaths(cfg.DataDir)
+		scanned <- scan{paths, err}
+	}()
 	st, index, err := rebuildStore(cfg.DataDir)
+	hidden := <-scanned
 	if err != nil {
 		return res, err
 	}
-	hidden, err := v2disk.HiddenPaths(cfg.DataDir)
-	if err != nil {
-		return res, err
+	if hidden.err != nil {
+		return res, hidden.err
 	}
-	kvs, nHidden, err := collect(st, hidden)
+	kvs, nHidden, err := collect(st, hidden.paths)
 	if err != nil {
 		return res, err
 	}
