@@ -247,8 +247,8 @@ func checkNoLeftovers(t *testing.T, l *lab.Lab, backups string) {
 }
 
 // make test's sample: two boundaries (a kill costs a whole lab and two runs, and make test must stay within
-// 60 minutes on 2 cores); make soak runs all of them. With etcd stopped after the backup, before
-// `etcdctl migrate` (a re-run restores the backup and resumes); near the end: the cluster rebuilt with
+// 60 minutes on 2 cores); make soak runs all of them. With etcd stopped after the backup, before step
+// 5's etcd_v2_migrate (a re-run restores the backup and resumes); near the end: the cluster rebuilt with
 // leases, the consumers switched but stopped. Check mode runs on each state the kill left before the
 // re-run. (make soak's TestSoakMigrateInterruptedThenResumed fails a run right after etcdctl migrate.)
 var migrateOfflineSample = []lab.Kill{
