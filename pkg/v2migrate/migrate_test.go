@@ -3,6 +3,7 @@ package v2migrate
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,8 +141,7 @@ func readKeyBucket(t *testing.T, dataDir string) migrated {
 		}
 		if b := tx.Bucket(metaBucket); b != nil {
 			if v := b.Get([]byte("consistent_index")); len(v) == 8 {
-				out.index = uint64(v[0])<<56 | uint64(v[1])<<48 | uint64(v[2])<<40 | uint64(v[3])<<32 |
-					uint64(v[4])<<24 | uint64(v[5])<<16 | uint64(v[6])<<8 | uint64(v[7])
+				out.index = binary.BigEndian.Uint64(v)
 			}
 		}
 		return nil
