@@ -537,6 +537,10 @@ func TestReAddRightAfterRemove(t *testing.T) {
 	if addRetryable(rpctypes.ErrPeerURLExist) {
 		t.Error("peer URL exists is retried")
 	}
+	// A removal retried after a dropped connection; "not found" then ends it (removed by the first try).
+	if !removeRetryable(status.Error(codes.Unavailable, "connection reset by peer")) || removeRetryable(rpctypes.ErrMemberNotFound) {
+		t.Error("remove retries the wrong errors")
+	}
 }
 
 // leaderOf returns the running member that leads and the others.

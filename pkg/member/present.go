@@ -288,11 +288,17 @@ func stopping(err error) bool {
 		strings.Contains(err.Error(), "raft: stopped")
 }
 
-// addRetryable: besides the transient refusals, "member not found" from a member that has not yet
-// applied a removal it answers for (the add was not applied), and a connection dropped by a member
-// as it stops (the add may have been applied: a retry then finds the peer URL taken).
+// removeRetryable: besides the transient refusals, a connection dropped by a member as it stops (the
+// removal may have been applied: a retry then finds the member gone).
+func removeRetryable(err error) bool {
+	return transient(err) || status.Code(err) == codes.Unavailable
+}
+
+// addRetryable: as removeRetryable (an applied add makes a retry find the peer URL taken), and
+// "member not found" from a member that has not yet applied a removal it answers for (the add was not
+// applied).
 func addRetryable(err error) bool {
-	return transient(err) || errors.Is(err, rpctypes.ErrMemberNotFound) || status.Code(err) == codes.Unavailable
+	return removeRetryable(err) || errors.Is(err, rpctypes.ErrMemberNotFound)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

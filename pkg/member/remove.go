@@ -35,7 +35,7 @@ func (c *cluster) absent(ctx context.Context) (*Result, error) {
 	}
 	var resp *clientv3.MemberRemoveResponse
 	attempts := 0
-	err = c.retryTransient(ctx, func(cctx context.Context) (err error) {
+	err = c.retry(ctx, removeRetryable, func(cctx context.Context) (err error) {
 		attempts++
 		resp, err = c.cli.MemberRemove(cctx, m.ID)
 		return err
