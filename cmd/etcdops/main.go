@@ -18,6 +18,7 @@ import (
 	"github.com/etcdops/etcd/modules/etcd_master_config"
 	"github.com/etcdops/etcd/modules/etcd_member"
 	"github.com/etcdops/etcd/modules/etcd_member_config"
+	"github.com/etcdops/etcd/modules/etcd_raft_log_info"
 	"github.com/etcdops/etcd/modules/etcd_run_state"
 	"github.com/etcdops/etcd/modules/etcd_snapshot"
 	"github.com/etcdops/etcd/modules/etcd_temp_member"
@@ -35,6 +36,7 @@ var modules = map[string]func(){
 	"etcd_master_config":     etcd_master_config.Main,
 	"etcd_member":            etcd_member.Main,
 	"etcd_member_config":     etcd_member_config.Main,
+	"etcd_raft_log_info":     etcd_raft_log_info.Main,
 	"etcd_run_state":         etcd_run_state.Main,
 	"etcd_snapshot":          etcd_snapshot.Main,
 	"etcd_temp_member":       etcd_temp_member.Main,

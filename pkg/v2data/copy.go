@@ -85,7 +85,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 	var discover func() ([]string, error)
 	var scan *v2disk.SnapScan
 	if s.SourceDataDir != "" {
-		if err := v2disk.CheckDataDir(s.SourceDataDir); err != nil {
+		if err := v2disk.CheckDataDir("source_data_dir", "the source cluster", s.SourceDataDir); err != nil {
 			return nil, err
 		}
 		discover = func() ([]string, error) { return v2disk.HiddenPaths(s.SourceDataDir) }

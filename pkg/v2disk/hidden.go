@@ -192,12 +192,12 @@ func sortedKeys(set map[string]bool) []string {
 	return out
 }
 
-// CheckDataDir fails fast on a source_data_dir that holds no member log, which HiddenPaths would
-// only find after reading for a while.
-func CheckDataDir(dataDir string) error {
+// CheckDataDir fails fast on a data dir (given as option, of a member of whose) that holds no member
+// log, which a read would only find after reading for a while.
+func CheckDataDir(option, whose, dataDir string) error {
 	if !wal.Exist(filepath.Join(dataDir, "member", "wal")) {
-		return fmt.Errorf("source_data_dir %s holds no etcd WAL (member/wal); point it at the data dir of a member "+
-			"of the source cluster on this host (e.g. /var/lib/etcd)", dataDir)
+		return fmt.Errorf("%s %s holds no etcd WAL (member/wal); point it at the data dir of a member "+
+			"of %s on this host (e.g. /var/lib/etcd)", option, dataDir, whose)
 	}
 	return nil
 }

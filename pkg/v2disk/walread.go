@@ -42,20 +42,27 @@ func readWAL(dir string, snapIndex, snapTerm uint64, fn walEntryFunc) (pb.Metada
 	if err != nil {
 		return md, 0, err
 	}
-	r := &walReader{snapIndex: snapIndex, snapTerm: snapTerm, last: snapIndex, fn: fn, md: &md}
+	r := &walReader{snapIndex: snapIndex, snapTerm: snapTerm, last: snapIndex, lastTerm: snapTerm, fn: fn, md: &md}
+	if err := r.read(dir, files); err != nil {
+		return md, 0, err
+	}
+	return md, r.last, nil
+}
+
+func (r *walReader) read(dir string, files []string) error {
 	for i, f := range files {
 		done, err := r.segment(filepath.Join(dir, f), i == len(files)-1)
 		if err != nil {
-			return md, 0, fmt.Errorf("%s: %w", f, err)
+			return fmt.Errorf("%s: %w", f, err)
 		}
 		if done {
 			break
 		}
 	}
 	if !r.matched {
-		return md, 0, fmt.Errorf("the WAL in %s holds no record of the snapshot at index %d", dir, snapIndex)
+		return fmt.Errorf("the WAL in %s holds no record of the snapshot at index %d", dir, r.snapIndex)
 	}
-	return md, r.last, nil
+	return nil
 }
 
 // WALMember reads a member's metadata (node and cluster ids) from the head of its newest WAL
@@ -122,7 +129,8 @@ type walReader struct {
 	md                  *pb.Metadata
 	crc                 uint32
 	matched             bool
-	last                uint64
+	last, lastTerm      uint64 // the last entry after the snapshot (the snapshot's while none follows)
+	commit              uint64 // the newest hard state's
 	buf                 []byte
 	untilMetadata       bool // stop once the metadata is read
 }
@@ -229,8 +237,12 @@ func (r *walReader) record(rec []byte) error {
 	switch typ {
 	case walMetadata:
 		return r.md.Unmarshal(data)
-	case walState:
-		return nil
+	case walState: // raftpb.HardState {1: term, 2: vote, 3: commit}
+		f, err := protoPick(data, 3)
+		if err == nil && f[0].v > 0 {
+			r.commit = f[0].v
+		}
+		return err
 	case walSnapshot: // walpb.Snapshot {1: index, 2: term}
 		f, err := protoPick(data, 1, 2)
 		if err == nil && f[0].v == r.snapIndex {
@@ -241,10 +253,10 @@ func (r *walReader) record(rec []byte) error {
 		}
 		return err
 	case walEntry: // raftpb.Entry {1: type, 2: term, 3: index, 4: data}
-		f, err := protoPick(data, 1, 3, 4)
-		if err == nil && f[1].v > r.snapIndex {
-			r.last = f[1].v
-			r.fn(f[1].v, raftpb.EntryType(f[0].v), f[2].b)
+		f, err := protoPick(data, 1, 2, 3, 4)
+		if err == nil && f[2].v > r.snapIndex {
+			r.last, r.lastTerm = f[2].v, f[1].v
+			r.fn(f[2].v, raftpb.EntryType(f[0].v), f[3].b)
 		}
 		return err
 	}

@@ -1,0 +1,51 @@
+package v2disk
+
+import (
+	"fmt"
+	"path/filepath"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/raft/v3/raftpb"
+)
+
+// Position is where a member's raft log stands, as its data dir holds it.
+type Position struct {
+	SnapshotIndex uint64 `json:"snapshot_index"` // the newest intact v2 snapshot's last entry (0: none)
+	SnapshotTerm  uint64 `json:"snapshot_term"`
+	LastIndex     uint64 `json:"last_index"` // the log's last entry (the snapshot's when none follows)
+	LastTerm      uint64 `json:"last_term"`
+	Commit        uint64 `json:"commit"`     // the commit index of the newest hard state in the WAL
+	MemberID      string `json:"member_id"`  // hex, as etcdctl prints it
+	ClusterID     string `json:"cluster_id"` // hex
+}
+
+// LogPosition reads a member's position from its newest snapshot and the WAL after it; like the
+// rest of the package it only reads, so the member may run (its last record may be half written).
+func LogPosition(dataDir string) (Position, error) {
+	var p Position
+	if err := CheckDataDir("data_dir", "the cluster", dataDir); err != nil {
+		return p, err
+	}
+	member := filepath.Join(dataDir, "member")
+	snap, err := newestSnapshot(filepath.Join(member, "snap"))
+	if err != nil {
+		return p, err
+	}
+	if snap != nil {
+		p.SnapshotIndex, p.SnapshotTerm = snap.meta.Index, snap.meta.Term
+		snap.Close()
+	}
+	wal := filepath.Join(member, "wal")
+	files, err := walSegments(wal, p.SnapshotIndex)
+	if err != nil {
+		return p, err
+	}
+	r := &walReader{snapIndex: p.SnapshotIndex, snapTerm: p.SnapshotTerm, last: p.SnapshotIndex, lastTerm: p.SnapshotTerm,
+		fn: func(uint64, raftpb.EntryType, []byte) {}, md: &pb.Metadata{}}
+	if err := r.read(wal, files); err != nil {
+		return p, fmt.Errorf("data_dir %s: %w", dataDir, err)
+	}
+	p.LastIndex, p.LastTerm, p.Commit = r.last, r.lastTerm, r.commit
+	p.MemberID, p.ClusterID = fmt.Sprintf("%x", r.md.NodeID), fmt.Sprintf("%x", r.md.ClusterID)
+	return p, nil
+}
