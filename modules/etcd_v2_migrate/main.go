@@ -12,11 +12,16 @@ import (
 
 type params struct {
 	DataDir string `arg:"data_dir" type:"path" required:"true"`
+	Index   uint64 `arg:"index"`
+	Term    uint64 `arg:"term"`
 }
 
 func (p *params) Validate() error {
-	if !filepath.IsAbs(p.DataDir) {
+	switch {
+	case !filepath.IsAbs(p.DataDir):
 		return &module.ParamError{Param: "data_dir", Msg: "must be an absolute path: the stopped member's data dir, e.g. /var/lib/etcd"}
+	case p.Term > 0 && p.Index == 0:
+		return &module.ParamError{Param: "term", Msg: "is the term of the entry at index: give index too, or leave both out"}
 	}
 	return nil
 }
@@ -25,7 +30,7 @@ func (p *params) Validate() error {
 func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
-		res, err := v2migrate.Migrate(v2migrate.Config{DataDir: p.DataDir, CheckOnly: t.CheckMode})
+		res, err := v2migrate.Migrate(v2migrate.Config{DataDir: p.DataDir, CheckOnly: t.CheckMode, Index: p.Index, Term: p.Term})
 		if err != nil {
 			return nil, err
 		}

@@ -45,6 +45,14 @@ type Config struct {
 	CheckOnly bool
 	// TxnKeys is how many keys one bolt transaction writes. Default 10000.
 	TxnKeys int
+	// Index, when set, migrates the store as of that entry of the log rather than the last one, and is
+	// the consistent index written. Every member of a stopped cluster migrated at one index (one every
+	// member holds, none past its snapshot: pkg/v2disk's LogPosition) holds the same v3 data; each at
+	// its own last entry would differ where one applied a TTL expiry the others had not.
+	Index uint64
+	// Term, when set with Index, is the term the entry at Index must have: the same index and term in
+	// two logs is the same log up to there (raft's log matching).
+	Term uint64
 }
 
 // Result is what a migration wrote (or, with CheckOnly, would write).
@@ -80,7 +88,7 @@ func Migrate(cfg Config) (Result, error) {
 		paths, err := v2disk.HiddenPaths(cfg.DataDir)
 		scanned <- scan{paths, err}
 	}()
-	st, index, err := rebuildStore(cfg.DataDir)
+	st, index, err := rebuildStore(cfg.DataDir, cfg.Index, cfg.Term)
 	hidden := <-scanned
 	if err != nil {
 		return res, err
@@ -105,9 +113,9 @@ func Migrate(cfg Config) (Result, error) {
 func dbPath(dataDir string) string { return filepath.Join(dataDir, "member", "snap", "db") }
 
 // rebuildStore is etcdctl migrate's rebuildStoreV2 on etcd's current packages: the newest snapshot's
-// store, then every v2 request in the WAL after it applied as the server applies it. The index is the
-// log's last entry's.
-func rebuildStore(dataDir string) (v2store.Store, uint64, error) {
+// store, then every v2 request in the WAL after it applied as the server applies it, up to the entry at
+// upTo (0: the last) whose term, when given, must be term. The index is that entry's.
+func rebuildStore(dataDir string, upTo, term uint64) (v2store.Store, uint64, error) {
 	lg := zap.NewNop()
 	member := filepath.Join(dataDir, "member")
 	if _, err := os.Stat(filepath.Join(member, "wal")); err != nil {
@@ -120,6 +128,9 @@ func rebuildStore(dataDir string) (v2store.Store, uint64, error) {
 	case errors.Is(err, snap.ErrNoSnapshot):
 	case err != nil:
 		return nil, 0, fmt.Errorf("data_dir %s: reading the newest v2 snapshot: %w", dataDir, err)
+	case upTo > 0 && s.Metadata.Index > upTo:
+		return nil, 0, fmt.Errorf("data_dir %s: the newest v2 snapshot ends at index %d, past index %d: the store as of "+
+			"index %d is no longer on this member; migrate one member and give the others its data", dataDir, s.Metadata.Index, upTo, upTo)
 	default:
 		walsnap = walpb.Snapshot{Index: s.Metadata.Index, Term: s.Metadata.Term}
 		if err := st.Recovery(s.Data); err != nil {
@@ -135,17 +146,28 @@ func rebuildStore(dataDir string) (v2store.Store, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("data_dir %s: reading the WAL after the snapshot at index %d: %w", dataDir, walsnap.Index, err)
 	}
-	index := walsnap.Index
+	index, indexTerm := walsnap.Index, walsnap.Term
 	// No cluster: membership writes (outside /1) are not needed, and the applier skips them without one.
 	applier := etcdserver.NewApplierV2(lg, st, nil)
 	for _, e := range ents {
-		index = max(index, e.Index)
+		if upTo > 0 && e.Index > upTo {
+			break
+		}
+		index, indexTerm = e.Index, e.Term
 		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
 			continue
 		}
 		if r := v2Request(e.Data); r != nil {
 			apply(applier, (*etcdserver.RequestV2)(r))
 		}
+	}
+	switch {
+	case upTo > 0 && index != upTo:
+		return nil, 0, fmt.Errorf("data_dir %s: the log ends at index %d, before index %d: give an index every member holds "+
+			"(the lowest last_index of etcd_raft_log_info)", dataDir, index, upTo)
+	case upTo > 0 && term > 0 && indexTerm != term:
+		return nil, 0, fmt.Errorf("data_dir %s: the entry at index %d has term %d here, not %d: the members' logs differ "+
+			"there; migrate one member and give the others its data", dataDir, upTo, indexTerm, term)
 	}
 	return st, index, nil
 }

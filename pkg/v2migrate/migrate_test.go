@@ -13,7 +13,9 @@ import (
 
 	"github.com/etcdops/etcd/internal/etcdtest"
 	"github.com/etcdops/etcd/internal/v2seed"
+	"github.com/etcdops/etcd/pkg/v2disk"
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv2 "go.etcd.io/etcd/client/v2"
 )
 
@@ -180,4 +182,75 @@ func etcdctlMigrate(t *testing.T, dataDir string) *migrated {
 	}
 	m := readKeyBucket(t, cp)
 	return &m
+}
+
+// A member migrated as of an entry of its log before the last (Index, Term: where another member's log
+// ends): the store as of that entry, that entry's index as the consistent index. An index past the log's
+// end, one the newest snapshot is past, or a term the entry does not have is refused, writing nothing.
+func TestMigrateAtAnIndexOfTheLog(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1, etcdtest.Options{Extra: map[string]string{"snapshot-count": "100"}})
+	kapi := v2seed.KeysAPI(t, c)
+	v2seed.Seed(t, kapi, 150)
+	m := c.Members[0]
+	v2seed.AwaitNewestSnapshot(t, filepath.Join(m.DataDir, "member", "snap"))
+	v2seed.Set(t, kapi, "/at/index", "deleted after it", nil)
+	at, err := v2disk.LogPosition(m.DataDir) // the running member's log: the write is in it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kapi.Delete(context.Background(), "/at/index", nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(m)
+	end, err := v2disk.LogPosition(m.DataDir)
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case end.SnapshotIndex == 0 || end.SnapshotIndex > at.LastIndex || end.LastIndex <= at.LastIndex || end.LastTerm != at.LastTerm ||
+		end.Commit != end.LastIndex || end.MemberID == "" || end.ClusterID == "":
+		t.Fatalf("log positions: at the write %+v, stopped %+v", at, end)
+	}
+	copyOf := func() string {
+		dir := filepath.Join(t.TempDir(), "copy")
+		if out, err := exec.Command("cp", "-a", m.DataDir, dir).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v", out, err)
+		}
+		return dir
+	}
+	for _, bad := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Index: end.LastIndex + 1}, "the log ends at index"},
+		{Config{Index: end.SnapshotIndex - 1}, "the newest v2 snapshot ends at index"},
+		{Config{Index: at.LastIndex, Term: at.LastTerm + 1}, "the members' logs differ"},
+	} {
+		bad.cfg.DataDir = copyOf()
+		if _, err := Migrate(bad.cfg); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: %v, want %q", bad.cfg, err, bad.want)
+		}
+		if got := readKeyBucket(t, bad.cfg.DataDir); len(got.kvs) != 0 {
+			t.Errorf("%+v: a refused migration wrote %d keys", bad.cfg, len(got.kvs))
+		}
+	}
+
+	res, err := Migrate(Config{DataDir: m.DataDir, Index: at.LastIndex, Term: at.LastTerm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readKeyBucket(t, m.DataDir)
+	if res.Index != at.LastIndex || got.index != at.LastIndex {
+		t.Errorf("consistent index %d (result %d), want the given %d", got.index, res.Index, at.LastIndex)
+	}
+	found := false
+	for _, raw := range got.kvs {
+		var kv mvccpb.KeyValue
+		if err := kv.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		found = found || string(kv.Key) == "/at/index"
+	}
+	if !found {
+		t.Errorf("/at/index, written before index %d and deleted after it, is not in v3", at.LastIndex)
+	}
 }
