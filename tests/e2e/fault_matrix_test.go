@@ -249,20 +249,25 @@ func checkNoLeftovers(t *testing.T, l *lab.Lab, backups string) {
 // make test's sample: two boundaries (a kill costs a whole lab and two runs, and make test must stay within
 // 60 minutes on 2 cores); make soak runs all of them. With etcd stopped after the backup, before step
 // 5's etcd_v2_migrate (a re-run restores the backup and resumes); near the end: the cluster rebuilt with
-// leases, the consumers switched but stopped. Check mode runs on each state the kill left before the
-// re-run. (make soak's TestSoakMigrateInterruptedThenResumed fails a run right after etcdctl migrate.)
-var migrateOfflineSample = []lab.Kill{
-	{Task: "etcdops.etcd.etcd_v2v3_migrate : Transform the first member's v2 store into v3 (judged by the data once etcd runs, not by this output)", Nth: 1},
-	{Task: "Step 11: start the master services", Nth: 1},
+// leases, the consumers switched but stopped, after the transfer rebuild (so make test runs it: the default
+// is local). Check mode runs on each state the kill left before the re-run. (make soak's
+// TestSoakMigrateInterruptedThenResumed fails a run right after etcdctl migrate.)
+var migrateOfflineSample = []struct {
+	kill    lab.Kill
+	rebuild string
+}{
+	{lab.Kill{Task: transformTask, Nth: 1}, "local"},
+	{lab.Kill{Task: "Step 11: start the master services", Nth: 1}, "transfer"},
 }
 
 func TestFaultMatrixMigrateOfflineSample(t *testing.T) {
-	fm := migrateOfflineMatrix
-	fm.predict = &prediction{"Check mode: the offline migration would resume", "migration-state.json"}
-	for _, k := range migrateOfflineSample {
-		t.Run(k.Task, func(t *testing.T) {
+	for _, c := range migrateOfflineSample {
+		fm := migrateOfflineMatrix
+		fm.predict = &prediction{"Check mode: the offline migration would resume", "migration-state.json"}
+		fm.extra = map[string]any{"etcd_migration_mode": "offline", "etcd_v2v3_migrate_rebuild": c.rebuild}
+		t.Run(c.kill.Task, func(t *testing.T) {
 			t.Parallel()
-			fm.killAt(t, k)
+			fm.killAt(t, c.kill)
 		})
 	}
 }

@@ -12,10 +12,10 @@ import (
 )
 
 // OpenShift 3.6-3.11 clusters run etcd 3.2: the migration in both modes on a lab of 3.2.32 members
-// with 3.2's etcdctl (whose `migrate` writes the offline mode's v3 store). Offline is make test's
-// offline migration: with Ansible's default connection settings, run again (nothing changes), then
+// with 3.2's etcdctl. Offline is make test's offline migration (every member migrating its own store,
+// the default rebuild): with Ansible's default connection settings, run again (nothing changes), then
 // rolled back (the members restored from their pre-migration backups); make soak runs the same on
-// etcd 3.4 and 20k keys (TestSoakMigrateOfflineRerunAndRollback). 3.2 does not know ignore_value, so
+// etcd 3.4 and 20k keys with the transfer rebuild (TestSoakMigrateOfflineRerunAndRollback). 3.2 does not know ignore_value, so
 // the lease attach sends every value again; the data check reads them all.
 // The members snapshot every 5000 writes, so the online copy reads the member's snapshot, proved
 // current by a quorum read (3.2 reports no applied index). Online on 3.2 is a soak test
@@ -24,22 +24,24 @@ import (
 //
 // After the rollback the same cluster is migrated again the seed's way (etcd_v2v3_migrate_rebuild: rejoin,
 // members re-added as voters on 3.2, and etcd 3.2's etcdctl migrate through etcd_v2v3_migrate_command), so
-// make test runs both offline rebuilds and both tools; check mode predicts the rejoin first.
+// make test runs both tools (and, with the fault-matrix sample's transfer, all three rebuilds); check mode
+// predicts the rejoin first.
 func TestMigrateOnEtcd32(t *testing.T) {
 	l, m := etcd32Lab(t, 2000)
-	res := migrateOffline(t, l, m)
-	// etcd_v2_migrate on 3.2's member dir (the first member; skipped on the others): every key, the hidden
-	// ones too (the OAuth tokens' "_" names).
-	var ran []lab.TaskResult
-	for _, tr := range res.Find("etcdops.etcd.etcd_v2v3_migrate : Transform the first member's v2 store into v3 (judged by the data once etcd runs, not by this output)") {
-		if tr.Values["skipped"] != true {
-			ran = append(ran, tr)
+	res := migrateOffline(t, l, m, "local")
+	// etcd_v2_migrate on every 3.2 member's own dir, all at one index of the log: every key, the hidden ones
+	// too (the OAuth tokens' "_" names).
+	ran := ranOnly(res.Find(transformTask))
+	if len(ran) != 3 {
+		t.Errorf("etcd_v2_migrate ran on %d members of etcd 3.2, want 3: %v", len(ran), ran)
+	}
+	for _, r := range ran {
+		if fmt.Sprint(r.Values["keys"]) != "2000" || fmt.Sprint(r.Values["hidden"]) == "0" || fmt.Sprint(r.Values["raft_index"]) != fmt.Sprint(ran[0].Values["raft_index"]) {
+			t.Errorf("etcd_v2_migrate on etcd 3.2: %v (the first: %v)", r.Values, ran[0].Values)
 		}
 	}
-	if len(ran) != 1 || fmt.Sprint(ran[0].Values["keys"]) != "2000" || fmt.Sprint(ran[0].Values["hidden"]) == "0" {
-		t.Errorf("etcd_v2_migrate on etcd 3.2: %v", ran)
-	} else {
-		t.Logf("etcd_v2_migrate on etcd 3.2: %v keys, %v hidden", ran[0].Values["keys"], ran[0].Values["hidden"])
+	if len(ran) > 0 {
+		t.Logf("etcd_v2_migrate on etcd 3.2: %v keys, %v hidden, at index %v", ran[0].Values["keys"], ran[0].Values["hidden"], ran[0].Values["raft_index"])
 	}
 	attached := res.Find("etcdops.etcd.etcd_v2v3_migrate : Attach leases to the keys that had a v2 TTL")
 	if len(attached) != 1 || attached[0].Values["resent_values"] != true {

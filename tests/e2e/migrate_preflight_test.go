@@ -34,6 +34,9 @@ func TestMigratePreflight(t *testing.T) {
 		assertUntouched(t, l, res)
 	}
 	refused := func(want string) { t.Helper(); refusedWith(nil, want) }
+	// The seed's etcdctl migrate runs on the first member only: every member migrating its own store needs the module.
+	refusedWith(map[string]any{"etcd_v2v3_migrate_command": "etcdctl migrate --data-dir=/var/lib/etcd"},
+		"etcd_v2v3_migrate_rebuild local", "-e etcd_v2v3_migrate_rebuild=transfer")
 
 	o := l.Conn()
 	v2, err := o.V2()

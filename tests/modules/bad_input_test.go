@@ -259,6 +259,16 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"data_dir", "holds no member/wal", "stopped member's data dir"}, nil},
 		{"v2 migrate unknown option", "etcd_v2_migrate", map[string]any{"data_dir": "/var/lib/etcd", "wal_dir": "/x"},
 			[]string{"wal_dir"}, nil},
+		{"v2 migrate term without index", "etcd_v2_migrate", map[string]any{"data_dir": "/var/lib/etcd", "term": 3},
+			[]string{"parameter term", "give index too"}, nil},
+		{"v2 migrate negative index", "etcd_v2_migrate", map[string]any{"data_dir": "/var/lib/etcd", "index": -1},
+			[]string{"index"}, nil},
+
+		// etcd_raft_log_info
+		{"raft log relative data dir", "etcd_raft_log_info", map[string]any{"data_dir": "var/lib/etcd"},
+			[]string{"parameter data_dir", "absolute path"}, nil},
+		{"raft log not a member's data dir", "etcd_raft_log_info", map[string]any{"data_dir": filepath.Join(work, "state")},
+			[]string{"data_dir", "holds no etcd WAL"}, nil},
 
 		// etcd_units (validated before systemd is reached)
 		{"service unit outside systemd's names", "etcd_units", map[string]any{"name": []any{"atomic-openshift-master-api", "../../../tmp/x"}, "state": "stopped"},
