@@ -14,9 +14,10 @@ type Position struct {
 	SnapshotTerm  uint64 `json:"snapshot_term"`
 	LastIndex     uint64 `json:"last_index"` // the log's last entry (the snapshot's when none follows)
 	LastTerm      uint64 `json:"last_term"`
-	Commit        uint64 `json:"commit"`     // the commit index of the newest hard state in the WAL
-	MemberID      string `json:"member_id"`  // hex, as etcdctl prints it
-	ClusterID     string `json:"cluster_id"` // hex
+	Commit        uint64 `json:"commit"`       // the commit index of the newest hard state in the WAL
+	ConfChanges   int    `json:"conf_changes"` // membership changes logged after the snapshot
+	MemberID      string `json:"member_id"`    // hex, as etcdctl prints it
+	ClusterID     string `json:"cluster_id"`   // hex
 }
 
 // LogPosition reads a member's position from its newest snapshot and the WAL after it; like the
@@ -41,7 +42,11 @@ func LogPosition(dataDir string) (Position, error) {
 		return p, err
 	}
 	r := &walReader{snapIndex: p.SnapshotIndex, snapTerm: p.SnapshotTerm, last: p.SnapshotIndex, lastTerm: p.SnapshotTerm,
-		fn: func(uint64, raftpb.EntryType, []byte) {}, md: &pb.Metadata{}}
+		fn: func(_ uint64, typ raftpb.EntryType, _ []byte) {
+			if typ != raftpb.EntryNormal {
+				p.ConfChanges++
+			}
+		}, md: &pb.Metadata{}}
 	if err := r.read(wal, files); err != nil {
 		return p, fmt.Errorf("data_dir %s: %w", dataDir, err)
 	}

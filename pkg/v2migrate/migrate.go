@@ -15,11 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"time"
 	"unicode/utf8"
 
+	"github.com/coreos/go-semver/semver"
 	"github.com/etcdops/etcd/pkg/v2disk"
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -27,6 +29,7 @@ import (
 	"go.etcd.io/etcd/pkg/v3/pbutil"
 	"go.etcd.io/etcd/raft/v3/raftpb"
 	"go.etcd.io/etcd/server/v3/etcdserver"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v2error"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v2store"
@@ -147,17 +150,22 @@ func rebuildStore(dataDir string, upTo, term uint64) (v2store.Store, uint64, err
 		return nil, 0, fmt.Errorf("data_dir %s: reading the WAL after the snapshot at index %d: %w", dataDir, walsnap.Index, err)
 	}
 	index, indexTerm := walsnap.Index, walsnap.Term
-	// No cluster: membership writes (outside /1) are not needed, and the applier skips them without one.
+	// No cluster: the applier skips the membership writes without one; membershipWrite makes them.
 	applier := etcdserver.NewApplierV2(lg, st, nil)
 	for _, e := range ents {
 		if upTo > 0 && e.Index > upTo {
 			break
 		}
 		index, indexTerm = e.Index, e.Term
+		if e.Type != raftpb.EntryNormal && upTo > 0 {
+			// etcd's cluster writes a membership change into the store (moving its index); not made here.
+			return nil, 0, fmt.Errorf("data_dir %s: the log holds a membership change at index %d, after the newest v2 "+
+				"snapshot: migrate one member and give the others its data", dataDir, e.Index)
+		}
 		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
 			continue
 		}
-		if r := v2Request(e.Data); r != nil {
+		if r := v2Request(e.Data); r != nil && !membershipWrite(st, r) {
 			apply(applier, (*etcdserver.RequestV2)(r))
 		}
 	}
@@ -184,6 +192,33 @@ func v2Request(data []byte) *pb.Request {
 		return &r
 	}
 	return nil
+}
+
+// membershipWrite makes the store write that etcd's cluster makes for a member's published attributes or
+// the cluster version, which the applier skips without a cluster: each moves the store's index, and every
+// key written after it has, in etcd's store, the index that many higher — the v2 modified index its clients
+// know, which becomes its revision (and for members migrated at one index, the same revision on each: their
+// newest snapshots, whose stores hold these writes, lie at different indexes). It reports whether r was one.
+func membershipWrite(st v2store.Store, r *pb.Request) bool {
+	permanent := v2store.TTLOptionSet{ExpireTime: v2store.Permanent}
+	switch {
+	case r.Method != "PUT" || r.PrevExist != nil || r.PrevIndex > 0 || r.PrevValue != "": // as the applier tells them
+		return false
+	case r.Path == membership.StoreClusterVersionKey():
+		if v, err := semver.NewVersion(r.Val); err == nil {
+			_, _ = st.Set(r.Path, false, v.String(), permanent)
+		}
+		return true
+	case etcdserver.StoreMemberAttributeRegexp.MatchString(r.Path):
+		var attr membership.Attributes
+		// etcd updates only a member it knows (one removed since is left alone).
+		if _, err := st.Get(path.Join(path.Dir(r.Path), "raftAttributes"), false, false); err == nil && json.Unmarshal([]byte(r.Val), &attr) == nil {
+			b, _ := json.Marshal(attr)
+			_, _ = st.Set(r.Path, false, string(b), permanent)
+		}
+		return true
+	}
+	return false
 }
 
 func apply(a etcdserver.ApplierV2, r *etcdserver.RequestV2) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,5 +253,94 @@ func TestMigrateAtAnIndexOfTheLog(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("/at/index, written before index %d and deleted after it, is not in v3", at.LastIndex)
+	}
+}
+
+// Three members, stopped one after the other, each migrated at the lowest last index of their logs: every
+// member's db holds the same keys at the same revisions, and each key's revision is its v2 modified index
+// as the cluster served it. A member restarted after the snapshots published its attributes into the
+// store past every member's snapshot: those writes move the store's index in etcd, and so here.
+func TestEveryMemberMigratedAtOneIndexHoldsTheSameData(t *testing.T) {
+	// Seeded past the first snapshot, and not near the second after the restart.
+	c := etcdtest.NewCluster(t, 3, etcdtest.Options{Extra: map[string]string{"snapshot-count": "300"}})
+	kapi := v2seed.KeysAPI(t, c)
+	v2seed.Seed(t, kapi, 320)
+	for _, m := range c.Members {
+		v2seed.AwaitNewestSnapshot(t, filepath.Join(m.DataDir, "member", "snap"))
+	}
+	c.Stop(c.Members[1])
+	if err := c.Start(c.Members[1]); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		v2seed.Set(t, kapi, fmt.Sprintf("/after/restart/%d", i), "v", nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	served := map[string]uint64{}
+	resp, err := kapi.Get(ctx, "/", &clientv2.GetOptions{Recursive: true, Quorum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(n *clientv2.Node)
+	walk = func(n *clientv2.Node) {
+		if !n.Dir {
+			served[n.Key] = n.ModifiedIndex
+		}
+		for _, k := range n.Nodes {
+			walk(k)
+		}
+	}
+	walk(resp.Node)
+	for _, m := range c.Members {
+		c.Stop(m)
+	}
+	var at v2disk.Position
+	for i, m := range c.Members {
+		p, err := v2disk.LogPosition(m.DataDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.SnapshotIndex == 0 || p.SnapshotIndex > 600 {
+			t.Fatalf("%s: %+v; want one snapshot, before the restart", m.Name, p)
+		}
+		if i == 0 || p.LastIndex < at.LastIndex {
+			at = p
+		}
+	}
+	var first migrated
+	for i, m := range c.Members {
+		if _, err := Migrate(Config{DataDir: m.DataDir, Index: at.LastIndex, Term: at.LastTerm}); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		got := readKeyBucket(t, m.DataDir)
+		if i == 0 {
+			first = got
+			continue
+		}
+		if got.index != first.index || len(got.kvs) != len(first.kvs) {
+			t.Errorf("%s: %d keys at consistent index %d, the first member %d at %d", m.Name, len(got.kvs), got.index, len(first.kvs), first.index)
+		}
+		for rev, kv := range first.kvs {
+			if !bytes.Equal(got.kvs[rev], kv) {
+				t.Errorf("%s: revision %x holds %q, the first member %q", m.Name, rev, got.kvs[rev], kv)
+			}
+		}
+	}
+	checked := 0
+	for _, raw := range first.kvs {
+		var kv mvccpb.KeyValue
+		if err := kv.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		if want, ok := served[string(kv.Key)]; ok {
+			checked++
+			if uint64(kv.ModRevision) != want {
+				t.Errorf("%s: revision %d, the v2 modified index %d", kv.Key, kv.ModRevision, want)
+			}
+		}
+	}
+	if checked < 340 {
+		t.Errorf("only %d keys compared with the v2 modified index", checked)
 	}
 }
