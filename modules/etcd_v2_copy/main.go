@@ -28,6 +28,7 @@ type params struct {
 	MaxTxnOps               int              `arg:"max_txn_ops" default:"128"`
 	MaxKeysPerLease         int              `arg:"max_keys_per_lease" default:"1000"`
 	LeaseGranularity        time.Duration    `arg:"lease_granularity" default:"10s"`
+	LeasesGrantedAt         int64            `arg:"leases_granted_at"`
 }
 
 func (p *params) Validate() error {
@@ -57,6 +58,8 @@ func (p *params) Validate() error {
 		return &module.ParamError{Param: "max_keys_per_lease", Msg: "must be at least 1, e.g. 1000"}
 	case p.LeaseGranularity < time.Second:
 		return &module.ParamError{Param: "lease_granularity", Msg: "must be at least 1s, e.g. 10s"}
+	case p.LeasesGrantedAt < 0:
+		return &module.ParamError{Param: "leases_granted_at", Msg: "is a time in seconds since 1970 (etcd_v2_migrate's now), or leave it out"}
 	}
 	return nil
 }
@@ -65,13 +68,17 @@ func (p *params) Validate() error {
 func Main() {
 	var p params
 	module.Main(&p, func(ctx context.Context, t *module.Task) (any, error) {
+		var grantedAt time.Time
+		if p.LeasesGrantedAt > 0 {
+			grantedAt = time.Unix(p.LeasesGrantedAt, 0)
+		}
 		return v2data.Copy(ctx, t, v2data.Spec{
 			Source: p.Source, Dest: p.Destination, TargetAPI: p.TargetAPI,
 			Scope:         v2data.Scope{Prefixes: p.Prefixes, Exclude: p.Exclude},
 			SourceDataDir: p.SourceDataDir, SourceRead: p.SourceRead, Concurrency: p.Concurrency,
 			RequireEmptyDestination: p.RequireEmptyDestination, Verify: p.Verify, VerifyOnly: p.VerifyOnly,
 			InvalidUTF8: p.InvalidUTF8, MaxTxnOps: p.MaxTxnOps, MaxKeysPerLease: p.MaxKeysPerLease,
-			LeaseGranularity: p.LeaseGranularity,
+			LeaseGranularity: p.LeaseGranularity, LeasesGrantedAt: grantedAt,
 		})
 	})
 }

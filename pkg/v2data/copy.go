@@ -39,6 +39,11 @@ type Spec struct {
 	MaxTxnOps        int
 	MaxKeysPerLease  int
 	LeaseGranularity time.Duration
+	// LeasesGrantedAt, for a v3 destination written by etcd_v2_migrate, is its now: every lease there holds
+	// what was left of its keys' v2 TTL then, rounded up to LeaseGranularity. A leased key the source no
+	// longer holds passes the verification once that TTL, from then, has run out but for the rounding: the
+	// source expired it (a key's lease outlives its v2 deadline by the time etcd took to start).
+	LeasesGrantedAt time.Time
 }
 
 // Result is what the module returns.
@@ -184,7 +189,13 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 			live = &walker{reader: reader, Scope: scope, Concurrency: s.Concurrency, Timeout: s.Source.CommandTimeout,
 				Hidden: func() ([]string, error) { return hidden, nil }}
 		}
-		if res.Destination, diffs, err = s.verify(ctx, dest, scope, hidden, src, live, invalid, changes.expiredKey); err != nil {
+		expired := changes.expiredKey
+		if d, ok := dest.(*v3Dest); ok && !s.LeasesGrantedAt.IsZero() {
+			expired = func(key string) bool {
+				return changes.expiredKey(key) || d.leaseRanOut(ctx, key, s.LeasesGrantedAt, s.LeaseGranularity)
+			}
+		}
+		if res.Destination, diffs, err = s.verify(ctx, dest, scope, hidden, src, live, invalid, expired); err != nil {
 			return res, &module.Error{Err: err, Result: res}
 		}
 	}

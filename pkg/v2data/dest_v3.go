@@ -37,6 +37,9 @@ type v3Dest struct {
 	pending []item
 	bytes   int
 	err     error // first write error; later Apply calls return it
+
+	leaseOf map[string]int64 // the lease of each leased key the last Tally saw
+	granted map[int64]int64  // a lease's granted TTL, as read (-1: not readable)
 }
 
 type item struct {
@@ -240,6 +243,7 @@ func (d *v3Dest) Empty(ctx context.Context, scope Scope) (bool, error) {
 }
 
 func (d *v3Dest) Tally(ctx context.Context, scope Scope, _ []string, skip func(string) bool, t *Tally) error {
+	d.leaseOf = map[string]int64{}
 	for _, p := range scope.Prefixes {
 		err := rangeScope(ctx, d.cli, d.timeout, p, false, func(key, value string, lease int64) bool {
 			if scope.Excluded(key) || skip(key) {
@@ -248,6 +252,7 @@ func (d *v3Dest) Tally(ctx context.Context, scope Scope, _ []string, skip func(s
 			n := Node{Key: key, Value: value, Hidden: v2disk.IsHidden(key)}
 			if lease != 0 {
 				n.Expiration, n.Expiry = leaseDeadlineUnknown, leaseDeadlineUnknown
+				d.leaseOf[key] = lease
 			}
 			t.Add(n)
 			return true
@@ -257,6 +262,29 @@ func (d *v3Dest) Tally(ctx context.Context, scope Scope, _ []string, skip func(s
 		}
 	}
 	return nil
+}
+
+// leaseRanOut: key's lease, granted at grantedAt for what was left of the key's v2 TTL rounded up to
+// granularity, has run out by now but for the rounding, so the v2 deadline it stands for may have passed.
+func (d *v3Dest) leaseRanOut(ctx context.Context, key string, grantedAt time.Time, granularity time.Duration) bool {
+	id, ok := d.leaseOf[key]
+	if !ok {
+		return false
+	}
+	if d.granted == nil {
+		d.granted = map[int64]int64{}
+	}
+	ttl, ok := d.granted[id]
+	if !ok {
+		ttl = -1
+		cctx, cancel := context.WithTimeout(ctx, d.timeout)
+		if resp, err := d.cli.TimeToLive(cctx, clientv3.LeaseID(id)); err == nil && resp.GrantedTTL > 0 {
+			ttl = resp.GrantedTTL
+		}
+		cancel()
+		d.granted[id] = ttl
+	}
+	return ttl > 0 && !grantedAt.Add(time.Duration(ttl)*time.Second-granularity).After(time.Now())
 }
 
 // rangeScope pages through the v3 keys a v2 path covers (the path itself and everything under

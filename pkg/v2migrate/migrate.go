@@ -56,6 +56,13 @@ type Config struct {
 	// Term, when set with Index, is the term the entry at Index must have: the same index and term in
 	// two logs is the same log up to there (raft's log matching).
 	Term uint64
+	// Now is when the keys' v2 TTLs are read: a key whose deadline has passed by then is left out (v2
+	// deletes it at its next expiry run), the others get a lease of their remaining TTL, which etcd counts
+	// from its start. Default: the time of the call. Members migrated at one index need one Now.
+	Now time.Time
+	// LeaseGranularity and MaxKeysPerLease group the keys into leases (leaseGroup). Default 10 s, 1000.
+	LeaseGranularity time.Duration
+	MaxKeysPerLease  int
 }
 
 // Result is what a migration wrote (or, with CheckOnly, would write).
@@ -64,11 +71,24 @@ type Result struct {
 	Hidden   int    `json:"hidden"`     // of which hidden
 	Revision int64  `json:"revision"`   // the highest revision written: the v2 store's newest modification
 	Index    uint64 `json:"raft_index"` // the consistent index written: the last entry of the member's log
+	Leases   int    `json:"leases"`     // leases written for the keys with a v2 TTL
+	Expired  int    `json:"expired"`    // keys left out: their v2 TTL had run out
+	// LeasesGrantedAt is Config.Now (seconds since 1970): the leases hold what was left of the TTLs then.
+	LeasesGrantedAt int64 `json:"leases_granted_at"`
 }
 
 func (c *Config) applyDefaults() {
 	if c.TxnKeys <= 0 {
 		c.TxnKeys = 10000
+	}
+	if c.Now.IsZero() {
+		c.Now = time.Now()
+	}
+	if c.LeaseGranularity <= 0 {
+		c.LeaseGranularity = 10 * time.Second
+	}
+	if c.MaxKeysPerLease <= 0 {
+		c.MaxKeysPerLease = 1000
 	}
 }
 
@@ -99,18 +119,24 @@ func Migrate(cfg Config) (Result, error) {
 	if hidden.err != nil {
 		return res, hidden.err
 	}
-	kvs, nHidden, err := collect(st, hidden.paths)
+	kvs, deadlines, err := collect(st, hidden.paths)
 	if err != nil {
 		return res, err
 	}
-	res = Result{Keys: len(kvs), Hidden: nHidden, Index: index}
+	kvs, leases, expired := leaseKeys(kvs, deadlines, cfg)
+	res = Result{Keys: len(kvs), Index: index, Leases: len(leases), Expired: expired, LeasesGrantedAt: cfg.Now.Unix()}
+	for _, kv := range kvs {
+		if v2disk.IsHidden(string(kv.Key)) {
+			res.Hidden++
+		}
+	}
 	if len(kvs) > 0 {
 		res.Revision = kvs[len(kvs)-1].ModRevision
 	}
 	if cfg.CheckOnly {
 		return res, nil
 	}
-	return res, write(dbPath(cfg.DataDir), kvs, index, cfg.TxnKeys)
+	return res, write(dbPath(cfg.DataDir), kvs, leases, index, cfg.TxnKeys)
 }
 
 func dbPath(dataDir string) string { return filepath.Join(dataDir, "member", "snap", "db") }
@@ -235,11 +261,14 @@ func apply(a etcdserver.ApplierV2, r *etcdserver.RequestV2) {
 }
 
 // collect returns every key of the keyspace (/1) as etcdctl migrate's transform makes it, hidden keys
-// included, in revision order, and how many of them are hidden.
-func collect(st v2store.Store, hidden []string) ([]*mvccpb.KeyValue, int, error) {
+// included, in revision order, and the v2 deadline of each key that expires (its own or a directory's
+// above it, whichever comes first).
+func collect(st v2store.Store, hidden []string) ([]*mvccpb.KeyValue, map[string]time.Time, error) {
 	byKey := map[string]*mvccpb.KeyValue{}
-	var walk func(n *v2store.NodeExtern)
-	walk = func(n *v2store.NodeExtern) {
+	deadlines := map[string]time.Time{}
+	var walk func(n *v2store.NodeExtern, deadline time.Time)
+	walk = func(n *v2store.NodeExtern, deadline time.Time) {
+		deadline = earliest(deadline, n)
 		if !n.Dir {
 			key := n.Key[len(v2disk.StoreKeysPrefix):]
 			var value string
@@ -248,20 +277,22 @@ func collect(st v2store.Store, hidden []string) ([]*mvccpb.KeyValue, int, error)
 			}
 			byKey[key] = &mvccpb.KeyValue{Key: []byte(key), Value: []byte(value),
 				CreateRevision: int64(n.CreatedIndex), ModRevision: int64(n.ModifiedIndex), Version: 1}
+			if !deadline.IsZero() {
+				deadlines[key] = deadline
+			}
 		}
 		for _, c := range n.Nodes {
-			walk(c)
+			walk(c, deadline)
 		}
 	}
 	all, err := st.Get(v2disk.StoreKeysPrefix, true, false)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, 0, nil // no v2 key at all
+			return nil, nil, nil // no v2 key at all
 		}
-		return nil, 0, err
+		return nil, nil, err
 	}
-	walk(all.Node)
-	listed := len(byKey)
+	walk(all.Node, time.Time{})
 	// A hidden name is a candidate (pkg/v2disk): deleted or expired since, it is simply absent.
 	for _, p := range hidden {
 		ev, err := st.Get(v2disk.StoreKeysPrefix+p, true, false)
@@ -269,9 +300,15 @@ func collect(st v2store.Store, hidden []string) ([]*mvccpb.KeyValue, int, error)
 			continue
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
-		walk(ev.Node)
+		var above time.Time // the directories above it may expire (the listing did not walk them to it)
+		for dir := path.Dir(p); dir != "/"; dir = path.Dir(dir) {
+			if d, err := st.Get(v2disk.StoreKeysPrefix+dir, false, false); err == nil {
+				above = earliest(above, d.Node)
+			}
+		}
+		walk(ev.Node, above)
 	}
 	kvs := make([]*mvccpb.KeyValue, 0, len(byKey))
 	for _, kv := range byKey {
@@ -281,11 +318,19 @@ func collect(st v2store.Store, hidden []string) ([]*mvccpb.KeyValue, int, error)
 	for i := 1; i < len(kvs); i++ {
 		// One v2 write modifies one node: two keys of one revision would overwrite each other in v3.
 		if kvs[i].ModRevision == kvs[i-1].ModRevision {
-			return nil, 0, fmt.Errorf("keys %s and %s were both last modified at index %d: they cannot both be revision %d in v3",
+			return nil, nil, fmt.Errorf("keys %s and %s were both last modified at index %d: they cannot both be revision %d in v3",
 				kvs[i-1].Key, kvs[i].Key, kvs[i].ModRevision, kvs[i].ModRevision)
 		}
 	}
-	return kvs, len(kvs) - listed, nil
+	return kvs, deadlines, nil
+}
+
+// earliest is the earlier of deadline and n's expiration (zero: none).
+func earliest(deadline time.Time, n *v2store.NodeExtern) time.Time {
+	if n.Expiration != nil && (deadline.IsZero() || n.Expiration.Before(deadline)) {
+		return *n.Expiration
+	}
+	return deadline
 }
 
 // asServed is a value as the v2 API serves it, and as etcdctl migrate's JSON round trip writes it: each
@@ -335,7 +380,7 @@ func emptyKeys(path string, b *bolt.Bucket) error {
 // write puts the keys into the db's key bucket, revision {main: ModRevision, sub: 0} each as etcdctl
 // migrate writes them, TxnKeys per transaction, and the consistent index into meta; the db's other
 // buckets (members, cluster version, auth) stay as they are.
-func write(path string, kvs []*mvccpb.KeyValue, index uint64, txnKeys int) error {
+func write(path string, kvs []*mvccpb.KeyValue, leases []*leaseGroup, index uint64, txnKeys int) error {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
 		return openErr(path, err)
@@ -348,7 +393,10 @@ func write(path string, kvs []*mvccpb.KeyValue, index uint64, txnKeys int) error
 		if _, err := tx.CreateBucketIfNotExists(metaBucket); err != nil {
 			return err
 		}
-		return emptyKeys(path, b)
+		if err := emptyKeys(path, b); err != nil {
+			return err
+		}
+		return writeLeases(tx, leases)
 	})
 	for i := 0; err == nil && i < len(kvs); i += txnKeys {
 		batch := kvs[i:min(i+txnKeys, len(kvs))]

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv2 "go.etcd.io/etcd/client/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/lease/leasepb"
 )
 
 // A member whose store is partly in a snapshot and partly in the WAL after it (a write and a delete
@@ -47,10 +50,30 @@ func TestMigrateMatchesEtcdctlMigratePlusHiddenKeys(t *testing.T) {
 		t.Errorf("result %+v: want %d hidden keys and at least %d keys", res, len(v2seed.HiddenSet), len(leaves))
 	}
 	ours := readKeyBucket(t, m.DataDir)
+	// The keys under a v2 TTL (the TTL dir's, its hidden one too, and the TTL keys) carry a lease of their
+	// remaining TTL, sharing one per 10 s window; no other key has one.
+	ttlKeys := map[string]int64{"/ttldir/a": 300, "/ttldir/sub/b": 300, "/ttldir/_h": 300, "/ttlkeys/k1": 300, "/ttlkeys/k2": 600}
+	leases := readLeases(t, m.DataDir)
+	if res.Leases != 2 || len(leases) != 2 || res.Expired != 0 {
+		t.Errorf("result %+v, lease bucket %v: want 2 leases (300 s and 600 s windows), nothing expired", res, leases)
+	}
+	withoutLease := map[string][]byte{}
+	for rev, raw := range ours.kvs {
+		var kv mvccpb.KeyValue
+		if err := kv.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		want, ttl := ttlKeys[string(kv.Key)]
+		if got := leases[kv.Lease]; ttl != (kv.Lease != 0) || ttl && (got > want+10 || got < want-30) {
+			t.Errorf("%s: lease %x of %d s; want one of about %d s (rounded up to 10 s) exactly for the TTL keys", kv.Key, kv.Lease, got, want)
+		}
+		kv.Lease = 0
+		withoutLease[rev], _ = kv.Marshal()
+	}
 	if theirs != nil {
 		for rev, kv := range theirs.kvs {
-			if !bytes.Equal(ours.kvs[rev], kv) {
-				t.Errorf("revision %x: etcdctl migrate wrote %q, ours %q", rev, kv, ours.kvs[rev])
+			if !bytes.Equal(withoutLease[rev], kv) {
+				t.Errorf("revision %x: etcdctl migrate wrote %q, ours (but its lease) %q", rev, kv, withoutLease[rev])
 			}
 		}
 		if len(ours.kvs) != len(theirs.kvs)+len(v2seed.HiddenSet) {
@@ -91,6 +114,74 @@ func TestMigrateMatchesEtcdctlMigratePlusHiddenKeys(t *testing.T) {
 	}
 	if resp, err := cli.Get(ctx, v2seed.WideKey(7)); err != nil || len(resp.Kvs) != 0 {
 		t.Errorf("%s, deleted after the snapshot, is in v3: %v %v", v2seed.WideKey(7), resp, err)
+	}
+	// etcd attached the keys to the leases it read: each runs (its TTL counted from the start).
+	for k := range ttlKeys {
+		resp, err := cli.Get(ctx, k)
+		if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+			t.Errorf("%s after the start: %v %v; want it with its lease", k, resp, err)
+			continue
+		}
+		ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease), clientv3.WithAttachedKeys())
+		if err != nil || ttl.TTL <= 0 || !slices.ContainsFunc(ttl.Keys, func(b []byte) bool { return string(b) == k }) {
+			t.Errorf("%s: its lease %x after the start: %+v %v", k, resp.Kvs[0].Lease, ttl, err)
+		}
+	}
+}
+
+// readLeases returns the db's lease bucket: ID → TTL.
+func readLeases(t *testing.T, dataDir string) map[int64]int64 {
+	t.Helper()
+	db, err := bolt.Open(dbPath(dataDir), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := map[int64]int64{}
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(leaseBucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var l leasepb.Lease
+			if err := l.Unmarshal(v); err != nil {
+				return err
+			}
+			if int64(binary.BigEndian.Uint64(k)) != l.ID {
+				return fmt.Errorf("lease %x under key %x", l.ID, k)
+			}
+			out[l.ID] = l.TTL
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A migration later than some keys' v2 deadlines leaves them out (v2 expires them at its next expiry run);
+// the others' leases count what was left of their TTL then.
+func TestMigrateLeavesOutExpiredKeys(t *testing.T) {
+	c := etcdtest.NewCluster(t, 1)
+	kapi := v2seed.KeysAPI(t, c)
+	v2seed.Set(t, kapi, "/ttl/short", "gone by the migration", &clientv2.SetOptions{TTL: 2 * time.Second})
+	v2seed.Set(t, kapi, "/ttl/long", "still there", &clientv2.SetOptions{TTL: time.Hour})
+	v2seed.Set(t, kapi, "/steady", "no ttl", nil)
+	m := c.Members[0]
+	c.Stop(m)
+	res, err := Migrate(Config{DataDir: m.DataDir, Now: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Keys != 2 || res.Expired != 1 || res.Leases != 1 {
+		t.Fatalf("result %+v: want 2 keys, 1 expired, 1 lease", res)
+	}
+	for _, ttl := range readLeases(t, m.DataDir) {
+		if ttl > 3600-60+10 || ttl < 3600-90 { // rounded up to 10 s
+			t.Errorf("lease of %d s; want what was left of an hour a minute on", ttl)
+		}
 	}
 }
 
