@@ -23,9 +23,9 @@ func TestSoakMigrateOfflineHostFaults(t *testing.T) {
 		// fault is what happens to the host; it returns once the host is reachable again.
 		fault func(t *testing.T, l *lab.Lab, h *lab.Host)
 	}{
-		{"power cut of the first member during the gap copy", copyHidden, 1, 0, powerCut},
+		{"power cut of the first member during the verification", verifyFirst, 1, 0, powerCut},
 		{"reboot of a member as etcd starts on the migrated data", startAll, 1, 1, reboot},
-		{"SSH dropped to the first member during the gap copy", copyHidden, 1, 0, dropSSH},
+		{"SSH dropped to the first member during the verification", verifyFirst, 1, 0, dropSSH},
 		{"SSH dropped to a member as it migrates its own store", transformTask, 1, 2, dropSSH},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -56,8 +56,8 @@ func TestSoakMigrateOfflineHostFaults(t *testing.T) {
 }
 
 const (
-	copyHidden = "etcdops.etcd.etcd_v2v3_migrate : Copy what `etcdctl migrate` leaves out (hidden v2 keys) into v3"
-	startAll   = "etcdops.etcd.etcd_v2v3_migrate : Start etcd on every member (together, so they find a quorum)"
+	verifyFirst = "etcdops.etcd.etcd_v2v3_migrate : Verify every v2 key is in v3 with an identical value"
+	startAll    = "etcdops.etcd.etcd_v2v3_migrate : Start etcd on every member (together, so they find a quorum)"
 )
 
 // powerCut crashes the host (every process at once, disk kept) and boots it again.

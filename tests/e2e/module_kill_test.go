@@ -178,12 +178,18 @@ var cleanupBackupKill = moduleKill{
 	after: backupKill.after,
 }
 
-// The offline migration's copy of the hidden v2 keys onto the started cluster.
+// The offline migration's copy of the hidden v2 keys and the leases onto the started cluster, which only
+// follows etcd_v2v3_migrate_command (the seed's etcdctl migrate; etcd_v2_migrate writes both itself).
 var offlineCopyKill = moduleKill{
-	fm: migrateOfflineMatrix,
+	fm: func() faultMatrix {
+		fm := migrateOfflineMatrix
+		fm.extra = map[string]any{"etcd_migration_mode": "offline", "etcd_v2v3_migrate_rebuild": "transfer",
+			"etcd_v2v3_migrate_command": "etcdctl migrate --data-dir=/var/lib/etcd"}
+		return fm
+	}(),
 	kill: func(t *testing.T, l *lab.Lab) lab.ModuleKill {
 		return lab.ModuleKill{
-			Task: "etcdops.etcd.etcd_v2v3_migrate : Copy what `etcdctl migrate` leaves out (hidden v2 keys) into v3",
+			Task: "etcdops.etcd.etcd_v2v3_migrate : Copy what `etcdctl migrate` leaves out (hidden v2 keys, leases) into v3",
 			Host: l.Members()[0], Module: "etcd_v2_copy",
 		}
 	},
