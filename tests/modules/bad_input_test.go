@@ -263,6 +263,8 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"parameter term", "give index too"}, nil},
 		{"v2 migrate negative index", "etcd_v2_migrate", map[string]any{"data_dir": "/var/lib/etcd", "index": -1},
 			[]string{"index"}, nil},
+		{"v2 migrate negative now", "etcd_v2_migrate", map[string]any{"data_dir": "/var/lib/etcd", "now": -5},
+			[]string{"parameter now", "date +%s"}, nil},
 
 		// etcd_raft_log_info
 		{"raft log relative data dir", "etcd_raft_log_info", map[string]any{"data_dir": "var/lib/etcd"},
@@ -297,6 +299,8 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"tll", "prefixes"}, nil},
 
 		// etcd_v2_copy
+		{"copy negative leases_granted_at", "etcd_v2_copy", map[string]any{"source": connDict(nil), "destination": connDict(nil), "target_api": "v3", "leases_granted_at": -1},
+			[]string{"parameter leases_granted_at", "seconds since 1970"}, nil},
 		{"copy without source", "etcd_v2_copy", map[string]any{"destination": connDict(nil), "target_api": "v3"},
 			[]string{"source", "required"}, nil},
 		{"copy target_api choice", "etcd_v2_copy", copyArgs(map[string]any{"target_api": "v4"}),
