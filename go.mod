@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/apenella/go-ansible/v2 v2.2.0
 	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/coreos/go-semver v0.3.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/godbus/dbus/v5 v5.1.0
 	go.etcd.io/bbolt v1.3.12
@@ -29,7 +30,6 @@ require (
 	github.com/apenella/go-common-utils/error v0.0.0-20220913191136-86daaa87e7df // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
-	github.com/coreos/go-semver v0.3.0 // indirect
 	github.com/davecgh/go-spew v1.1.1 // indirect
 	github.com/dustin/go-humanize v1.0.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
