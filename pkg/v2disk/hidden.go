@@ -192,8 +192,8 @@ func sortedKeys(set map[string]bool) []string {
 	return out
 }
 
-// CheckDataDir fails fast on a data dir (given as option, of a member of whose) that holds no member
-// log, which a read would only find after reading for a while.
+// CheckDataDir fails fast on a data dir that holds no member log (a read would only find out after a
+// while), naming the option it came from and whose member it should be.
 func CheckDataDir(option, whose, dataDir string) error {
 	if !wal.Exist(filepath.Join(dataDir, "member", "wal")) {
 		return fmt.Errorf("%s %s holds no etcd WAL (member/wal); point it at the data dir of a member "+

@@ -3,6 +3,7 @@ package v2disk
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
@@ -18,6 +19,7 @@ type Position struct {
 	ConfChanges   int    `json:"conf_changes"` // membership changes logged after the snapshot
 	MemberID      string `json:"member_id"`    // hex, as etcdctl prints it
 	ClusterID     string `json:"cluster_id"`   // hex
+	ReadAt        int64  `json:"read_at"`      // the host's clock when read, seconds since 1970
 }
 
 // LogPosition reads a member's position from its newest snapshot and the WAL after it; like the
@@ -52,5 +54,6 @@ func LogPosition(dataDir string) (Position, error) {
 	}
 	p.LastIndex, p.LastTerm, p.Commit = r.last, r.lastTerm, r.commit
 	p.MemberID, p.ClusterID = fmt.Sprintf("%x", r.md.NodeID), fmt.Sprintf("%x", r.md.ClusterID)
+	p.ReadAt = time.Now().Unix()
 	return p, nil
 }

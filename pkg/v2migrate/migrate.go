@@ -70,7 +70,7 @@ type Result struct {
 	Keys     int    `json:"keys"`       // keys written into v3, hidden ones included
 	Hidden   int    `json:"hidden"`     // of which hidden
 	Revision int64  `json:"revision"`   // the highest revision written: the v2 store's newest modification
-	Index    uint64 `json:"raft_index"` // the consistent index written: the last entry of the member's log
+	Index    uint64 `json:"raft_index"` // the consistent index written: Config.Index, or the log's last entry
 	Leases   int    `json:"leases"`     // leases written for the keys with a v2 TTL
 	Expired  int    `json:"expired"`    // keys left out: their v2 TTL had run out
 	// LeasesGrantedAt is Config.Now (seconds since 1970): the leases hold what was left of the TTLs then.
@@ -393,14 +393,18 @@ func write(path string, kvs []*mvccpb.KeyValue, leases []*leaseGroup, index uint
 		if _, err := tx.CreateBucketIfNotExists(metaBucket); err != nil {
 			return err
 		}
-		if err := emptyKeys(path, b); err != nil {
-			return err
-		}
-		return writeLeases(tx, leases)
+		return emptyKeys(path, b)
 	})
 	for i := 0; err == nil && i < len(kvs); i += txnKeys {
 		batch := kvs[i:min(i+txnKeys, len(kvs))]
 		err = db.Update(func(tx *bolt.Tx) error {
+			// The leases with the first keys: a run cut short leaves either neither (a second run writes both)
+			// or keys (a second run is refused), never leases alone that a second run would write again.
+			if i == 0 {
+				if err := writeLeases(tx, leases); err != nil {
+					return err
+				}
+			}
 			b := tx.Bucket(keyBucket)
 			b.FillPercent = 1 // appended in key order: full pages
 			for _, kv := range batch {
