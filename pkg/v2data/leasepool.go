@@ -31,16 +31,15 @@ type poolLease struct {
 }
 
 func (p *leasePool) get(ctx context.Context, deadline time.Time) (clientv3.LeaseID, error) {
-	g := p.granularity.Nanoseconds()
-	window := (deadline.UnixNano() + g - 1) / g
+	window := LeaseWindow(deadline, p.granularity)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.open[window]
 	if l == nil || l.n >= p.maxKeys {
-		ttl := remaining(time.Unix(0, window*g), time.Now())
-		resp, err := p.cli.Grant(ctx, max(int64(ttl.Seconds()), 1))
+		ttl := LeaseTTL(window, p.granularity, time.Now())
+		resp, err := p.cli.Grant(ctx, ttl)
 		if err != nil {
-			return 0, fmt.Errorf("destination: granting a %s lease: %w", ttl, err)
+			return 0, fmt.Errorf("destination: granting a %d s lease: %w", ttl, err)
 		}
 		p.granted.Add(1)
 		l = &poolLease{id: resp.ID}

@@ -3,9 +3,9 @@ package v2migrate
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/v2data"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/server/v3/lease/leasepb"
@@ -23,7 +23,6 @@ type leaseGroup struct {
 // run) and groups the others into leases; kvs stay in revision order. The groups depend only on the
 // keys and now, so members migrated at one index with one now get the same leases.
 func leaseKeys(kvs []*mvccpb.KeyValue, deadlines map[string]time.Time, cfg Config) ([]*mvccpb.KeyValue, []*leaseGroup, int) {
-	g := cfg.LeaseGranularity.Nanoseconds()
 	open := map[int64]*leaseGroup{}
 	var groups []*leaseGroup
 	kept := kvs[:0]
@@ -38,11 +37,10 @@ func leaseKeys(kvs []*mvccpb.KeyValue, deadlines map[string]time.Time, cfg Confi
 			expired++
 			continue
 		}
-		window := (d.UnixNano() + g - 1) / g
+		window := v2data.LeaseWindow(d, cfg.LeaseGranularity)
 		l := open[window]
 		if l == nil || len(l.keys) >= cfg.MaxKeysPerLease {
-			ttl := int64(math.Ceil(time.Unix(0, window*g).Sub(cfg.Now).Seconds()))
-			l = &leaseGroup{ttl: max(ttl, 1)}
+			l = &leaseGroup{ttl: v2data.LeaseTTL(window, cfg.LeaseGranularity, cfg.Now)}
 			open[window] = l
 			groups = append(groups, l)
 		}
