@@ -2,7 +2,8 @@
 // does, in one pass: the v2 store is rebuilt with etcd's own code from the member's newest snapshot and
 // the WAL after it, and its keys go into the db's key bucket in revision order, with the consistent
 // index of the last entry. Unlike `etcdctl migrate` it also writes the hidden keys (a segment starting
-// with "_", which a v2 listing omits), found by name in the member dir (pkg/v2disk).
+// with "_", which a v2 listing omits), found by name in the member dir (pkg/v2disk), gives the keys with
+// a v2 TTL leases (leases.go) and makes the membership writes etcd makes (membershipWrite).
 //
 // `etcdctl migrate`'s default transformer encodes every node as JSON, decodes it again and puts it key
 // by key through the backend's batch; at 100k OpenShift-shaped keys that is 2.6 times as long as this
@@ -50,8 +51,9 @@ type Config struct {
 	TxnKeys int
 	// Index, when set, migrates the store as of that entry of the log rather than the last one, and is
 	// the consistent index written. Every member of a stopped cluster migrated at one index (one every
-	// member holds, none past its snapshot: pkg/v2disk's LogPosition) holds the same v3 data; each at
-	// its own last entry would differ where one applied a TTL expiry the others had not.
+	// member holds, no member's snapshot past it, no membership change logged after a snapshot:
+	// pkg/v2disk's LogPosition) with one Now holds the same v3 data; each at its own last entry would
+	// differ where one applied a TTL expiry the others had not.
 	Index uint64
 	// Term, when set with Index, is the term the entry at Index must have: the same index and term in
 	// two logs is the same log up to there (raft's log matching).
