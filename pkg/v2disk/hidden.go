@@ -145,7 +145,7 @@ func ReadMemberLog(dataDir string, scan *SnapScan) (*MemberLog, error) {
 			l.Understood = false
 		}
 	}
-	md, last, err := readWAL(filepath.Join(dataDir, "member", "wal"), snapIndex, snapTerm, entry)
+	wal, err := readWAL(filepath.Join(dataDir, "member", "wal"), snapIndex, snapTerm, entry)
 	<-scan.scanned
 	if scan.scanErr == nil && err != nil {
 		err = fmt.Errorf("reading the WAL: %w; point it at the data dir of a member of the source cluster on "+
@@ -160,7 +160,7 @@ func ReadMemberLog(dataDir string, scan *SnapScan) (*MemberLog, error) {
 		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, err)
 	}
 	maps.Copy(hidden, scan.hidden)
-	l.NodeID, l.ClusterID, l.Last = md.NodeID, md.ClusterID, last
+	l.NodeID, l.ClusterID, l.Last = wal.md.NodeID, wal.md.ClusterID, wal.last
 	l.Hidden, l.Written = sortedKeys(hidden), scan.dirs.Hoist(sortedKeys(written))
 	if scan.keep {
 		l.Snap, l.Dirs = scan.snap, scan.dirs

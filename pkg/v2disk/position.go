@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"time"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/raft/v3/raftpb"
 )
 
@@ -38,18 +37,12 @@ func LogPosition(dataDir string) (Position, error) {
 		p.SnapshotIndex, p.SnapshotTerm = snap.meta.Index, snap.meta.Term
 		snap.Close()
 	}
-	wal := filepath.Join(member, "wal")
-	files, err := walSegments(wal, p.SnapshotIndex)
+	r, err := readWAL(filepath.Join(member, "wal"), p.SnapshotIndex, p.SnapshotTerm, func(_ uint64, typ raftpb.EntryType, _ []byte) {
+		if typ != raftpb.EntryNormal {
+			p.ConfChanges++
+		}
+	})
 	if err != nil {
-		return p, err
-	}
-	r := &walReader{snapIndex: p.SnapshotIndex, snapTerm: p.SnapshotTerm, last: p.SnapshotIndex, lastTerm: p.SnapshotTerm,
-		fn: func(_ uint64, typ raftpb.EntryType, _ []byte) {
-			if typ != raftpb.EntryNormal {
-				p.ConfChanges++
-			}
-		}, md: &pb.Metadata{}}
-	if err := r.read(wal, files); err != nil {
 		return p, fmt.Errorf("data_dir %s: %w", dataDir, err)
 	}
 	p.LastIndex, p.LastTerm, p.Commit = r.last, r.lastTerm, r.commit

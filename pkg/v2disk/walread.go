@@ -34,19 +34,18 @@ type walEntryFunc func(index uint64, typ raftpb.EntryType, data []byte)
 // chain and snapshot record, stopping at the end of what was written or at a torn last record. It
 // hands over the entries after the snapshot one at a time instead of returning them all: ReadAll
 // holds them in memory, and on a member that wrote much since its last snapshot that is the
-// keyspace again. It returns the member's metadata and the index of the last entry (snapIndex when
-// none follows).
-func readWAL(dir string, snapIndex, snapTerm uint64, fn walEntryFunc) (pb.Metadata, uint64, error) {
-	var md pb.Metadata
+// keyspace again. It returns the reader once it has read to the end: the member's metadata, the last
+// entry (the snapshot's when none follows) and the newest hard state's commit.
+func readWAL(dir string, snapIndex, snapTerm uint64, fn walEntryFunc) (*walReader, error) {
 	files, err := walSegments(dir, snapIndex)
 	if err != nil {
-		return md, 0, err
+		return nil, err
 	}
-	r := &walReader{snapIndex: snapIndex, snapTerm: snapTerm, last: snapIndex, lastTerm: snapTerm, fn: fn, md: &md}
+	r := &walReader{snapIndex: snapIndex, snapTerm: snapTerm, last: snapIndex, lastTerm: snapTerm, fn: fn, md: &pb.Metadata{}}
 	if err := r.read(dir, files); err != nil {
-		return md, 0, err
+		return nil, err
 	}
-	return md, r.last, nil
+	return r, nil
 }
 
 func (r *walReader) read(dir string, files []string) error {

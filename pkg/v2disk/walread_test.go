@@ -47,9 +47,14 @@ func TestReadWALMatchesEtcdsReader(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []raftpb.Entry
-		md, last, err := readWAL(dir, s.Metadata.Index, s.Metadata.Term, func(index uint64, typ raftpb.EntryType, data []byte) {
+		r, err := readWAL(dir, s.Metadata.Index, s.Metadata.Term, func(index uint64, typ raftpb.EntryType, data []byte) {
 			got = append(got, raftpb.Entry{Index: index, Type: typ, Data: bytes.Clone(data)})
 		})
+		var md pb.Metadata
+		var last uint64
+		if r != nil {
+			md, last = *r.md, r.last
+		}
 		var wantMD pb.Metadata
 		wantMD.Unmarshal(metadata)
 		if err != nil || md.NodeID != wantMD.NodeID || md.ClusterID != wantMD.ClusterID || md.NodeID == 0 || len(want) == 0 || last != want[len(want)-1].Index || len(got) != len(want) {
