@@ -16,7 +16,7 @@ import (
 
 type params struct {
 	etcdconn.Options
-	State       string        `arg:"state" default:"present" choices:"present,restored"`
+	State       string        `arg:"state" default:"present" choices:"present,restored,staged"`
 	DataDir     string        `arg:"data_dir" type:"path" default:"/var/lib/etcd"`
 	BackupDir   string        `arg:"backup_dir" type:"path" default:"/var/lib/etcd-backup"`
 	Name        string        `arg:"name" required:"true"`
@@ -27,6 +27,8 @@ type params struct {
 	// StopMarker is a file created before stop_service is stopped and removed once it runs again: a run
 	// killed in between leaves the record that the member must be started (role etcd_backup, lingering).
 	StopMarker string `arg:"stop_marker" type:"path"`
+	// Live copies the running member without stopping it (pkg/backup takeLive).
+	Live bool `arg:"live" default:"false"`
 
 	stopUnit string
 }
@@ -49,7 +51,15 @@ func (p *params) Validate() error {
 		return &module.ParamError{Param: "stop_marker", Msg: fmt.Sprintf("%q: an absolute path, with stop_service only, "+
 			"e.g. /run/etcdops-backup-stopped-etcd.service", p.StopMarker)}
 	}
-	if p.State == "restored" || !p.Snapshot {
+	if p.Live && p.State == "present" {
+		switch {
+		case p.StopService != "":
+			return &module.ParamError{Param: "live", Msg: "copies the member while it runs and stop_service stops it for the copy: give one of them"}
+		case !p.Snapshot || !p.CopyDataDir:
+			return &module.ParamError{Param: "live", Msg: "the copy's db is the v3 snapshot: set snapshot and copy_data_dir to true, or drop live"}
+		}
+	}
+	if p.State != "present" || !p.Snapshot {
 		return nil // no connection needed
 	}
 	return p.Options.Validate()
@@ -63,7 +73,10 @@ func Main() {
 			return backup.Restore(t, backup.RestoreSpec{DataDir: p.DataDir, Path: filepath.Join(p.BackupDir, p.Name), Now: time.Now()})
 		}
 		s := backup.Spec{Conn: p.Options, DataDir: p.DataDir, Dir: p.BackupDir, Name: p.Name,
-			Snapshot: p.Snapshot, CopyDataDir: p.CopyDataDir, Timeout: p.Timeout, Now: time.Now()}
+			Snapshot: p.Snapshot, CopyDataDir: p.CopyDataDir, Timeout: p.Timeout, Now: time.Now(), Live: p.Live}
+		if p.State == "staged" {
+			return backup.Stage(t, s)
+		}
 		if p.stopUnit != "" {
 			units := systemd.New()
 			defer units.Close()

@@ -17,8 +17,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -52,6 +50,9 @@ type Spec struct {
 	// A running member keeps writing its WAL and db (a v2 leader proposes a TTL SYNC every 500 ms),
 	// so only a stopped member's directory can be copied consistently.
 	Quiesce func(ctx context.Context) (resume func() error, err error)
+	// Live copies the running member without stopping it (takeLive); it needs Snapshot and CopyDataDir,
+	// and no Quiesce.
+	Live bool
 }
 
 // Manifest describes a verified backup.
@@ -64,6 +65,10 @@ type Manifest struct {
 	V2Snapshots      []string          `json:"v2_snapshots"`
 	Files            map[string]string `json:"files"` // relative path → sha256
 	Bytes            int64             `json:"bytes"`
+	// StagedFiles counts the files moved in from the copies staged for this backup (Stage).
+	StagedFiles int `json:"staged_files,omitempty"`
+	// Live, for a copy of a running member, is what it was checked against.
+	Live *LiveCopy `json:"live,omitempty"`
 }
 
 // Result is what etcd_backup returns.
@@ -82,6 +87,9 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 	if m, err := Verify(path); err == nil {
 		r.Verified, r.Manifest = true, m
 		r.Actions = append(r.Actions, "kept the verified backup "+path)
+		if !t.CheckMode {
+			return r, os.RemoveAll(stagedPath(s)) // staged for it by a run that stopped before it recorded the backup
+		}
 		return r, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		r.Actions = append(r.Actions, fmt.Sprintf("moved aside the unverifiable %s (%v)", path, err))
@@ -92,12 +100,13 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 		}
 	}
 	src := filepath.Join(s.DataDir, memberDir)
+	staged := loadStaged(s)
 	if s.CopyDataDir {
 		if _, err := os.Stat(filepath.Join(src, "wal")); err != nil {
 			return r, &module.ParamError{Param: "data_dir", Msg: fmt.Sprintf("%s holds no etcd member (no %s/wal); "+
 				"set data_dir to the member's data directory (OpenShift 3.x: /var/lib/etcd)", s.DataDir, memberDir)}
 		}
-		if err := checkSpace(s.Dir, src); err != nil {
+		if err := checkSpace(s.Dir, src, staged.bytes()); err != nil {
 			return r, err
 		}
 	}
@@ -112,20 +121,35 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 	}
 	m := Manifest{Created: s.Now.UTC().Format(time.RFC3339), DataDir: s.DataDir, Files: map[string]string{},
 		V2Snapshots: []string{}}
-	if s.Snapshot {
+	if s.Live {
+		lc, err := s.takeLive(ctx, tmp, src, staged, &m)
+		if err != nil {
+			return r, fmt.Errorf("live copy: %w (the partial backup stays in %s)", err, tmp)
+		}
+		m.Live = &lc
+		r.Actions = append(r.Actions, fmt.Sprintf("saved a v3 snapshot at revision %d as the db and copied the running %s with it "+
+			"(%d files, %d bytes; the WAL to index %d, the commit index %d), read as the member would on start",
+			m.SnapshotRevision, src, len(m.Files), m.Bytes, lc.LastIndex, lc.Committed))
+	} else if s.Snapshot {
 		if err := saveSnapshot(ctx, s, filepath.Join(tmp, snapshotName), &m); err != nil {
 			return r, fmt.Errorf("v3 snapshot: %w (the partial backup stays in %s)", err, tmp)
 		}
 		r.Actions = append(r.Actions, fmt.Sprintf("saved and verified a v3 snapshot at revision %d (%d keys)", m.SnapshotRevision, m.SnapshotKeys))
 	}
-	if s.CopyDataDir {
-		err := s.copyQuiesced(ctx, src, filepath.Join(tmp, memberDir), &m)
+	if s.CopyDataDir && !s.Live {
+		err := s.copyQuiesced(ctx, src, filepath.Join(tmp, memberDir), staged, &m)
 		if err != nil {
 			return r, fmt.Errorf("data dir copy: %w (the partial backup stays in %s)", err, tmp)
 		}
 		r.Actions = append(r.Actions, fmt.Sprintf("copied and verified %s (%d files, %d bytes)", src, len(m.Files), m.Bytes))
 	}
+	m.StagedFiles = len(staged.taken)
 	if err := writeManifest(tmp, m); err != nil {
+		return r, err
+	}
+	// What the backup did not take of our own staged copies goes first: a run killed in between takes the
+	// backup again (and removes a partial staging of another name), never finds the backup with a staging.
+	if err := os.RemoveAll(staged.dir); err != nil {
 		return r, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -171,7 +195,7 @@ func saveSnapshot(ctx context.Context, s Spec, dst string, m *Manifest) error {
 	return nil
 }
 
-func (s Spec) copyQuiesced(ctx context.Context, src, dst string, m *Manifest) (err error) {
+func (s Spec) copyQuiesced(ctx context.Context, src, dst string, staged stagedCopies, m *Manifest) (err error) {
 	if s.Quiesce != nil {
 		resume, qErr := s.Quiesce(ctx)
 		if qErr != nil {
@@ -183,25 +207,34 @@ func (s Spec) copyQuiesced(ctx context.Context, src, dst string, m *Manifest) (e
 			}
 		}()
 	}
-	return copyVerified(src, dst, m)
+	return copyVerified(src, dst, staged, m)
 }
 
-// copyVerified copies src to dst and checks every copied file against the source hashed again after
-// the copy; a source that changed in between (a live writer) is copied again, up to copyAttempts.
-func copyVerified(src, dst string, m *Manifest) error {
+// copyVerified copies src to dst (a staged copy moved in where its source is unchanged) and checks every
+// copied file against the source hashed again after the copy (a staged one: its source's attributes); a
+// source that changed in between (a live writer) is copied again, up to copyAttempts.
+func copyVerified(src, dst string, staged stagedCopies, m *Manifest) error {
 	var lastErr error
 	for attempt := 0; attempt < copyAttempts; attempt++ {
 		if attempt > 0 {
 			if err := os.RemoveAll(dst); err != nil { // our own partial copy, never user data
 				return err
 			}
+			clear(staged.taken)
 		}
-		files, bytes, err := copyTree(src, dst)
+		files, bytes, err := copyTree(src, dst, staged)
 		if err != nil {
 			return err
 		}
 		lastErr = nil
 		for rel, sum := range files {
+			if f, ok := staged.taken[rel]; ok {
+				if !sourceIs(src, rel, f) {
+					lastErr = fmt.Errorf("%s changed while it was copied", filepath.Join(src, rel))
+					break
+				}
+				continue
+			}
 			again, _, err := hashFile(filepath.Join(src, rel))
 			if err != nil || again != sum {
 				lastErr = fmt.Errorf("%s changed while it was copied; a running member writes continuously: "+
@@ -212,11 +245,8 @@ func copyVerified(src, dst string, m *Manifest) error {
 		if lastErr == nil {
 			for rel, sum := range files {
 				m.Files[filepath.Join(memberDir, rel)] = sum
-				if strings.HasPrefix(rel, "snap/") && strings.HasSuffix(rel, ".snap") {
-					m.V2Snapshots = append(m.V2Snapshots, filepath.Base(rel))
-				}
 			}
-			sort.Strings(m.V2Snapshots)
+			m.V2Snapshots = v2Snapshots(files)
 			m.Bytes += bytes
 			return nil
 		}
@@ -225,8 +255,9 @@ func copyVerified(src, dst string, m *Manifest) error {
 }
 
 // copyTree copies regular files (0600) and directories (0700), returning each file's SHA-256 as
-// written. Sockets, lock files of other tools and the like do not occur in a member dir.
-func copyTree(src, dst string) (map[string]string, int64, error) {
+// written; a file staged (staged.take) is moved in instead. Sockets, lock files of other tools and the
+// like do not occur in a member dir.
+func copyTree(src, dst string, staged stagedCopies) (map[string]string, int64, error) {
 	files := map[string]string{}
 	var total int64
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -241,7 +272,10 @@ func copyTree(src, dst string) (map[string]string, int64, error) {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		sum, n, err := copyFile(p, out)
+		sum, n, ok := staged.take(src, out, rel)
+		if !ok {
+			sum, n, err = copyFile(p, out, -1)
+		}
 		if err != nil {
 			return err
 		}
@@ -252,7 +286,9 @@ func copyTree(src, dst string) (map[string]string, int64, error) {
 	return files, total, err
 }
 
-func copyFile(src, dst string) (string, int64, error) {
+// copyFile copies src (its first limit bytes, all when limit < 0) to dst, synced, and returns the
+// SHA-256 of what it wrote.
+func copyFile(src, dst string, limit int64) (string, int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", 0, err
@@ -262,8 +298,15 @@ func copyFile(src, dst string) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
+	var r io.Reader = in
+	if limit >= 0 {
+		r = io.LimitReader(in, limit)
+	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), in)
+	n, err := io.Copy(io.MultiWriter(out, h), r)
+	if err == nil && limit >= 0 && n != limit {
+		err = fmt.Errorf("%s: %d of %d bytes", src, n, limit)
+	}
 	if err == nil {
 		err = out.Sync()
 	}
@@ -293,8 +336,8 @@ func writeManifest(dir string, m Manifest) error {
 }
 
 // checkSpace wants twice the member dir free where the backups go (the copy, plus room for the
-// snapshot and for the migrated data dir growing).
-func checkSpace(dir, src string) error {
+// snapshot and for the migrated data dir growing), less what staged copies there hold already.
+func checkSpace(dir, src string, staged int64) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return &module.ParamError{Param: "backup_dir", Msg: fmt.Sprintf("cannot create %s: %v", dir, err)}
 	}
@@ -307,7 +350,7 @@ func checkSpace(dir, src string) error {
 		return err
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
-	if free < 2*need {
+	if free < 2*need-staged {
 		return fmt.Errorf("%s has %d MiB free, the backup needs at least %d MiB (2× %s); free space or set backup_dir "+
 			"to a larger filesystem", dir, free>>20, (2*need)>>20, src)
 	}

@@ -58,7 +58,7 @@ func Restore(t *module.Task, s RestoreSpec) (RestoreResult, error) {
 		}
 		r.Actions = append(r.Actions, "moved "+cur+" aside to "+r.MovedAway)
 	}
-	if _, _, err := copyTree(filepath.Join(s.Path, memberDir), cur); err != nil {
+	if _, _, err := copyTree(filepath.Join(s.Path, memberDir), cur, stagedCopies{}); err != nil {
 		return r, err
 	}
 	if err := datadir.ChownLike(s.DataDir, cur); err != nil {

@@ -241,6 +241,25 @@ func checkMigrated(t *testing.T, l *lab.Lab, m *dataset.Manifest) {
 }
 
 // masterStorage reads storage-backend and storage-media-type from a host's master-config.yaml.
+// checkBackups asserts the migration's step 2 backed every member up, copied live (online) or stopped
+// (offline), and took files from what it staged before the outage (the members have v2 snapshots).
+func checkBackups(t *testing.T, res *lab.Result, live bool) {
+	t.Helper()
+	backups := res.Find("etcdops.etcd.etcd_backup : Back up this member (v3 snapshot and data dir copy, both verified)")
+	if len(backups) != 3 {
+		t.Errorf("%d backups, want one per member", len(backups))
+	}
+	for _, b := range backups {
+		manifest, _ := b.Values["manifest"].(map[string]any)
+		if copied, _ := manifest["live"].(map[string]any); (copied != nil) != live {
+			t.Errorf("%s: the backup copied live %v, want %v: %v", b.Host, copied != nil, live, b.Values["actions"])
+		}
+		if n, _ := manifest["staged_files"].(float64); n == 0 {
+			t.Errorf("%s: the backup took no staged file: %v", b.Host, b.Values["actions"])
+		}
+	}
+}
+
 func masterStorage(t *testing.T, h *lab.Host) (backend, media string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.Root(), "etc/origin/master/master-config.yaml"))

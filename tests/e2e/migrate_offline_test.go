@@ -64,6 +64,7 @@ func migrateOffline(t *testing.T, l *lab.Lab, m *dataset.Manifest, rebuild strin
 	mustSucceed(t, res)
 	t.Logf("migration took %s: %s", res.Duration.Round(time.Second), summary(t, res))
 	checkMigrated(t, l, m)
+	checkBackups(t, res, false)
 	// transfer: the db went through ssh without compression, on connections of its own
 	// (etcd_v2v3_migrate_transfer_ssh_compression); local: nothing crossed the controller.
 	if st, err := os.Stat(filepath.Join(sockets, "uncompressed")); (rebuild == "transfer") != (err == nil && st.IsDir()) {

@@ -201,6 +201,10 @@ func TestBadInputTable(t *testing.T) {
 			[]string{"parameter name"}, nil},
 		{"backup stop marker without a service", "etcd_backup", map[string]any{"name": "b1", "data_dir": emptyDataDir, "backup_dir": backupDir, "snapshot": false, "stop_marker": "/run/x"},
 			[]string{"parameter stop_marker", "with stop_service only"}, nil},
+		{"backup live with a stop", "etcd_backup", map[string]any{"name": "b1", "data_dir": emptyDataDir, "backup_dir": backupDir, "live": true, "stop_service": "etcd"},
+			[]string{"parameter live", "give one of them"}, nil},
+		{"backup live without a snapshot", "etcd_backup", map[string]any{"name": "b1", "data_dir": emptyDataDir, "backup_dir": backupDir, "live": true, "snapshot": false},
+			[]string{"parameter live", "snapshot and copy_data_dir"}, nil},
 		{"backup state choice", "etcd_backup", map[string]any{"name": "b1", "state": "absent", "data_dir": emptyDataDir, "backup_dir": backupDir},
 			[]string{"state", "present", "restored"}, nil},
 
