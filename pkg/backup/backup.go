@@ -17,6 +17,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -102,9 +104,8 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 	src := filepath.Join(s.DataDir, memberDir)
 	staged := loadStaged(s)
 	if s.CopyDataDir {
-		if _, err := os.Stat(filepath.Join(src, "wal")); err != nil {
-			return r, &module.ParamError{Param: "data_dir", Msg: fmt.Sprintf("%s holds no etcd member (no %s/wal); "+
-				"set data_dir to the member's data directory (OpenShift 3.x: /var/lib/etcd)", s.DataDir, memberDir)}
+		if err := s.checkMember(); err != nil {
+			return r, err
 		}
 		if err := checkSpace(s.Dir, src, staged.bytes()); err != nil {
 			return r, err
@@ -157,6 +158,27 @@ func Take(ctx context.Context, t *module.Task, s Spec) (Result, error) {
 	}
 	r.Verified, r.Manifest = true, m
 	return r, nil
+}
+
+// checkMember refuses a data dir without a member in it.
+func (s Spec) checkMember() error {
+	if _, err := os.Stat(filepath.Join(s.DataDir, memberDir, "wal")); err != nil {
+		return &module.ParamError{Param: "data_dir", Msg: fmt.Sprintf("%s holds no etcd member (no %s/wal); "+
+			"set data_dir to the member's data directory (OpenShift 3.x: /var/lib/etcd)", s.DataDir, memberDir)}
+	}
+	return nil
+}
+
+// v2Snapshots names the v2 snapshot files among a copy's files (relative to its member dir).
+func v2Snapshots(files map[string]string) []string {
+	out := []string{}
+	for rel := range files {
+		if strings.HasPrefix(rel, "snap/") && strings.HasSuffix(rel, ".snap") {
+			out = append(out, filepath.Base(rel))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Verify checks every file of a backup against its manifest and returns the manifest.
@@ -351,8 +373,8 @@ func checkSpace(dir, src string, staged int64) error {
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if free < 2*need-staged {
-		return fmt.Errorf("%s has %d MiB free, the backup needs at least %d MiB (2× %s); free space or set backup_dir "+
-			"to a larger filesystem", dir, free>>20, (2*need)>>20, src)
+		return fmt.Errorf("%s has %d MiB free, the backup needs at least %d MiB (2× %s, less %d MiB staged for it); free "+
+			"space or set backup_dir to a larger filesystem", dir, free>>20, (2*need-staged)>>20, src, staged>>20)
 	}
 	return nil
 }

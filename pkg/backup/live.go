@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"maps"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdops/etcd/pkg/module"
 	"github.com/etcdops/etcd/pkg/v2disk"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/server/v3/wal"
@@ -20,7 +22,8 @@ import (
 
 // LiveCopy is what a copy of a running member was checked against (Manifest.Live).
 type LiveCopy struct {
-	// Committed is the member's commit index before the snapshot: the WAL copy holds every entry up to it.
+	// Committed is the member's raft index before the copy (etcd's Status: the commit index; 3.2 and 3.3
+	// report the applied one): the WAL copy holds every entry up to it.
 	Committed uint64 `json:"committed"`
 	// ConsistentIndex is the last entry the db (the v3 snapshot) had applied.
 	ConsistentIndex uint64 `json:"consistent_index"`
@@ -32,11 +35,13 @@ type LiveCopy struct {
 	Attempts int  `json:"attempts"`
 }
 
-// takeLive backs up a running member without stopping it, as a crash at that moment would leave its dir:
-// the v3 snapshot (consistent, through the member) becomes the copy's db; then the v2 snapshots and the WAL
-// segments are copied, the WAL's half-written last record cut as etcd cuts it on start (wal.Repair), and the
-// copy is read as the member would read it on start. A copy that does not read so is taken again, snapshot
-// included, up to copyAttempts: a segment cut or purged, or a v2 snapshot written, while it was copied.
+// takeLive backs up a running member without stopping it, as a crash at that moment would leave its dir.
+// In this order: the v2 snapshots (etcd commits its db, consistent index included, before it writes one, so
+// the db taken next is never behind them), the v3 snapshot through the member (consistent) as the copy's
+// db, the WAL segments (holding every entry the db applied); then the WAL's half-written last record is cut
+// as etcd cuts it on start (wal.Repair) and the copy is read as the member would read it on start. A copy
+// that does not read so is taken again, up to copyAttempts: a segment cut or purged, or a v2 snapshot being
+// written, while it was copied.
 //
 // Every consumer write must be in it: the caller stops the consumers and waits until the members have
 // applied the same entries first (role etcd_backup, etcd_backup_live).
@@ -45,19 +50,41 @@ func (s Spec) takeLive(ctx context.Context, tmp, src string, staged stagedCopies
 	dst := filepath.Join(tmp, memberDir)
 	var lastErr error
 	for lc.Attempts = 1; lc.Attempts <= copyAttempts; lc.Attempts++ {
+		if lc.Attempts > 1 {
+			select { // past the write that tore the copy
+			case <-ctx.Done():
+				return lc, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
 		if err := os.RemoveAll(dst); err != nil { // our own partial copy, never user data
 			return lc, err
 		}
 		clear(staged.taken) // removed with it: copied this time
-		committed, err := s.committedIndex(ctx)
+		member, committed, err := s.memberStatus(ctx)
 		if err != nil {
 			return lc, err
 		}
 		m.Files = map[string]string{}
+		files, err := copyLiveFiles(src, dst, "snap", ".snap", staged)
+		if err != nil {
+			lastErr = err
+			continue
+		}
 		if err := saveSnapshot(ctx, s, filepath.Join(tmp, snapshotName), m); err != nil {
 			return lc, fmt.Errorf("v3 snapshot: %w", err)
 		}
-		files, bytes, err := copyLiveFiles(tmp, src, dst, staged)
+		if err := s.checkSameMember(src, member); err != nil {
+			return lc, err
+		}
+		db, err := dbFromSnapshot(tmp, dst)
+		if err == nil {
+			maps.Copy(files, db)
+			var walFiles map[string]string
+			if walFiles, err = copyLiveFiles(src, dst, "wal", ".wal", staged); err == nil {
+				maps.Copy(files, walFiles)
+			}
+		}
 		if err == nil {
 			lc, err = checkLiveCopy(dst, committed, lc.Attempts)
 		}
@@ -68,75 +95,86 @@ func (s Spec) takeLive(ctx context.Context, tmp, src string, staged stagedCopies
 			for rel, sum := range files {
 				m.Files[filepath.Join(memberDir, rel)] = sum
 			}
-			m.V2Snapshots, m.Bytes = v2Snapshots(files), bytes
-			return lc, nil
+			m.V2Snapshots = v2Snapshots(files)
+			m.Bytes, err = DirSize(dst)
+			return lc, err
 		}
 		lastErr = err
-		time.Sleep(500 * time.Millisecond) // past the write that tore the copy
 	}
 	return lc, fmt.Errorf("%d copies of the running member's %s did not read as a member's dir, the last: %w; "+
-		"stop the member for the copy instead (stop_service)", copyAttempts, src, lastErr)
+		"stop the member for the copy instead (stop_service; role etcd_backup: etcd_backup_live false)", copyAttempts, src, lastErr)
 }
 
-// committedIndex is the member's commit index, from its own endpoint.
-func (s Spec) committedIndex(ctx context.Context) (uint64, error) {
+// memberStatus is the member's ID and raft index, from its own endpoint.
+func (s Spec) memberStatus(ctx context.Context) (id, index uint64, err error) {
 	ep := s.Conn.Endpoints[0]
 	cli, err := s.Conn.V3Single(ep)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cli.Close()
 	ctx, cancel := s.Conn.Ctx(ctx)
 	defer cancel()
 	st, err := cli.Status(ctx, ep)
 	if err != nil {
-		return 0, s.Conn.Explain(ep, err)
+		return 0, 0, s.Conn.Explain(ep, err)
 	}
-	return st.RaftIndex, nil
+	return st.Header.MemberId, st.RaftIndex, nil
 }
 
-// copyLiveFiles copies the v3 snapshot (without the SHA-256 etcd appends to the stream) to snap/db, then the
-// v2 snapshots and the WAL segments, and returns each file's SHA-256 as written by its path under dst.
-// A running member's other files (a v3 snapshot file received from the leader, preallocated WAL segments,
-// a defragmentation's temporary db) are transient and not part of what it starts from.
-func copyLiveFiles(tmp, src, dst string, staged stagedCopies) (map[string]string, int64, error) {
-	files := map[string]string{}
-	if err := os.MkdirAll(filepath.Join(dst, "snap"), 0o700); err != nil {
-		return nil, 0, err
+// checkSameMember refuses an endpoint that is not the member whose data dir is copied: the copy would
+// pair one member's db with another's log.
+func (s Spec) checkSameMember(src string, id uint64) error {
+	md, err := v2disk.WALMember(filepath.Join(src, "wal"))
+	if err != nil {
+		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dst, "wal"), 0o700); err != nil {
-		return nil, 0, err
+	if md.NodeID != id {
+		return &module.ParamError{Param: "endpoints", Msg: fmt.Sprintf("%s is member %x, the data dir %s is member %x's: "+
+			"give the member's own client URL first", s.Conn.Endpoints[0], id, s.DataDir, md.NodeID)}
 	}
+	return nil
+}
+
+// dbFromSnapshot copies the v3 snapshot, without the SHA-256 etcd appends to the stream, to the copy's
+// snap/db.
+func dbFromSnapshot(tmp, dst string) (map[string]string, error) {
 	snapDB := filepath.Join(tmp, snapshotName)
 	st, err := os.Stat(snapDB)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	sum, total, err := copyFile(snapDB, filepath.Join(dst, "snap", "db"), st.Size()-sha256.Size)
+	sum, _, err := copyFile(snapDB, filepath.Join(dst, "snap", "db"), st.Size()-sha256.Size)
+	return map[string]string{filepath.Join("snap", "db"): sum}, err
+}
+
+// copyLiveFiles copies the files of one of the member's dirs (snap, wal) with the suffix etcd starts from
+// (a running member's other files - a v3 snapshot file received from the leader, preallocated WAL
+// segments, a defragmentation's temporary db - are transient), a staged copy moved in where its source is
+// unchanged, and returns each file's SHA-256 as written by its path under dst.
+func copyLiveFiles(src, dst, dir, suffix string, staged stagedCopies) (map[string]string, error) {
+	if err := os.MkdirAll(filepath.Join(dst, dir), 0o700); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(src, dir))
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	files[filepath.Join("snap", "db")] = sum
-	for _, part := range []struct{ dir, suffix string }{{"snap", ".snap"}, {"wal", ".wal"}} {
-		ents, err := os.ReadDir(filepath.Join(src, part.dir))
-		if err != nil {
-			return nil, 0, err
+	files := map[string]string{}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), suffix) {
+			continue
 		}
-		for _, e := range ents {
-			if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), part.suffix) {
-				continue
+		rel := filepath.Join(dir, e.Name())
+		sum, _, ok := staged.take(src, filepath.Join(dst, rel), rel)
+		if !ok {
+			if sum, _, err = copyFile(filepath.Join(src, rel), filepath.Join(dst, rel), -1); err != nil {
+				return nil, err // purged by the member since it was listed: copied again
 			}
-			rel := filepath.Join(part.dir, e.Name())
-			sum, n, ok := staged.take(src, filepath.Join(dst, rel), rel)
-			if !ok {
-				if sum, n, err = copyFile(filepath.Join(src, rel), filepath.Join(dst, rel), -1); err != nil {
-					return nil, 0, err // purged by the member since it was listed: copied again
-				}
-			}
-			files[rel], total = sum, total+n
 		}
+		files[rel] = sum
 	}
-	return files, total, nil
+	return files, nil
 }
 
 // checkLiveCopy cuts a torn last WAL record and reads the copy as etcd would on start.
@@ -225,15 +263,4 @@ func rehash(member string, files map[string]string) error {
 	sum, _, err := hashFile(filepath.Join(member, rel))
 	files[rel] = sum
 	return err
-}
-
-func v2Snapshots(files map[string]string) []string {
-	out := []string{}
-	for rel := range files {
-		if strings.HasPrefix(rel, "snap/") && strings.HasSuffix(rel, ".snap") {
-			out = append(out, filepath.Base(rel))
-		}
-	}
-	sort.Strings(out)
-	return out
 }

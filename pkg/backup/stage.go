@@ -46,13 +46,11 @@ func stagedPath(s Spec) string { return filepath.Join(s.Dir, s.Name+stagedSuffix
 // source hashed again, and records their sources; Take of Name then moves in each copy whose source is
 // unchanged. Staged copies of other names (a run that stopped before its backup) are removed: they are
 // our own copies, and the backup they were for was never taken.
-func Stage(t *module.Task, s Spec) (StageResult, error) {
+func Stage(t *module.Task, s Spec) (r StageResult, err error) {
 	path := stagedPath(s)
-	r := StageResult{Path: path}
-	src := filepath.Join(s.DataDir, memberDir)
-	if _, err := os.Stat(filepath.Join(src, "wal")); err != nil {
-		return r, &module.ParamError{Param: "data_dir", Msg: fmt.Sprintf("%s holds no etcd member (no %s/wal); "+
-			"set data_dir to the member's data directory (OpenShift 3.x: /var/lib/etcd)", s.DataDir, memberDir)}
+	r.Path = path
+	if err := s.checkMember(); err != nil {
+		return r, err
 	}
 	if _, err := Verify(filepath.Join(s.Dir, s.Name)); err == nil {
 		r.Actions = append(r.Actions, "the backup "+s.Name+" exists already: nothing to stage")
@@ -62,24 +60,34 @@ func Stage(t *module.Task, s Spec) (StageResult, error) {
 	if err != nil {
 		return r, err
 	}
-	if err := checkSpace(s.Dir, src, 0); err != nil {
-		return r, err
-	}
 	t.Changed()
 	if t.CheckMode {
-		r.Actions = append(r.Actions, "would stage the immutable files of "+src+" in "+path)
+		r.Actions = append(r.Actions, "would stage the unchanging files of "+s.DataDir+" in "+path)
 		return r, nil
 	}
+	// Before the space is measured: they hold what this staging copies again.
 	for _, o := range old {
 		if err := os.RemoveAll(o); err != nil {
 			return r, err
 		}
 		r.Actions = append(r.Actions, "removed the staged copies "+o)
 	}
+	src := filepath.Join(s.DataDir, memberDir)
+	if err := checkSpace(s.Dir, src, 0); err != nil {
+		return r, err
+	}
 	files, err := immutableFiles(src)
+	if err == nil {
+		err = os.MkdirAll(path, 0o700)
+	}
 	if err != nil {
 		return r, err
 	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(path) // our own copies, unusable without their manifest
+		}
+	}()
 	staged := map[string]stagedFile{}
 	for _, rel := range files {
 		f, ok, err := stageFile(src, path, rel)
@@ -95,7 +103,9 @@ func Stage(t *module.Task, s Spec) (StageResult, error) {
 	if err == nil {
 		err = os.WriteFile(filepath.Join(path, stagedManifest), b, 0o600)
 	}
-	r.Actions = append(r.Actions, fmt.Sprintf("staged %d files (%d bytes) of %s", r.Files, r.Bytes, src))
+	if err == nil {
+		r.Actions = append(r.Actions, fmt.Sprintf("staged %d files (%d bytes) of %s", r.Files, r.Bytes, src))
+	}
 	return r, err
 }
 
@@ -135,6 +145,9 @@ func stageFile(src, dst, rel string) (stagedFile, bool, error) {
 		return before, false, err
 	}
 	sum, _, err := copyFile(filepath.Join(src, rel), filepath.Join(dst, rel), -1)
+	if errors.Is(err, fs.ErrNotExist) { // purged since it was listed (copyFile opens the source first)
+		return before, false, nil
+	}
 	if err != nil {
 		return before, false, err
 	}

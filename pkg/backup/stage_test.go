@@ -16,8 +16,8 @@ func fakeMember(t *testing.T) string {
 	t.Helper()
 	dataDir := t.TempDir()
 	for rel, body := range map[string]string{
-		"wal/0000000000000000-0000000000000000.wal": "closed segment",
-		"wal/0000000000000001-0000000000000100.wal": "last segment",
+		"wal/0000000000000000-0000000000000000.wal":   "closed segment",
+		"wal/0000000000000001-0000000000000100.wal":   "last segment",
 		"snap/0000000000000002-0000000000000050.snap": "old snapshot",
 		"snap/0000000000000002-0000000000000090.snap": "new snapshot",
 		"snap/db": "bolt",
@@ -84,5 +84,26 @@ func TestStagedCopiesAreTakenWhereUnchanged(t *testing.T) {
 	again := &module.Task{}
 	if st, err := Stage(again, s); err != nil || again.IsChanged() {
 		t.Fatalf("staging for a backup that exists: %+v %v", st, err)
+	}
+}
+
+// A member without a v2 snapshot and with one WAL segment has nothing to stage: an empty staging, and
+// the backup copies everything.
+func TestStagingNothing(t *testing.T) {
+	dataDir := fakeMember(t)
+	for _, f := range []string{"wal/0000000000000000-0000000000000000.wal", "snap/0000000000000002-0000000000000050.snap",
+		"snap/0000000000000002-0000000000000090.snap"} {
+		if err := os.Remove(filepath.Join(dataDir, memberDir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Spec{DataDir: dataDir, Dir: filepath.Join(t.TempDir(), "backups"), Name: "pre-migration-1", CopyDataDir: true,
+		Now: time.Unix(1700000000, 0)}
+	if st, err := Stage(&module.Task{}, s); err != nil || st.Files != 0 {
+		t.Fatalf("stage: %+v %v", st, err)
+	}
+	r, err := Take(context.Background(), &module.Task{}, s)
+	if err != nil || r.Manifest.StagedFiles != 0 || len(r.Manifest.Files) != 2 {
+		t.Fatalf("take: %+v %v", r.Manifest, err)
 	}
 }

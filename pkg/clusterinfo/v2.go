@@ -69,9 +69,9 @@ func gatherV2(ctx context.Context, o *etcdconn.Options, dataDir string) (*V2Info
 // hiddenRoots lists the hidden root nodes the member's data dir names (the v2 API lists none) that
 // exist now: the data dir also names deleted and expired ones.
 func hiddenRoots(ctx context.Context, o *etcdconn.Options, kapi clientv2.KeysAPI, dataDir string) ([]string, error) {
-	paths, err := v2disk.HiddenPaths(dataDir)
+	paths, err := v2disk.HiddenPaths("v2_data_dir", dataDir)
 	if err != nil {
-		return nil, fmt.Errorf("v2_data_dir %s: %w", dataDir, err)
+		return nil, err
 	}
 	roots := map[string]bool{}
 	for _, p := range paths {

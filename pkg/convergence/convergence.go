@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -88,7 +89,9 @@ func Wait(ctx context.Context, o *etcdconn.Options, s Spec) (*Result, error) {
 		res.Polls++
 		res.Members, res.Leader, res.Spread, res.Reason = w.poll(ctx)
 		res.HashRevision, res.DataNotCompared = 0, ""
-		if res.Reason == "" && s.RequireSameData {
+		// Each member reads its whole keyspace for a hash: only on the poll that would complete the stable
+		// streak, not on every poll of it.
+		if res.Reason == "" && s.RequireSameData && stable+1 >= s.StablePolls {
 			res.HashRevision, res.DataNotCompared, res.Reason = w.sameData(ctx, res.Members)
 		}
 		res.Table = strings.Split(strings.TrimRight(Table(res.Members), "\n"), "\n")
@@ -219,6 +222,26 @@ func judge(list []clusterinfo.Member, endpoints []string, statuses []clusterinfo
 // member answers at the same revision and compaction; otherwise the poll does not count yet. Learners are
 // left out (etcd refuses HashKV on a learner).
 func (w *waiter) sameData(ctx context.Context, members []MemberIndex) (rev int64, notCompared, reason string) {
+	// All at once: each member hashes its own keyspace, and at one moment they are likelier at one revision.
+	type answer struct {
+		resp *clientv3.HashKVResponse
+		err  error
+	}
+	answers := make([]answer, len(members))
+	var wg sync.WaitGroup
+	for i := range members {
+		if members[i].IsLearner {
+			continue
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			hctx, cancel := w.opts.Ctx(ctx)
+			defer cancel()
+			answers[i].resp, answers[i].err = w.cli.HashKV(hctx, members[i].Endpoint, 0)
+		}(i)
+	}
+	wg.Wait()
 	var compact int64
 	var first string
 	for i := range members {
@@ -226,9 +249,7 @@ func (w *waiter) sameData(ctx context.Context, members []MemberIndex) (rev int64
 		if m.IsLearner {
 			continue
 		}
-		hctx, cancel := w.opts.Ctx(ctx)
-		resp, err := w.cli.HashKV(hctx, m.Endpoint, 0)
-		cancel()
+		resp, err := answers[i].resp, answers[i].err
 		if status.Code(err) == codes.Unimplemented {
 			return 0, fmt.Sprintf("member %s has no HashKV (etcd 3.2): the members' data was not compared", m.Name), ""
 		}

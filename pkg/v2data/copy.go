@@ -93,7 +93,7 @@ func Copy(ctx context.Context, t *module.Task, s Spec) (*Result, error) {
 		if err := v2disk.CheckDataDir("source_data_dir", "the source cluster", s.SourceDataDir); err != nil {
 			return nil, err
 		}
-		discover = func() ([]string, error) { return v2disk.HiddenPaths(s.SourceDataDir) }
+		discover = func() ([]string, error) { return v2disk.HiddenPaths("source_data_dir", s.SourceDataDir) }
 		scan = s.scanSnapshot()
 		defer scan.Discard()
 	} else {

@@ -94,7 +94,7 @@ func planSnapshotRead(ctx context.Context, src etcdconn.Options, scan *v2disk.Sn
 		return nil, fmt.Sprintf("source_data_dir: its member (%s) did not answer a quorum read (%v)", ep, err), nil
 	}
 
-	l, err := v2disk.ReadMemberLog(dataDir, scan)
+	l, err := v2disk.ReadMemberLog("source_data_dir", dataDir, scan)
 	if err != nil {
 		return nil, "", err
 	}

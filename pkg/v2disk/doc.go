@@ -4,7 +4,7 @@
 // it), and the names those hold that the v2 API never lists (hidden segments, "_…").
 //
 // The API:
-//   - HiddenPaths(dataDir): the hidden v2 paths of a member's store.
+//   - HiddenPaths(option, dataDir): the hidden v2 paths of a member's store.
 //   - StartSnapScan + ReadMemberLog: a MemberLog, the newest snapshot (kept open for a copy that
 //     reads the store from it) and what the v2 writes in the WAL after it touched.
 //   - WALMember: the node and cluster ids a WAL belongs to; CheckDataDir: a data dir holds a WAL.

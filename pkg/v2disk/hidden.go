@@ -26,8 +26,9 @@ const StoreKeysPrefix = "/1"
 // never lists, in a member's data dir: the newest v2 snapshot plus every v2 write in the WAL after it.
 // The result is a list of candidate paths (as the v2 API names them); a walk fetches each by name,
 // so deleted or expired ones simply come back absent. It only reads: safe beside a running member.
-func HiddenPaths(dataDir string) ([]string, error) {
-	l, err := ReadMemberLog(dataDir, StartSnapScan(dataDir, false))
+// option names the data dir in errors.
+func HiddenPaths(option, dataDir string) ([]string, error) {
+	l, err := ReadMemberLog(option, dataDir, StartSnapScan(dataDir, false))
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +112,12 @@ func (s *SnapScan) Discard() {
 // ReadMemberLog reads a member's data dir: the snapshot scan's result, and the WAL after the
 // snapshot, read while the scan goes on (two files, two cores). With a kept scan (StartSnapScan keep) the snapshot stays
 // open (MemberLog.Snap: close it) and every write after it is decoded, for a copy that reads the store from the
-// snapshot.
-func ReadMemberLog(dataDir string, scan *SnapScan) (*MemberLog, error) {
+// snapshot. option names the data dir in errors.
+func ReadMemberLog(option, dataDir string, scan *SnapScan) (*MemberLog, error) {
 	<-scan.opened
 	if scan.openErr != nil {
 		scan.Discard()
-		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, scan.openErr)
+		return nil, fmt.Errorf("%s %s: %w", option, dataDir, scan.openErr)
 	}
 	var snapIndex, snapTerm uint64
 	if scan.snap != nil {
@@ -148,8 +149,8 @@ func ReadMemberLog(dataDir string, scan *SnapScan) (*MemberLog, error) {
 	wal, err := readWAL(filepath.Join(dataDir, "member", "wal"), snapIndex, snapTerm, entry)
 	<-scan.scanned
 	if scan.scanErr == nil && err != nil {
-		err = fmt.Errorf("reading the WAL: %w; point it at the data dir of a member of the source cluster on "+
-			"this host (the directory holding member/wal, e.g. /var/lib/etcd)", err)
+		err = fmt.Errorf("reading the WAL: %w; point it at the data dir of a member on this host (the directory "+
+			"holding member/wal, e.g. /var/lib/etcd)", err)
 	} else if scan.scanErr != nil {
 		err = scan.scanErr
 	}
@@ -157,7 +158,7 @@ func ReadMemberLog(dataDir string, scan *SnapScan) (*MemberLog, error) {
 		scan.snap.Close()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("source_data_dir %s: %w", dataDir, err)
+		return nil, fmt.Errorf("%s %s: %w", option, dataDir, err)
 	}
 	maps.Copy(hidden, scan.hidden)
 	l.NodeID, l.ClusterID, l.Last = wal.md.NodeID, wal.md.ClusterID, wal.last

@@ -80,7 +80,7 @@ func TestSnapshotScanMatchesADecodeOfTheStore(t *testing.T) {
 		t.Fatalf("scan found %d paths, decode %d:\n%q\n%q", len(scanned), len(decoded), scanned, decoded)
 	}
 
-	hidden, err := HiddenPaths(src.Members[0].DataDir)
+	hidden, err := HiddenPaths("data_dir", src.Members[0].DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

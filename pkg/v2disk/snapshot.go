@@ -37,6 +37,9 @@ func (f *Snapshot) Close() {
 // Store is the v2 store as JSON, as etcd's store.Save wrote it: a view into the mapping.
 func (f *Snapshot) Store() []byte { return f.store }
 
+// Entry is the raft entry the snapshot ends at (index, term).
+func (f *Snapshot) Entry() (index, term uint64) { return f.meta.Index, f.meta.Term }
+
 // newestSnapshot opens the newest intact v2 snapshot in snapDir (a member's member/snap), nil when
 // there is none. It checks the CRC as etcd does and falls back to the previous snapshot when the
 // newest is torn or unfinished.

@@ -31,7 +31,6 @@ import (
 	"go.etcd.io/etcd/raft/v3/raftpb"
 	"go.etcd.io/etcd/server/v3/etcdserver"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v2error"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v2store"
 	"go.etcd.io/etcd/server/v3/wal"
@@ -103,25 +102,20 @@ func Migrate(cfg Config) (Result, error) {
 	if cfg.DataDir == "" {
 		return res, errors.New("data_dir is empty: give the stopped member's data dir (the directory holding member/)")
 	}
-	// The hidden names are scanned from the same files while the store is rebuilt (two cores, two reads).
-	type scan struct {
-		paths []string
-		err   error
+	// One read of the newest snapshot (mapped, its CRC checked once) serves the hidden names and the store.
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "member", "wal")); err != nil {
+		return res, fmt.Errorf("data_dir %s holds no member/wal: give the stopped member's data dir (%w)", cfg.DataDir, err)
 	}
-	scanned := make(chan scan, 1)
-	go func() {
-		paths, err := v2disk.HiddenPaths(cfg.DataDir)
-		scanned <- scan{paths, err}
-	}()
-	st, index, err := rebuildStore(cfg.DataDir, cfg.Index, cfg.Term)
-	hidden := <-scanned
+	log, err := v2disk.ReadMemberLog("data_dir", cfg.DataDir, v2disk.StartSnapScan(cfg.DataDir, true))
 	if err != nil {
 		return res, err
 	}
-	if hidden.err != nil {
-		return res, hidden.err
+	st, index, err := rebuildStore(cfg.DataDir, log.Snap, cfg.Index, cfg.Term)
+	log.Snap.Close()
+	if err != nil {
+		return res, err
 	}
-	kvs, deadlines, err := collect(st, hidden.paths)
+	kvs, deadlines, err := collect(st, log.Hidden)
 	if err != nil {
 		return res, err
 	}
@@ -144,27 +138,21 @@ func Migrate(cfg Config) (Result, error) {
 func dbPath(dataDir string) string { return filepath.Join(dataDir, "member", "snap", "db") }
 
 // rebuildStore is etcdctl migrate's rebuildStoreV2 on etcd's current packages: the newest snapshot's
-// store, then every v2 request in the WAL after it applied as the server applies it, up to the entry at
-// upTo (0: the last) whose term, when given, must be term. The index is that entry's.
-func rebuildStore(dataDir string, upTo, term uint64) (v2store.Store, uint64, error) {
+// store (snap, nil for none: pkg/v2disk read it), then every v2 request in the WAL after it applied as the
+// server applies it, up to the entry at upTo (0: the last) whose term, when given, must be term. The index
+// is that entry's.
+func rebuildStore(dataDir string, snap *v2disk.Snapshot, upTo, term uint64) (v2store.Store, uint64, error) {
 	lg := zap.NewNop()
 	member := filepath.Join(dataDir, "member")
-	if _, err := os.Stat(filepath.Join(member, "wal")); err != nil {
-		return nil, 0, fmt.Errorf("data_dir %s holds no member/wal: give the stopped member's data dir (%w)", dataDir, err)
-	}
 	st := v2store.New()
 	var walsnap walpb.Snapshot
-	s, err := snap.New(lg, filepath.Join(member, "snap")).Load()
-	switch {
-	case errors.Is(err, snap.ErrNoSnapshot):
-	case err != nil:
-		return nil, 0, fmt.Errorf("data_dir %s: reading the newest v2 snapshot: %w", dataDir, err)
-	case upTo > 0 && s.Metadata.Index > upTo:
-		return nil, 0, fmt.Errorf("data_dir %s: the newest v2 snapshot ends at index %d, past index %d: the store as of "+
-			"index %d is no longer on this member; migrate one member and give the others its data", dataDir, s.Metadata.Index, upTo, upTo)
-	default:
-		walsnap = walpb.Snapshot{Index: s.Metadata.Index, Term: s.Metadata.Term}
-		if err := st.Recovery(s.Data); err != nil {
+	if snap != nil {
+		walsnap.Index, walsnap.Term = snap.Entry()
+		if upTo > 0 && walsnap.Index > upTo {
+			return nil, 0, fmt.Errorf("data_dir %s: the newest v2 snapshot ends at index %d, past index %d: the store as of "+
+				"index %d is no longer on this member; migrate one member and give the others its data", dataDir, walsnap.Index, upTo, upTo)
+		}
+		if err := st.Recovery(snap.Store()); err != nil {
 			return nil, 0, fmt.Errorf("data_dir %s: decoding the v2 store of the snapshot at index %d: %w", dataDir, walsnap.Index, err)
 		}
 	}

@@ -240,7 +240,6 @@ func checkMigrated(t *testing.T, l *lab.Lab, m *dataset.Manifest) {
 	}
 }
 
-// masterStorage reads storage-backend and storage-media-type from a host's master-config.yaml.
 // checkBackups asserts the migration's step 2 backed every member up, copied live (online) or stopped
 // (offline), and took files from what it staged before the outage (the members have v2 snapshots).
 func checkBackups(t *testing.T, res *lab.Result, live bool) {
@@ -260,6 +259,7 @@ func checkBackups(t *testing.T, res *lab.Result, live bool) {
 	}
 }
 
+// masterStorage reads storage-backend and storage-media-type from a host's master-config.yaml.
 func masterStorage(t *testing.T, h *lab.Host) (backend, media string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.Root(), "etc/origin/master/master-config.yaml"))
