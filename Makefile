@@ -16,11 +16,16 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLROOT):$(HOME)/.ansible/collections:/usr
 
 .DEFAULT_GOAL := all
 
+# Each bench-* target keeps its last output in $(BENCH_DIR)/<target>.txt (its recipe starts with
+# $(BENCH_RECORD) and ends in | tee $(BENCH_DIR)/$@.txt); make bench ends with one table of them all.
+BENCH_DIR    := build/bench
+BENCH_RECORD  = set -o pipefail; mkdir -p $(BENCH_DIR);
+
 # Area targets (lab, e2e, demo, bench, etcd 3.6, …); included before the rules below so their
 # EXTRA_TEST_TARGETS additions reach `test`.
 -include mk/*.mk
 
-.PHONY: all build install install-locked deps lint unit modtest test demo bench clean collection
+.PHONY: all build install install-locked deps lint unit modtest test demo bench bench-table clean collection
 all: build
 
 # All modules are one multi-call executable (cmd/etcdops: one transfer per host instead of one binary per
@@ -158,6 +163,14 @@ test: deps install lint
 	@MAKE=$(MAKE) mk/lanes.sh build/test-quick unit modtest e2e-build
 	@MAKE=$(MAKE) mk/lanes.sh build/test-lanes e2e-shard-a e2e-shard-b e2e-shard-c "$(EXTRA_TEST_TARGETS)"
 	@echo "make test: all layers passed"
+
+# The bench-* targets (mk/*.mk add them as prerequisites) run first; then one table of what each last
+# measured, and issue 18's goals against their ceilings. bench-table prints it alone.
+BENCH_TABLE = $(GO) run ./internal/benchtable -dir $(BENCH_DIR)
+bench:
+	@$(BENCH_TABLE)
+bench-table:
+	@$(BENCH_TABLE)
 
 clean:
 	rm -rf build

@@ -5,6 +5,6 @@ CLEANUP_BENCH ?= BenchmarkCleanupOutage
 
 .PHONY: bench-cleanup
 bench-cleanup: deps install labctl
-	$(GO) test -run '^$$' -bench '$(CLEANUP_BENCH)' -benchtime 1x -timeout 120m ./tests/e2e/
+	$(BENCH_RECORD) $(GO) test -run '^$$' -bench '$(CLEANUP_BENCH)' -benchtime 1x -timeout 120m ./tests/e2e/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 
 bench: bench-cleanup

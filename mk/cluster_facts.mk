@@ -11,5 +11,5 @@ EXTRA_TEST_TARGETS += test-facts-versions
 # The preflight's cost: one etcd_cluster_info gather on a 3-member TLS cluster of BENCH_FACTS_KEYS keys.
 .PHONY: bench-facts
 bench-facts:
-	ETCDTEST_BIN=$(BENCH_ETCD) $(GO) test -count=1 -run '^$$' -bench Gather -benchtime 5x ./pkg/clusterinfo/
+	$(BENCH_RECORD) ETCDTEST_BIN=$(BENCH_ETCD) $(GO) test -count=1 -run '^$$' -bench Gather -benchtime 5x ./pkg/clusterinfo/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 bench: bench-facts

@@ -63,14 +63,14 @@ EXTRA_TEST_TARGETS += test-lab
 # Lab costs: 3-host up+down from the cached base, seeding 2000 v2 keys.
 .PHONY: bench-lab
 bench-lab:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 3x -timeout 10m ./lab/
+	$(BENCH_RECORD) $(GO) test -count=1 -run '^$$' -bench . -benchtime 3x -timeout 10m ./lab/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 bench: bench-lab
 
 # What one module task costs over SSH, as ratios to ansible.builtin.ping in the same run, and the first
 # transfer to a host separately (docs/speed.md). BENCH_TASKS_COLLECTIONS=<dir> measures another install.
 .PHONY: bench-tasks
 bench-tasks: install labctl
-	$(GO) test -count=1 -run '^$$' -bench TaskCost -benchtime 1x -timeout 30m -v ./tests/speed/
+	$(BENCH_RECORD) $(GO) test -count=1 -run '^$$' -bench TaskCost -benchtime 1x -timeout 30m -v ./tests/speed/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 bench: bench-tasks
 
 # The modules' host cache over SSH (docs/speed.md): six playbook runs on a one-host lab, 41 s (7 min at load ≈20).

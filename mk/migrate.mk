@@ -5,7 +5,7 @@ MIGRATE_BENCH ?= BenchmarkMigrationOutage
 
 .PHONY: bench-migrate
 bench-migrate: deps install labctl
-	$(GO) test -run '^$$' -bench '$(MIGRATE_BENCH)' -benchtime 1x -timeout 180m ./tests/e2e/
+	$(BENCH_RECORD) $(GO) test -run '^$$' -bench '$(MIGRATE_BENCH)' -benchtime 1x -timeout 180m ./tests/e2e/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 
 bench: bench-migrate
 

@@ -6,6 +6,6 @@ RECOVERY_BENCH ?= BenchmarkRecovery
 
 .PHONY: bench-recovery
 bench-recovery: deps install labctl
-	$(GO) test -run '^$$' -bench '$(RECOVERY_BENCH)' -benchtime 1x -timeout 120m ./tests/e2e/
+	$(BENCH_RECORD) $(GO) test -run '^$$' -bench '$(RECOVERY_BENCH)' -benchtime 1x -timeout 120m ./tests/e2e/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 
 bench: bench-recovery

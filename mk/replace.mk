@@ -5,6 +5,6 @@ REPLACE_BENCH ?= BenchmarkReplaceNodes
 
 .PHONY: bench-replace
 bench-replace: deps install labctl
-	$(GO) test -run '^$$' -bench '$(REPLACE_BENCH)' -benchtime 1x -timeout 180m ./tests/e2e/
+	$(BENCH_RECORD) $(GO) test -run '^$$' -bench '$(REPLACE_BENCH)' -benchtime 1x -timeout 180m ./tests/e2e/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 
 bench: bench-replace

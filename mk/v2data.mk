@@ -7,7 +7,7 @@
 BENCH_ETCD ?= /usr/bin/etcd
 .PHONY: bench-v2data test-v2data-versions
 bench-v2data:
-	ETCDTEST_BIN=$(BENCH_ETCD) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
+	$(BENCH_RECORD) ETCDTEST_BIN=$(BENCH_ETCD) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/ 2>&1 | tee $(BENCH_DIR)/$@.txt
 bench: bench-v2data
 
 # The copy, the offline migration (pkg/v2migrate, compared with that version's etcdctl migrate) and the lease attach against Debian's etcd 3.4 and the built 3.2 and 3.3 (OpenShift 3.x's),
