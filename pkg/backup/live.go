@@ -2,11 +2,11 @@ package backup
 
 import (
 	"context"
-	"maps"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
