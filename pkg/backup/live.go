@@ -224,13 +224,19 @@ func checkLiveCopy(member string, committed uint64, attempt int) (LiveCopy, erro
 	return lc, nil
 }
 
-// lastSegment names the WAL's last segment (segment names sort by sequence).
-func lastSegment(walDir string) (string, error) {
+// walSegments lists the WAL's segment files in order (their names sort by sequence).
+func walSegments(walDir string) ([]string, error) {
 	names, err := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	sort.Strings(names)
+	return names, err
+}
+
+// lastSegment names the WAL's last segment.
+func lastSegment(walDir string) (string, error) {
+	names, err := walSegments(walDir)
 	if err != nil || len(names) == 0 {
 		return "", fmt.Errorf("no WAL segment in %s (%v)", walDir, err)
 	}
-	sort.Strings(names)
 	return filepath.Base(names[len(names)-1]), nil
 }
 

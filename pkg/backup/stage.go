@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"syscall"
 
 	"github.com/etcdops/etcd/pkg/module"
@@ -115,11 +114,10 @@ func immutableFiles(member string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	segs, err := filepath.Glob(filepath.Join(member, "wal", "*.wal"))
+	segs, err := walSegments(filepath.Join(member, "wal"))
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(segs)
 	if len(segs) > 0 {
 		segs = segs[:len(segs)-1]
 	}
