@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcd/lab"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -181,10 +183,17 @@ func removeMemberByHand(ctx context.Context, t *testing.T, cli *clientv3.Client,
 			continue
 		}
 		// etcd refuses a removal ("unhealthy cluster") until every member has been connected for a while.
+		// An attempt that failed on the client's side (leader change, timeout) may have been applied:
+		// the next one then finds no such member, which is the outcome wanted.
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
-			if _, err = cli.MemberRemove(ctx, m.ID); err == nil || time.Now().After(deadline) {
+			_, err = cli.MemberRemove(ctx, m.ID)
+			if errors.Is(err, rpctypes.ErrMemberNotFound) {
+				err = nil
+			}
+			if err == nil || time.Now().After(deadline) {
 				break
 			}
+			t.Logf("removing %s by hand: %v; trying again", name, err)
 		}
 		if err != nil {
 			t.Fatal(err)
