@@ -53,6 +53,7 @@ type Result struct {
 	Err      error // ansible-playbook's exit (nil: every host ok); the run itself still parsed
 	Killed   bool  // killed at Run.KillAt: no report, Tasks and Stats are empty
 	Raw      []byte
+	Stderr   string // ansible-playbook's stderr: warnings, and the ERROR! of a run that failed outside a task
 }
 
 // Stats are one host's recap counters.
@@ -106,6 +107,9 @@ func (r *Result) Failures() string {
 			fmt.Fprintf(&b, "%s | %s: %v\n", t.Host, t.Task, t.Values["msg"])
 		}
 	}
+	if b.Len() == 0 && r.Err != nil {
+		fmt.Fprintf(&b, "no task failed in the report; stderr:\n%s", tail(r.Stderr, 3000))
+	}
 	return b.String()
 }
 
@@ -146,7 +150,7 @@ func Execute(ctx context.Context, run Run) (*Result, error) {
 	runner := stdoutcallback.NewJSONStdoutCallbackExecute(execute.NewDefaultExecute(opts...))
 	start := time.Now()
 	runErr := runner.Execute(ctx)
-	res := &Result{Duration: time.Since(start), Err: runErr, Raw: stdout.Bytes()}
+	res := &Result{Duration: time.Since(start), Err: runErr, Raw: stdout.Bytes(), Stderr: stderr.String()}
 	if run.Out != nil {
 		_, _ = run.Out.Write(stdout.Bytes())
 	}

@@ -42,6 +42,12 @@ func TestHostedRecoverMemberPlaybook(t *testing.T) {
 	// the two other members serving every key; once the script is fixed, the re-run recovers etcd-2.
 	h.corrupt("etcd-2")
 	step("etcd-2 crash-loops on a corrupt WAL")
+	h.checkOnly(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"},
+		"Check mode: etcd-2 in "+k8s.ControlPlaneNamespace+" would be recovered", "nothing changed")
+	if m := members(t, ctx, cli); fmt.Sprint(m) != fmt.Sprint(before) {
+		t.Fatalf("members after the check mode: %x, want %x", m, before)
+	}
+	step("check mode predicted the recovery and changed nothing")
 	fix := h.breakResetMember("lab: the way back is broken")
 	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2", "hosted_etcd_recover_timeout": 60}, playbook.Kill{})
 	if why := res.Failures(); res.Err == nil || !strings.Contains(why, "etcd-2 is not Ready") ||
@@ -184,6 +190,9 @@ func TestHostedRestorePlaybook(t *testing.T) {
 		t.Fatalf("recover under quorum loss: err %v, changed %d; want a refusal naming the restore, nothing changed:\n%s", res.Err, changed(res), res.Failures())
 	}
 	step("recovery refused (quorum lost), nothing changed")
+	h.checkOnly(ctx, "hosted_etcd_restore.yml", nil, "Check mode: "+k8s.ControlPlaneNamespace+" would be restored",
+		"saved in member pod etcd-0", "nothing changed")
+	step("check mode predicted the restore and changed nothing")
 
 	// The restore, killed once while the second member's data dir is being restored, then re-run.
 	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{Task: "etcdops.etcd.hosted_etcd_restore : Step 5: copy the snapshot into the helper pod", Nth: 2})
@@ -200,6 +209,8 @@ func TestHostedRestorePlaybook(t *testing.T) {
 		t.Fatalf("state file %s: source %v (%v); want etcd-0", states[0], st["source"], err)
 	}
 	step("restore killed mid-way (%s recorded)", states[0])
+	h.checkOnly(ctx, "hosted_etcd_restore.yml", nil, "resuming at phase restoring", "nothing changed")
+	step("check mode predicted the resumed restore and changed nothing")
 	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
 	h.ok(res)
 	step("restore resumed and finished in %s", res.Duration.Round(time.Second))
@@ -265,6 +276,10 @@ func TestHostedRestoreFromClaimPlaybook(t *testing.T) {
 	}
 	step("stale Lease taken over, unknown claim refused, nothing changed")
 
+	// Check mode reads the claims (read-only helper pods, deleted again) and names the one it would take.
+	h.checkOnly(ctx, "hosted_etcd_restore.yml", nil, "the member/snap/db of the claim of etcd-", "nothing changed")
+	step("check mode predicted the restore from a claim and changed nothing")
+
 	// The re-run takes its failed run's locks over and restores from a claim's db.
 	res = h.run(ctx, "hosted_etcd_restore.yml", nil, playbook.Kill{})
 	h.ok(res)
@@ -318,12 +333,58 @@ func newHosted(t *testing.T, l *k8s.Lab) *hosted {
 
 func (h *hosted) run(ctx context.Context, name string, extra map[string]any, kill playbook.Kill) *playbook.Result {
 	h.t.Helper()
-	res, err := playbook.Execute(ctx, playbook.Run{Playbook: filepath.Join(ansibletest.Root(h.t), "playbooks", name),
-		Inventory: h.inv, ExtraVars: extra, Env: h.env, KillAt: kill})
+	return h.execute(ctx, playbook.Run{Playbook: name, ExtraVars: extra, KillAt: kill})
+}
+
+// execute runs one of the collection's playbooks (run.Playbook its name) against the lab.
+func (h *hosted) execute(ctx context.Context, run playbook.Run) *playbook.Result {
+	h.t.Helper()
+	run.Playbook, run.Inventory, run.Env = filepath.Join(ansibletest.Root(h.t), "playbooks", run.Playbook), h.inv, h.env
+	res, err := playbook.Execute(ctx, run)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return res
+}
+
+// checkOnly runs playbook name with --check and asserts that it passed, that its summary says each of
+// want, and that nothing changed: the pods (by UID), the StatefulSet's and Deployments' replicas, the
+// run lock Lease, and the files of the state dir.
+func (h *hosted) checkOnly(ctx context.Context, name string, extra map[string]any, want ...string) *playbook.Result {
+	h.t.Helper()
+	before := h.world()
+	res := h.execute(ctx, playbook.Run{Playbook: name, ExtraVars: extra, Check: true})
+	if res.Err != nil {
+		h.t.Fatalf("%s --check failed: %v\n%s", name, res.Err, res.Failures())
+	}
+	for _, w := range want {
+		if !strings.Contains(summary(res), w) {
+			h.t.Fatalf("%s --check: summary %q, want it to say %q", name, summary(res), w)
+		}
+	}
+	if after := h.world(); after != before {
+		h.t.Fatalf("%s --check changed something:\nbefore %s\nafter  %s", name, before, after)
+	}
+	return res
+}
+
+// world is what a check mode must leave as it was: the pods' UIDs, the replicas asked of the StatefulSet
+// and the Deployments, the Lease's version, each file of the state dir with its size and modification time.
+func (h *hosted) world() string {
+	h.t.Helper()
+	sizes, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "statefulsets,deployments", "-o",
+		"jsonpath={range .items[*]}{.metadata.name}={.spec.replicas} {end}")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	files := ""
+	entries, _ := os.ReadDir(h.stateDir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil {
+			files += fmt.Sprintf("%s:%d:%s ", e.Name(), fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+		}
+	}
+	return fmt.Sprintf("pods [%s] replicas [%s] lease [%s] state dir [%s]", h.podUIDs(), sizes, h.leaseVersion(), files)
 }
 
 func (h *hosted) ok(res *playbook.Result) {
