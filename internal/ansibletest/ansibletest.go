@@ -229,3 +229,12 @@ func ModuleAs[T any](t testing.TB, module string, args map[string]any, o Opts) T
 	Module(t, module, args, o).Decode(t, &res)
 	return res
 }
+
+// Soak skips a long test (a version variant, a long interruption scenario, a fault matrix) unless
+// `make soak` runs it (ETCDOPS_SOAK=1): make test stays within its time budget.
+func Soak(t testing.TB) {
+	t.Helper()
+	if os.Getenv("ETCDOPS_SOAK") == "" {
+		t.Skip("a soak test: make soak runs it")
+	}
+}

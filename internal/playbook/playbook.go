@@ -99,6 +99,22 @@ func (r *Result) Find(name string) []TaskResult {
 	return out
 }
 
+// Boundaries is every task boundary of the run in run order, as Run.KillAt names them: a task name
+// seen again is its next occurrence (Nth+1), as the killat callback counts them.
+func (r *Result) Boundaries() []Kill {
+	var out []Kill
+	seen, last := map[string]int{}, -1
+	for _, t := range r.Tasks {
+		if t.Index == last { // the same task on another host
+			continue
+		}
+		last = t.Index
+		seen[t.Task]++
+		out = append(out, Kill{Task: t.Task, Nth: seen[t.Task]})
+	}
+	return out
+}
+
 // Failures summarises failed or unreachable hosts' task messages, for test failure output.
 func (r *Result) Failures() string {
 	var b strings.Builder

@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +63,11 @@ func TestKillAtTaskStart(t *testing.T) {
 	res, err = Execute(context.Background(), run)
 	if err != nil || res.Killed || res.Err != nil || len(res.Find("always")) != 1 {
 		t.Fatalf("plain run: %v, %+v", err, res)
+	}
+	// Its boundaries name a repeated task by its occurrence, as KillAt counts them.
+	want := []Kill{{"first", 1}, {"second", 1}, {"second", 2}, {"always", 1}}
+	if got := res.Boundaries(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("boundaries %v, want %v", got, want)
 	}
 }
 

@@ -37,8 +37,7 @@ type faultMatrix struct {
 type prediction struct{ want, stateFile string }
 
 // boundaries runs the playbook once uninterrupted on a fresh lab, checks its outcome, and returns
-// every task boundary in run order: a task name seen again is its next occurrence (Nth+1), as the
-// killat callback counts them.
+// every task boundary in run order (Result.Boundaries).
 func (fm faultMatrix) boundaries(t *testing.T) []lab.Kill {
 	l, check := fm.fresh(t)
 	w := fm.startWriter(t, l)
@@ -46,16 +45,7 @@ func (fm faultMatrix) boundaries(t *testing.T) []lab.Kill {
 	mustSucceed(t, res)
 	check(t, l)
 	fm.checkWrites(t, l, w)
-	var out []lab.Kill
-	seen, last := map[string]int{}, -1
-	for _, tr := range res.Tasks {
-		if tr.Index == last { // the same task on another host
-			continue
-		}
-		last = tr.Index
-		seen[tr.Task]++
-		out = append(out, lab.Kill{Task: tr.Task, Nth: seen[tr.Task]})
-	}
+	out := res.Boundaries()
 	t.Logf("%s: %d task boundaries, uninterrupted run %s", fm.playbook, len(out), res.Duration.Round(time.Second))
 	for i, k := range out {
 		t.Logf("%03d %s #%d", i, k.Task, k.Nth)

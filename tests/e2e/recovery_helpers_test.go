@@ -2,22 +2,19 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/etcdops/etcd/internal/ansibletest"
 	"github.com/etcdops/etcd/lab"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// soak skips a long test (a version variant, a long interruption scenario) unless `make soak` runs it
-// (ETCDOPS_SOAK=1): make test stays within its time budget.
+// soak skips a long test unless `make soak` runs it (ansibletest.Soak).
 func soak(t *testing.T) {
 	t.Helper()
-	if os.Getenv("ETCDOPS_SOAK") == "" {
-		t.Skip("a soak test: make soak runs it")
-	}
+	ansibletest.Soak(t)
 }
 
 // breakEtcdUnit makes etcd's unit on h unable to start (a drop-in with ExecStart=/bin/false) and returns the repair.

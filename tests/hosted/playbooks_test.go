@@ -172,17 +172,7 @@ func TestHostedRestorePlaybook(t *testing.T) {
 	l, h, cli, _, first, step := hostedLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	// Quorum loss: the claims of etcd-1 and etcd-2 destroyed, etcd-0 is alone.
-	h.destroyClaims("etcd-1", "etcd-2")
-	if err := k8s.WaitUntil(2*time.Minute, "etcd-0 not ready (quorum lost)", func() error {
-		out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "statefulset", "etcd", "-o", "jsonpath={.status.readyReplicas}")
-		if err == nil && strings.Trim(string(out), "0") != "" {
-			err = fmt.Errorf("%s ready", out)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.loseQuorum()
 	step("quorum lost")
 	uids := h.podUIDs()
 	res := h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-1"}, playbook.Kill{})
@@ -415,6 +405,21 @@ func (h *hosted) corrupt(pods ...string) {
 		h.t.Fatal(err)
 	}
 	h.waitCrashLooping(pods...)
+}
+
+// loseQuorum destroys the claims of etcd-1 and etcd-2 (etcd-0 is alone) and waits until no member pod is Ready.
+func (h *hosted) loseQuorum() {
+	h.t.Helper()
+	h.destroyClaims("etcd-1", "etcd-2")
+	if err := k8s.WaitUntil(2*time.Minute, "etcd-0 not ready (quorum lost)", func() error {
+		out, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "statefulset", "etcd", "-o", "jsonpath={.status.readyReplicas}")
+		if err == nil && strings.Trim(string(out), "0") != "" {
+			err = fmt.Errorf("%s ready", out)
+		}
+		return err
+	}); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // destroyClaims loses the claims of the StatefulSet's top members at once, as lost volumes: the
