@@ -210,10 +210,16 @@ const cleanupUnit = "etcdops-cleanup-etcd.service"
 // runTestdata runs testdata/NAME against the lab with the collection installed.
 func runTestdata(t testing.TB, l *lab.Lab, name string, extra map[string]any) *lab.Result {
 	t.Helper()
+	return runTestdataOn(t, l, name, "", extra)
+}
+
+// runTestdataOn is runTestdata on the hosts limit names (--limit; all when empty).
+func runTestdataOn(t testing.TB, l *lab.Lab, name, limit string, extra map[string]any) *lab.Result {
+	t.Helper()
 	env := lab.EnvMap(ansibletest.Install(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	res, err := l.Playbook(ctx, lab.Run{Playbook: filepath.Join("testdata", name), ExtraVars: extra, Env: env})
+	res, err := l.Playbook(ctx, lab.Run{Playbook: filepath.Join("testdata", name), Limit: limit, ExtraVars: extra, Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
