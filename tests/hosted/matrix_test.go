@@ -71,6 +71,9 @@ func (m hostedMatrix) all(t *testing.T) {
 		t.Fatal("-run filtered out the uninterrupted run, which finds the boundaries: add it to the pattern")
 	}
 	t.Logf("%s: %d task boundaries", m.playbook, len(all))
+	for i, k := range all { // the listing to pick a slice from
+		t.Logf("%03d %s #%d", i, k.Task, k.Nth)
+	}
 	for i, k := range all {
 		t.Run(fmt.Sprintf("%03d %s #%d", i, strings.ReplaceAll(k.Task, "/", "-"), k.Nth), func(t *testing.T) { m.run(t, k) })
 	}
