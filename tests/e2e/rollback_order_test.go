@@ -53,6 +53,8 @@ func TestRollbackFromCopiesOfDifferentLength(t *testing.T) {
 		t.Errorf("started first: %v, want %s (its log ends furthest) and one other", startedFirst, first.Name)
 	}
 	checkRolledBack(t, l, m)
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	waitV2Applied(ctx, t, l, late)
 }
 
