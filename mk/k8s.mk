@@ -29,11 +29,11 @@ k8s-lab-down: labctl
 	$(LABCTL) k8s-down
 
 test-hosted: k8s-binaries
-	$(GO) test -count=1 -v -timeout 40m ./tests/hosted/
+	$(GO) test -count=1 -v -timeout 70m ./tests/hosted/
 
 .PHONY: test-hosted-cached
 test-hosted-cached: k8s-deps
-	$(GO) test -count=1 -v -timeout 40m ./tests/hosted/
+	$(GO) test -count=1 -v -timeout 70m ./tests/hosted/
 
 EXTRA_TEST_TARGETS += test-hosted-cached
 

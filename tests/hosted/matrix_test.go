@@ -85,7 +85,7 @@ func (m hostedMatrix) all(t *testing.T) {
 func (m hostedMatrix) run(t *testing.T, k playbook.Kill) []playbook.Kill {
 	start := time.Now()
 	_, h, cli, before, first, step := hostedLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	m.broken(h)
 	step("broken")
