@@ -32,8 +32,9 @@ lab-status: labctl
 
 # The e2e tests run as three shards at once (mk/lanes.sh), each with its own labs (lab names carry the PID).
 # E2E_SHARD_A and E2E_SHARD_C pick shards a's and c's tests (the rest is shard b), balanced by the lab time
-# each test took in `make test` (shards a, b and c ended after 2574, 2596 and 2441 s on 2026-12-06). `make test` runs the other layers in a
-# fourth lane beside them (the Makefile's test target); `make e2e` runs the three shards alone.
+# each test took in `make test` (shards a, b and c ended after 2574, 2596 and 2441 s on 2026-12-06). `make test` runs the other layers after
+# them and the hosted tests in a fourth lane beside them (the Makefile's test target); `make e2e` runs the
+# three shards alone.
 E2E_SHARD_A ?= ^(TestReplaceNodes|TestScaleCluster|TestCleanup.*|TestReadmeRoleExample|TestUnitsOverDBus)$$
 E2E_SHARD_C ?= ^(TestForceNewCluster|TestRecoverMember|TestRestoreFromSnapshot|TestRestoreFromBackupWhenNoMemberAnswers|TestEtcd3ConsumersWithoutRecordedMigration|TestSecondRunIsRefusedWhileTheLockIsHeld|TestModuleKillOnlineCopy|TestRollbackFromCopiesOfDifferentLength)$$
 E2E_RUN   := cd tests/e2e && ../../build/e2e.test -test.count=1 -test.v -test.timeout 85m
