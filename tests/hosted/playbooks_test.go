@@ -84,7 +84,12 @@ func TestHostedRecoverMemberPlaybook(t *testing.T) {
 	assertHealthy(t, l, "etcd-0")
 	h.assertKeys("etcd-2")
 	// The corrupt data dir is kept on the claim, beside the new one.
-	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-2", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data.pre-recover-*/member/wal")
+	// One dir set aside, the corrupt one: no data dir made by the old pod's etcd while the move went on.
+	out, err := l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-2", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data.pre-recover-*")
+	if aside := strings.Fields(string(out)); err != nil || len(aside) != 1 {
+		t.Errorf("etcd-2's dirs set aside: %q %v, want one", out, err)
+	}
+	out, err = l.Kubectl("-n", k8s.ControlPlaneNamespace, "exec", "etcd-2", "-c", "etcd", "--", "/bin/sh", "-c", "ls -d /var/lib/data.pre-recover-*/member/wal")
 	if err != nil || !strings.Contains(string(out), "/var/lib/data.pre-recover-") {
 		t.Errorf("etcd-2's old data dir not kept: %q %v", out, err)
 	}
@@ -98,8 +103,8 @@ func TestHostedRecoverMemberPlaybook(t *testing.T) {
 
 // hosted_etcd_recover_member.yml, issue 20's gaps: while another live run holds the control plane's run
 // lock the recovery is refused naming it, nothing changed; etcd-2 removed from the membership by hand
-// while it runs is re-added, through a recovery killed as it deletes the pod (its lock and phase left
-// behind) and re-run: the lock taken over, a new member ID for etcd-2, the others unchanged, three
+// while it runs is re-added, through a recovery killed as it lets the pod go (its lock and phase left
+// behind, the pod held Terminating by the recovery's finalizer) and re-run: the lock taken over, a new member ID for etcd-2, the others unchanged, three
 // healthy voters, every key on etcd-2 itself, the lock released.
 func TestHostedRecoverRemovedMemberKilledPlaybook(t *testing.T) {
 	l, h, cli, before, _, step := hostedLab(t)
@@ -146,14 +151,18 @@ func TestHostedRecoverRemovedMemberKilledPlaybook(t *testing.T) {
 	step("refused beside a live run, nothing changed")
 
 	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"},
-		playbook.Kill{Task: "etcdops.etcd.hosted_etcd_recover_member : Step 3: delete the member pod (its reset-member init container adds the member back)"})
+		playbook.Kill{Task: "etcdops.etcd.hosted_etcd_recover_member : Step 3: let the member pod go (the StatefulSet creates it again; its reset-member init container adds the member back)"})
 	if !res.Killed {
-		t.Fatalf("the recovery was not killed as it deletes the pod: %v\n%s", res.Err, res.Failures())
+		t.Fatalf("the recovery was not killed as it lets the pod go: %v\n%s", res.Err, res.Failures())
 	}
 	if _, err := os.Stat(lock); err != nil {
 		t.Fatalf("the killed run's lock: %v", err)
 	}
-	step("recovery killed as it deletes the pod")
+	// Held: deleted, its object kept by the finalizer, so the StatefulSet has not created it again.
+	if held := h.heldPods(); !strings.HasPrefix(held, "etcd-2@2") {
+		t.Fatalf("pods held after the kill: %q, want etcd-2, deleted", held)
+	}
+	step("recovery killed as it lets the pod go (etcd-2 held, deleted, its data dir aside)")
 	res = h.run(ctx, "hosted_etcd_recover_member.yml", map[string]any{"hosted_etcd_member": "etcd-2"}, playbook.Kill{})
 	h.ok(res)
 	// The first of the lock's tasks to run is the take-over (the release skips it).
@@ -395,6 +404,27 @@ func (h *hosted) ok(res *playbook.Result) {
 	if holder := h.lease(); holder != "" {
 		h.t.Fatalf("run lock Lease left after a run that ended well, held by %q", holder)
 	}
+	if held := h.heldPods(); held != "" {
+		h.t.Fatalf("member pods still held by the recovery's finalizer after a run that ended well: %s", held)
+	}
+}
+
+// heldPods names the pods that carry the recovery's finalizer (held while a member's data dir moves),
+// with their deletion time: "etcd-2@2026-12-07T18:25:47Z".
+func (h *hosted) heldPods() string {
+	h.t.Helper()
+	out, err := h.l.Kubectl("-n", k8s.ControlPlaneNamespace, "get", "pods", "-o",
+		`jsonpath={range .items[*]}{.metadata.name}@{.metadata.deletionTimestamp} {.metadata.finalizers}{"\n"}{end}`)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var held []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if pod, finalizers, _ := strings.Cut(line, " "); strings.Contains(finalizers, `"etcdops.etcd/recover-member"`) {
+			held = append(held, pod)
+		}
+	}
+	return strings.Join(held, " ")
 }
 
 // corrupt overwrites the start of each member's WAL (the running etcd only appends past it) and
