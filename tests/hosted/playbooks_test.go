@@ -104,8 +104,9 @@ func TestHostedRecoverMemberPlaybook(t *testing.T) {
 // hosted_etcd_recover_member.yml, issue 20's gaps: while another live run holds the control plane's run
 // lock the recovery is refused naming it, nothing changed; etcd-2 removed from the membership by hand
 // while it runs is re-added, through a recovery killed as it lets the pod go (its lock and phase left
-// behind, the pod held Terminating by the recovery's finalizer) and re-run: the lock taken over, a new member ID for etcd-2, the others unchanged, three
-// healthy voters, every key on etcd-2 itself, the lock released.
+// behind, the pod held Terminating by the recovery's finalizer) and re-run: the lock taken over, a new
+// member ID for etcd-2, the others unchanged, three healthy voters, every key on etcd-2 itself, the lock
+// released.
 func TestHostedRecoverRemovedMemberKilledPlaybook(t *testing.T) {
 	l, h, cli, before, _, step := hostedLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
