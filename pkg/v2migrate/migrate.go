@@ -152,7 +152,7 @@ func rebuildStore(dataDir string, snap *v2disk.Snapshot, upTo, term uint64) (v2s
 			return nil, 0, fmt.Errorf("data_dir %s: the newest v2 snapshot ends at index %d, past index %d: the store as of "+
 				"index %d is no longer on this member; migrate one member and give the others its data", dataDir, walsnap.Index, upTo, upTo)
 		}
-		if err := st.Recovery(snap.Store()); err != nil {
+		if err := recoverStore(st, snap.Store()); err != nil {
 			return nil, 0, fmt.Errorf("data_dir %s: decoding the v2 store of the snapshot at index %d: %w", dataDir, walsnap.Index, err)
 		}
 	}
