@@ -1,9 +1,10 @@
 // Package v2migrate writes a stopped member's v2 keyspace into its own v3 db, as `etcdctl migrate`
-// does, in one pass: the v2 store is rebuilt with etcd's own code from the member's newest snapshot and
-// the WAL after it, and its keys go into the db's key bucket in revision order, with the consistent
-// index of the last entry. Unlike `etcdctl migrate` it also writes the hidden keys (a segment starting
-// with "_", which a v2 listing omits), found by name in the member dir (pkg/v2disk), gives the keys with
-// a v2 TTL leases (leases.go) and makes the membership writes etcd makes (membershipWrite).
+// does, in one pass: the v2 store is rebuilt with etcd's own code from the member's newest snapshot (its
+// JSON decoded faster: store.go) and the WAL after it, and its keys go into the db's key bucket in
+// revision order, with the consistent index of the last entry. Unlike `etcdctl migrate` it also writes
+// the hidden keys (a segment starting with "_", which a v2 listing omits), found by name in the member
+// dir (pkg/v2disk), gives the keys with a v2 TTL leases (leases.go) and makes the membership writes etcd
+// makes (membershipWrite).
 //
 // `etcdctl migrate`'s default transformer encodes every node as JSON, decodes it again and puts it key
 // by key through the backend's batch; at 100k OpenShift-shaped keys that is 2.6 times as long as this
