@@ -17,16 +17,20 @@ import shlex
 import shutil
 import stat
 import tempfile
+import threading
 import time
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 from ansible.utils.unsafe_proxy import wrap_var
 from ansible.vars.clean import remove_internal_keys
 from ansible.utils.vars import merge_hash
 
 _PASSWORD_ENV = 'ETCDCTL_PASSWORD'
+
+display = Display()
 
 # A host's `uname -m` -> the Go architecture of the executable it runs (bin/linux_<arch>/etcdops).
 GOARCH = {'x86_64': 'amd64', 'aarch64': 'arm64', 'ppc64le': 'ppc64le', 's390x': 's390x'}
@@ -178,6 +182,40 @@ echo "$s  /proc/self/fd/3" | sha256sum -c --status 2>/dev/null || miss
 %(env)sexec /proc/self/fd/3 %(module)s /dev/stdin'''
 
 
+# How often a module task that is still running says so (host variable etcd_module_heartbeat; 0: never).
+HEARTBEAT_SECONDS = 15
+
+
+class heartbeat(object):
+    """While a module task runs (a copy, a backup, a learner catching up), a line on stderr every SECONDS
+    naming the task, its host and how long it has run, as Ansible's polls of an async task would. Not
+    async itself: its module would run on, detached on the host, after ansible-playbook were killed."""
+
+    def __init__(self, seconds, task, host):
+        self.seconds, self.task, self.host = seconds, task, host
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        if self.seconds > 0:
+            self._thread = threading.Thread(target=self._beat)
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _beat(self):
+        start = time.time()
+        while not self._stop.wait(self.seconds):
+            # stderr: stdout may be a callback's JSON.
+            display.display('STILL RUNNING on %s after %d s: %s' % (self.host, time.time() - start, self.task),
+                            stderr=True)
+
+
 class ActionModule(ActionBase):
 
     _binary = None  # the unpacked executable Ansible copies as this task's binary module (_execute_binary)
@@ -195,6 +233,24 @@ class ActionModule(ActionBase):
         if self._task.async_val and not self._connection.has_native_async:
             # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
             return merge_hash(result, self._execute_binary(task_vars, wrap_async=True))
+        host = task_vars.get('inventory_hostname')
+        if self._task.delegate_to:
+            host = '%s -> %s' % (host, self._task.delegate_to)  # as Ansible names a delegated task's host
+        with heartbeat(self._heartbeat_seconds(task_vars), self._task.get_name(), host):
+            return self._run_sync(result, task_vars)
+
+    def _heartbeat_seconds(self, task_vars):
+        value = self._templar.template(self._host_var(task_vars, 'etcd_module_heartbeat', HEARTBEAT_SECONDS))
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = -1
+        if seconds < 0 or seconds != seconds:
+            raise AnsibleError('etcd_module_heartbeat is %r: give the seconds between the lines a long module task '
+                               'prints while it runs (default %d), or 0 for none' % (value, HEARTBEAT_SECONDS))
+        return seconds
+
+    def _run_sync(self, result, task_vars):
         if not boolean(self._templar.template(self._host_var(task_vars, 'etcd_module_cache', True)), strict=False):
             # Set where there is no Python to run etcd_exec, this saves the failed attempt below on each task.
             return merge_hash(result, self._execute_binary(task_vars))
