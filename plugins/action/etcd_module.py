@@ -182,8 +182,10 @@ echo "$s  /proc/self/fd/3" | sha256sum -c --status 2>/dev/null || miss
 %(env)sexec /proc/self/fd/3 %(module)s /dev/stdin'''
 
 
-# How often a module task that is still running says so (host variable etcd_module_heartbeat; 0: never).
+# How often a module task that is still running says so (host variable etcd_module_heartbeat; 0: never),
+# and at most (a day: beyond threading's timeout limit a wait fails).
 HEARTBEAT_SECONDS = 15
+HEARTBEAT_MAX = 86400
 
 
 class heartbeat(object):
@@ -206,14 +208,19 @@ class heartbeat(object):
     def __exit__(self, *exc):
         self._stop.set()
         if self._thread:
-            self._thread.join()
+            self._thread.join(5)
 
     def _beat(self):
-        start = time.time()
-        while not self._stop.wait(self.seconds):
-            # stderr: stdout may be a callback's JSON.
-            display.display('STILL RUNNING on %s after %d s: %s' % (self.host, time.time() - start, self.task),
-                            stderr=True)
+        start = time.monotonic()
+        try:
+            while not self._stop.wait(self.seconds):
+                # stderr: stdout may be a callback's JSON.
+                display.display('STILL RUNNING on %s after %d s: %s' % (self.host, time.monotonic() - start,
+                                                                         self.task), stderr=True)
+        except Exception:
+            # Never a traceback: in a worker, Python's write of it to stderr would wait for good on the lock
+            # the worker's main thread holds. The task goes on without its lines.
+            return
 
 
 class ActionModule(ActionBase):
@@ -230,25 +237,26 @@ class ActionModule(ActionBase):
         if result.get('invocation', {}).get('module_args'):
             del result['invocation']['module_args']
 
+        seconds = self._heartbeat_seconds(task_vars)
         if self._task.async_val and not self._connection.has_native_async:
             # async_wrapper runs one file it was given: Ansible copies the executable as for any binary module.
             return merge_hash(result, self._execute_binary(task_vars, wrap_async=True))
         host = task_vars.get('inventory_hostname')
         if self._task.delegate_to:
             host = '%s -> %s' % (host, self._task.delegate_to)  # as Ansible names a delegated task's host
-        with heartbeat(self._heartbeat_seconds(task_vars), self._task.get_name(), host):
+        with heartbeat(seconds, self._task.get_name(), host):
             return self._run_sync(result, task_vars)
 
     def _heartbeat_seconds(self, task_vars):
         value = self._templar.template(self._host_var(task_vars, 'etcd_module_heartbeat', HEARTBEAT_SECONDS))
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            seconds = -1
-        if seconds < 0 or seconds != seconds:
-            raise AnsibleError('etcd_module_heartbeat is %r: give the seconds between the lines a long module task '
-                               'prints while it runs (default %d), or 0 for none' % (value, HEARTBEAT_SECONDS))
-        return seconds
+        # Whole seconds, as a number or digits: not a boolean (yes/true would be 1), a float or "inf".
+        if isinstance(value, str) and re.match(r'^[0-9]+$', value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= HEARTBEAT_MAX:
+            raise AnsibleError('etcd_module_heartbeat is %r: give the whole seconds between the lines a module task '
+                               'prints while it runs, 1 to %d (default %d), or 0 for none'
+                               % (value, HEARTBEAT_MAX, HEARTBEAT_SECONDS))
+        return value
 
     def _run_sync(self, result, task_vars):
         if not boolean(self._templar.template(self._host_var(task_vars, 'etcd_module_cache', True)), strict=False):

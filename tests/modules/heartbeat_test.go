@@ -13,8 +13,9 @@ import (
 )
 
 // A module task that runs longer than etcd_module_heartbeat says so on stderr while it runs (stdout is
-// the JSON callback's and stays JSON); 0 turns it off; a value that is not a number of seconds fails the
-// task naming the variable. The module waits 3 s for an endpoint that never answers.
+// the JSON callback's and stays JSON); 0 turns it off; a value that is not whole seconds up to a day (a
+// boolean, infinity, too many) fails the task naming the variable, before the module runs. The module
+// waits 3 s for an endpoint that never answers.
 func TestModuleHeartbeat(t *testing.T) {
 	env := ansibletest.Install(t)
 	for _, c := range []struct {
@@ -24,8 +25,12 @@ func TestModuleHeartbeat(t *testing.T) {
 	}{
 		{heartbeat: "1", lines: 2, failMsg: "did not converge"},
 		{heartbeat: "0", failMsg: "did not converge"},
-		{heartbeat: "soon", failMsg: "etcd_module_heartbeat is 'soon': give the seconds"},
-		{heartbeat: "-1", failMsg: "etcd_module_heartbeat is -1: give the seconds"},
+		{heartbeat: "soon", failMsg: "etcd_module_heartbeat is 'soon': give the whole seconds"},
+		{heartbeat: "-1", failMsg: "etcd_module_heartbeat is -1: give the whole seconds"},
+		{heartbeat: "True", failMsg: "etcd_module_heartbeat is True: give the whole seconds"},
+		{heartbeat: "inf", failMsg: "etcd_module_heartbeat is 'inf': give the whole seconds"},
+		{heartbeat: "1e10", failMsg: "etcd_module_heartbeat is 10000000000.0: give the whole seconds"},
+		{heartbeat: "86401", failMsg: "etcd_module_heartbeat is 86401: give the whole seconds between the lines a module task prints while it runs, 1 to 86400 (default 15), or 0 for none"},
 	} {
 		t.Run("etcd_module_heartbeat="+c.heartbeat, func(t *testing.T) {
 			inv, book := playFiles(t, "waiter ansible_connection=local etcd_module_heartbeat="+c.heartbeat+"\n", `- hosts: waiter
